@@ -1,0 +1,38 @@
+package schema
+
+import (
+	"time"
+
+	"entgo.io/ent"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+)
+
+// AttestationRecord is an attestation a tenant's issuer minted, with its
+// lifecycle (active, revoked, superseded).
+type AttestationRecord struct {
+	ent.Schema
+}
+
+// Fields of the AttestationRecord.
+func (AttestationRecord) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("id").NotEmpty().Immutable(),
+		field.String("tenant_id").NotEmpty().Immutable(),
+		field.String("issuer_id").NotEmpty(),
+		field.String("subject").NotEmpty(),
+		field.String("schema").NotEmpty().Comment("schema or type of the attestation"),
+		field.Enum("status").Values("ACTIVE", "REVOKED", "SUPERSEDED").Default("ACTIVE"),
+		field.Strings("data_categories").Optional(),
+		field.String("legal_basis").Default(""),
+		field.Time("created_at").Default(time.Now).Immutable(),
+		field.Time("revoked_at").Optional().Nillable(),
+		field.String("superseded_by").Optional().Nillable(),
+		field.Time("superseded_at").Optional().Nillable(),
+	}
+}
+
+// Indexes of the AttestationRecord.
+func (AttestationRecord) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("tenant_id", "created_at")}
+}

@@ -1,0 +1,59 @@
+package schema
+
+import (
+	"time"
+
+	"entgo.io/ent"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+)
+
+// ExportJob is one requested report. The table is also the work queue: a
+// worker claims a PENDING row by taking its lease.
+type ExportJob struct {
+	ent.Schema
+}
+
+// Fields of the ExportJob.
+func (ExportJob) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("id").NotEmpty().Immutable().Comment("job_ and random characters"),
+		field.String("tenant_id").NotEmpty().Immutable(),
+		field.String("requested_by").NotEmpty().Immutable().Comment("principal id"),
+		field.String("requested_by_name").Default("").Immutable(),
+		field.String("report_type").NotEmpty().Immutable(),
+		field.String("format").NotEmpty().Immutable(),
+		field.Time("period_start").Immutable().Comment("as requested"),
+		field.Time("period_end").Immutable().Comment("as requested, inclusive"),
+		field.Time("applied_start").Immutable().Comment("half-open [applied_start, applied_end) read from the log"),
+		field.Time("applied_end").Immutable(),
+		field.Enum("status").Values("PENDING", "RUNNING", "COMPLETED", "FAILED", "EXPIRED").Default("PENDING"),
+		field.String("error").Default(""),
+		field.Int64("rows_done").Default(0),
+		field.Int64("rows_total").Default(0),
+		field.Time("estimated_completion").Optional().Nillable(),
+		field.Time("created_at").Default(time.Now).Immutable(),
+		field.Time("started_at").Optional().Nillable(),
+		field.Time("completed_at").Optional().Nillable(),
+		field.Time("expires_at").Optional().Nillable(),
+		field.Int("attempt").Default(0),
+		field.String("lease_owner").Default(""),
+		field.Time("lease_until").Optional().Nillable(),
+		field.String("idempotency_key").Optional().Nillable(),
+		field.String("request_hash").Default("").Comment("SHA-256 of the request, to tell an idempotent retry from a conflicting one"),
+		field.String("policy_decision").Default(""),
+		field.String("artifact_key").Default(""),
+		field.Int64("artifact_size").Default(0),
+		field.String("artifact_sha256").Default(""),
+		field.Bytes("manifest").Optional().Comment("signed manifest JSON"),
+	}
+}
+
+// Indexes of the ExportJob.
+func (ExportJob) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("tenant_id", "created_at"),
+		index.Fields("status", "created_at"),
+		index.Fields("tenant_id", "idempotency_key").Unique(),
+	}
+}
