@@ -1,0 +1,220 @@
+package reports
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// catalog is parsed once; Generate only reads it.
+var catalog = mustCatalog()
+
+// events streams the events f selects into one section: a JSON array named
+// section, or rows of recordType. Every event also goes to ev (if not nil).
+// want is the count announced before the section; a different number read
+// means the log changed under the watermark, and a report whose header
+// disagrees with its body must not be published.
+func (g *gen) events(section, recordType string, f EventFilter, ev *evidence, want int64) error {
+	var n int64
+	if g.csv == nil {
+		g.beginArray(section)
+	}
+	err := g.src.Events(g.ctx, f, func(e *Event) error {
+		n++
+		g.included(e)
+		if ev != nil {
+			if err := ev.add(e); err != nil {
+				return err
+			}
+		}
+		if g.csv != nil {
+			if err := g.csvEvent(recordType, e); err != nil {
+				return fmt.Errorf("write %s: %w", section, err)
+			}
+			return nil
+		}
+		var err error
+		if g.buf, err = appendEvent(g.buf[:0], e); err != nil {
+			return fmt.Errorf("encode event %d metadata: %w", e.Sequence, err)
+		}
+		if err := g.item(g.buf); err != nil {
+			return err
+		}
+		return g.row()
+	})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", section, err)
+	}
+	if g.csv == nil {
+		g.endArray()
+	}
+	if want >= 0 && n != want {
+		return fmt.Errorf("read %s: counted %d events but read %d; the log changed during generation", section, want, n)
+	}
+	g.sum.Counts[section] = n
+	return nil
+}
+
+// evidenceOnly feeds the events f selects to ev without writing them,
+// skipping those skip reports as already seen.
+func (g *gen) evidenceOnly(f EventFilter, ev *evidence, skip func(*Event) bool) error {
+	var n int64
+	err := g.src.Events(g.ctx, f, func(e *Event) error {
+		if n++; n%progressEvery == 0 {
+			if err := g.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if skip(e) {
+			return nil
+		}
+		return ev.add(e)
+	})
+	if err != nil {
+		return fmt.Errorf("read evidence: %w", err)
+	}
+	return nil
+}
+
+// controls writes the id → statement map, in catalog order.
+func (g *gen) controls(controls []Control) error {
+	g.sum.Counts["controls"] = int64(len(controls))
+	if g.csv != nil {
+		for _, c := range controls {
+			g.begin("control")
+			g.rec[colFramework] = c.Framework
+			g.text(colControlID, c.ID)
+			g.text(colStatement, c.Statement)
+			if err := g.flushRow(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	g.key("controls")
+	b := append(g.buf[:0], '{')
+	for i, c := range controls {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, "\n    "...)
+		b = appendString(b, c.ID)
+		b = append(b, ": "...)
+		b = appendString(b, c.Statement)
+	}
+	b = append(b, "\n  }"...)
+	g.buf = b
+	if _, err := g.w.Write(b); err != nil {
+		return err
+	}
+	for range controls {
+		if err := g.row(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// controlEvidence writes, per control, its statement, count, first and last
+// occurrence and the sequences of its evidence, read back from the spool.
+//
+// CSV gives each control a control_evidence row and then one evidence row
+// per entry: a spreadsheet filters rows easily, while a cell of joined
+// sequences would overflow the 32,767 characters a spreadsheet cell holds.
+func (g *gen) controlEvidence(controls []Control, ev *evidence) error {
+	var total int64
+	if g.csv == nil {
+		g.key("control_evidence")
+		g.w.WriteByte('{')
+	}
+	for i, c := range controls {
+		s := &ev.spools[i]
+		total += s.count
+		var first, last time.Time
+		if s.count > 0 {
+			first, last = time.UnixMicro(s.first), time.UnixMicro(s.last)
+		}
+		if g.csv != nil {
+			g.begin("control_evidence")
+			g.rec[colFramework] = c.Framework
+			g.text(colControlID, c.ID)
+			g.text(colStatement, c.Statement)
+			g.num(colCount, s.count)
+			g.when(colFirst, first)
+			g.when(colLast, last)
+			if err := g.flushRow(); err != nil {
+				return err
+			}
+			err := ev.each(i, func(seq int64, at time.Time) error {
+				g.begin("evidence")
+				g.rec[colFramework] = c.Framework
+				g.text(colControlID, c.ID)
+				g.num(colSequence, seq)
+				g.when(colOccurredAt, at)
+				return g.flushRow()
+			})
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		b := g.buf[:0]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, "\n    "...)
+		b = appendString(b, c.ID)
+		b = append(b, `: {"statement": `...)
+		b = appendString(b, c.Statement)
+		b = append(b, `, "count": `...)
+		b = strconv.AppendInt(b, s.count, 10)
+		b = append(b, `, "first_occurrence": `...)
+		b = appendOptTime(b, first)
+		b = append(b, `, "last_occurrence": `...)
+		b = appendOptTime(b, last)
+		b = append(b, `, "sequences": [`...)
+		if err := g.rowWrite(b); err != nil {
+			return err
+		}
+		sep := false
+		err := ev.each(i, func(seq int64, _ time.Time) error {
+			b := g.buf[:0]
+			if sep {
+				b = append(b, ", "...)
+			}
+			sep = true
+			b = strconv.AppendInt(b, seq, 10)
+			return g.rowWrite(b)
+		})
+		if err != nil {
+			return err
+		}
+		g.w.WriteString("]}")
+	}
+	if g.csv == nil {
+		if len(controls) > 0 {
+			g.w.WriteString("\n  ")
+		}
+		g.w.WriteByte('}')
+	}
+	g.sum.Counts["control_evidence"] = total
+	return nil
+}
+
+// rowWrite writes b as the bytes of one row (JSON's counterpart of a CSV row).
+func (g *gen) rowWrite(b []byte) error {
+	g.buf = b
+	if _, err := g.w.Write(b); err != nil {
+		return err
+	}
+	return g.row()
+}
+
+func appendOptTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, TimeLayout)
+	return append(b, '"')
+}
