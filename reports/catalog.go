@@ -29,11 +29,13 @@ type Control struct {
 }
 
 // Pattern matches audit events. Empty fields match anything; Action is a
-// glob as in path.Match (e.g. "apikey.*", "*.auth_failed").
+// glob as in path.Match (e.g. "apikey.*", "*.auth_failed"); PHI, when set,
+// must equal the event's phi flag.
 type Pattern struct {
 	Category string `json:"category,omitempty"`
 	Action   string `json:"action,omitempty"`
 	Outcome  string `json:"outcome,omitempty"`
+	PHI      *bool  `json:"phi,omitempty"`
 }
 
 // Match reports whether e is evidence for the pattern.
@@ -42,6 +44,9 @@ func (p Pattern) Match(e *Event) bool {
 		return false
 	}
 	if p.Outcome != "" && p.Outcome != e.Outcome {
+		return false
+	}
+	if p.PHI != nil && *p.PHI != e.PHI {
 		return false
 	}
 	if p.Action != "" {
@@ -122,7 +127,7 @@ func mustCatalog() Catalog {
 
 // matcher maps events to the indexes of the controls they are evidence for.
 // Matching globs for every event would dominate generation time, and the
-// distinct (category, action, outcome) triples are few, so answers are
+// distinct (category, action, outcome, phi) tuples are few, so answers are
 // cached; the cache is capped so that a log with unbounded distinct actions
 // cannot grow memory.
 type matcher struct {
@@ -130,7 +135,10 @@ type matcher struct {
 	cache    map[matchKey][]int
 }
 
-type matchKey struct{ category, action, outcome string }
+type matchKey struct {
+	category, action, outcome string
+	phi                       bool
+}
 
 const matchCacheMax = 4096
 
@@ -139,7 +147,7 @@ func newMatcher(controls []Control) *matcher {
 }
 
 func (m *matcher) match(e *Event) []int {
-	k := matchKey{e.Category, e.Action, e.Outcome}
+	k := matchKey{e.Category, e.Action, e.Outcome, e.PHI}
 	if idx, ok := m.cache[k]; ok {
 		return idx
 	}

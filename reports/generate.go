@@ -98,8 +98,8 @@ type gen struct {
 	buf      []byte      // reused encoding scratch
 	progress Progress
 	sum      Summary
-	keys     int  // top-level JSON keys written so far
-	items    int  // elements written in the current JSON array
+	keys     int // top-level JSON keys written so far
+	items    int // elements written in the current JSON array
 }
 
 // row counts one record written, reporting progress and honouring
