@@ -66,7 +66,9 @@ func Generate(ctx context.Context, w io.Writer, req Request, src Source, progres
 	}
 	if req.Format == FormatCSV {
 		g.csv = csv.NewWriter(g.w)
-		g.csv.UseCRLF = true // RFC 4180
+		// Records end in LF, not RFC 4180's CRLF: in CRLF mode encoding/csv
+		// drops a bare CR inside a field, which would alter audit values.
+		// Spreadsheets and CSV readers accept either.
 		g.rec = make([]string, len(Columns))
 	}
 	if err := body(g); err != nil {
