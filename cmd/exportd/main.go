@@ -1,0 +1,388 @@
+// Command exportd serves the exportd API and runs its export workers; its
+// other subcommands are the operator's tools (tenants, keys, demo data).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/exportd/exportd/authz"
+	"github.com/exportd/exportd/internal/blobstore"
+	"github.com/exportd/exportd/internal/config"
+	"github.com/exportd/exportd/internal/demo"
+	"github.com/exportd/exportd/internal/jobs"
+	"github.com/exportd/exportd/internal/store"
+	"github.com/exportd/exportd/reports"
+	"github.com/exportd/exportd/server"
+)
+
+const usage = `exportd turns a tenant's audit logs into SOC 2, GDPR and HIPAA reports.
+
+Usage:
+  exportd serve [flags]                                   run the API and workers
+  exportd tenant create --name NAME [--compliance-pack] [--sandbox]
+  exportd tenant addon enable|disable compliance-pack --tenant ID
+  exportd apikey create --tenant ID --role ROLE [--principal EMAIL] [--name N] [--expires-in 720h]
+  exportd seed-demo --tenant ID --events N [--from T --to T]
+
+Every subcommand takes --data-dir / --database-url (env EXPORTD_DATA_DIR,
+EXPORTD_DATABASE_URL); run "exportd <subcommand> -h" for its flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "exportd:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ error }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	cmd, rest := args[0], args[1:]
+	if (cmd == "tenant" || cmd == "apikey") && len(rest) > 0 {
+		cmd, rest = cmd+" "+rest[0], rest[1:]
+		if cmd == "tenant addon" && len(rest) > 0 {
+			cmd, rest = cmd+" "+rest[0], rest[1:]
+		}
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, stderr)
+	case "tenant create":
+		return tenantCreate(ctx, rest, stdout, stderr)
+	case "tenant addon enable", "tenant addon disable":
+		return tenantAddon(ctx, strings.HasSuffix(cmd, "enable"), rest, stdout, stderr)
+	case "apikey create":
+		return apikeyCreate(ctx, rest, stdout, stderr)
+	case "seed-demo":
+		return seedDemo(ctx, rest, stdout, stderr)
+	}
+	return usageError{fmt.Errorf("unknown command %q; run exportd help", strings.Join(args[:min(len(args), 2)], " "))}
+}
+
+func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func openStore(ctx context.Context, cfg *config.Config) (*store.Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, usageError{err}
+	}
+	return store.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	var cfg config.Config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg.Serve(fs)
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	log := newLogger(&cfg, stderr)
+	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	bucket, err := blobstore.Open(ctx, cfg.BlobURL, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer bucket.Close()
+	en, err := authz.NewEnforcer()
+	if err != nil {
+		return err
+	}
+	runner := jobs.New(st, bucket, log, jobs.Config{Workers: cfg.Workers, Lease: cfg.Lease})
+	api := server.New(st, en, bucket, runner, log, server.Config{
+		MaxPeriod:      time.Duration(cfg.MaxPeriodDays) * 24 * time.Hour,
+		TrustedProxies: cfg.TrustedProxies,
+	})
+	h, err := api.Handler()
+	if err != nil {
+		return err
+	}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	protocols.SetHTTP2(true)
+	srv := &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           h,
+		Protocols:         protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		// No WriteTimeout: downloads and WatchExport streams run long.
+	}
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	workersDone := make(chan struct{})
+	go func() { runner.Run(workCtx); close(workersDone) }()
+
+	errc := make(chan error, 1)
+	go func() {
+		log.Info("exportd listening", "addr", cfg.Addr, "database", dbKind(&cfg), "workers", cfg.Workers)
+		if cfg.TLSCert != "" {
+			errc <- srv.ListenAndServeTLS(cfg.TLSCert, cfg.TLSKey)
+		} else {
+			errc <- srv.ListenAndServe()
+		}
+	}()
+	select {
+	case err := <-errc:
+		stopWork()
+		<-workersDone
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutCtx)
+	stopWork()
+	<-workersDone
+	return err
+}
+
+func dbKind(cfg *config.Config) string {
+	if cfg.DatabaseURL != "" {
+		return "postgres"
+	}
+	return "sqlite:" + cfg.DataDir
+}
+
+// operatorEvent records an operator CLI action in the tenant's audit log.
+func operatorEvent(ctx context.Context, st *store.Store, tenantID, action, resourceType, resourceID string, meta map[string]any) error {
+	user := os.Getenv("USER")
+	if meta == nil {
+		meta = map[string]any{}
+	}
+	meta["os_user"] = user
+	_, _, err := st.AppendEvents(ctx, tenantID, []reports.Event{{
+		OccurredAt: st.Now(), ActorID: "operator", ActorType: "operator", Action: action,
+		ResourceType: resourceType, ResourceID: resourceID, Outcome: "success", Category: "access",
+		UserAgent: "exportd-cli", Metadata: meta,
+	}})
+	return err
+}
+
+func tenantCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		cfg           config.Config
+		name          string
+		pack, sandbox bool
+	)
+	fs := flag.NewFlagSet("tenant create", flag.ContinueOnError)
+	cfg.Storage(fs)
+	fs.StringVar(&name, "name", "", "tenant name (required)")
+	fs.BoolVar(&pack, "compliance-pack", false, "enable the Compliance Pack add-on")
+	fs.BoolVar(&sandbox, "sandbox", false, "a sandbox tenant, whose keys are tl_test_ keys")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if strings.TrimSpace(name) == "" {
+		return usageError{errors.New("tenant create: --name is required")}
+	}
+	st, err := openStore(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	t, err := st.CreateTenant(ctx, name, pack, sandbox)
+	if err != nil {
+		return err
+	}
+	if err := operatorEvent(ctx, st, t.ID, "tenant.create", "tenant", t.ID, map[string]any{"name": name, "compliance_pack": pack}); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, t.ID)
+	return nil
+}
+
+func tenantAddon(ctx context.Context, on bool, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "compliance-pack" && args[0] != authz.AddOnCompliancePack) {
+		return usageError{errors.New("tenant addon: name the add-on: compliance-pack")}
+	}
+	var (
+		cfg    config.Config
+		tenant string
+	)
+	fs := flag.NewFlagSet("tenant addon", flag.ContinueOnError)
+	cfg.Storage(fs)
+	fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
+	if err := parse(fs, args[1:], stderr); err != nil {
+		return err
+	}
+	if tenant == "" {
+		return usageError{errors.New("tenant addon: --tenant is required")}
+	}
+	st, err := openStore(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.SetCompliancePack(ctx, tenant, on); err != nil {
+		return err
+	}
+	action := "addon.disable"
+	if on {
+		action = "addon.enable"
+	}
+	if err := operatorEvent(ctx, st, tenant, action, "add_on", authz.AddOnCompliancePack, nil); err != nil {
+		return err
+	}
+	state := "disabled"
+	if on {
+		state = "enabled"
+	}
+	fmt.Fprintf(stdout, "compliance_pack %s for tenant %s\n", state, tenant)
+	return nil
+}
+
+func apikeyCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		cfg                           config.Config
+		tenant, role, principal, name string
+		expiresIn                     time.Duration
+	)
+	fs := flag.NewFlagSet("apikey create", flag.ContinueOnError)
+	cfg.Storage(fs)
+	fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
+	fs.StringVar(&role, "role", "", "role: admin, auditor, viewer or ingester (required)")
+	fs.StringVar(&principal, "principal", "", "the user's email or service name the key belongs to (default: operator)")
+	fs.StringVar(&name, "name", "", "a label for the key")
+	fs.DurationVar(&expiresIn, "expires-in", 0, "the key stops working after this long (default: never)")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if tenant == "" || role == "" {
+		return usageError{errors.New("apikey create: --tenant and --role are required")}
+	}
+	if expiresIn < 0 {
+		return usageError{errors.New("apikey create: --expires-in must be positive")}
+	}
+	st, err := openStore(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	nk := store.NewKey{TenantID: tenant, Role: role, Principal: principal, Name: name}
+	if expiresIn > 0 {
+		t := st.Now().Add(expiresIn)
+		nk.ExpiresAt = &t
+	}
+	key, row, err := st.CreateAPIKey(ctx, nk)
+	if err != nil {
+		return err
+	}
+	if err := operatorEvent(ctx, st, tenant, "apikey.create", "api_key", row.ID, map[string]any{"role": role, "principal": principal}); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, key.String())
+	return nil
+}
+
+func seedDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		cfg      config.Config
+		tenant   string
+		events   int
+		from, to string
+		seed     uint64
+	)
+	now := time.Now().UTC()
+	fs := flag.NewFlagSet("seed-demo", flag.ContinueOnError)
+	cfg.Storage(fs)
+	fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
+	fs.IntVar(&events, "events", 10000, "how many audit events to write")
+	fs.StringVar(&from, "from", now.AddDate(0, -3, 0).Format(time.RFC3339), "first instant (RFC3339 or YYYY-MM-DD)")
+	fs.StringVar(&to, "to", now.Format(time.RFC3339), "end of the period, exclusive (RFC3339 or YYYY-MM-DD)")
+	fs.Uint64Var(&seed, "seed", 1, "random seed, for repeatable data")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if tenant == "" {
+		return usageError{errors.New("seed-demo: --tenant is required")}
+	}
+	if events <= 0 {
+		return usageError{errors.New("seed-demo: --events must be positive")}
+	}
+	f, err := parseTime(from)
+	if err != nil {
+		return usageError{fmt.Errorf("seed-demo: --from: %w", err)}
+	}
+	t, err := parseTime(to)
+	if err != nil {
+		return usageError{fmt.Errorf("seed-demo: --to: %w", err)}
+	}
+	if !t.After(f) {
+		return usageError{errors.New("seed-demo: --to must be after --from")}
+	}
+	st, err := openStore(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := st.Tenant(ctx, tenant); err != nil {
+		return err
+	}
+	start := time.Now()
+	n, err := demo.Seed(ctx, st, tenant, demo.Options{Events: events, From: f, To: t, Seed: seed})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %d events in %s\n", n, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC3339 nor YYYY-MM-DD", s)
+	}
+	return t, nil
+}

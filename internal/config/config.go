@@ -1,0 +1,130 @@
+// Package config reads exportd's settings from flags and EXPORTD_*
+// environment variables, and checks them before anything starts.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is exportd's configuration.
+type Config struct {
+	DataDir        string
+	DatabaseURL    string
+	BlobURL        string
+	Addr           string
+	Workers        int
+	Lease          time.Duration
+	MaxPeriodDays  int
+	TrustedProxies []*net.IPNet
+	LogFormat      string
+	LogLevel       string
+	TLSCert        string
+	TLSKey         string
+
+	trustedProxies string
+	envErrs        []error
+}
+
+// Storage registers the flags every subcommand shares: where data lives.
+func (c *Config) Storage(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", env("EXPORTD_DATA_DIR", "./data"), "folder for the embedded SQLite database and artifacts (env EXPORTD_DATA_DIR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", env("EXPORTD_DATABASE_URL", ""), "PostgreSQL URL; empty means SQLite in --data-dir (env EXPORTD_DATABASE_URL)")
+	fs.StringVar(&c.BlobURL, "blob-url", env("EXPORTD_BLOB_URL", ""), "artifact bucket: file:///path, s3://bucket?region=…, mem://; empty means <data-dir>/artifacts (env EXPORTD_BLOB_URL)")
+	fs.StringVar(&c.LogFormat, "log-format", env("EXPORTD_LOG_FORMAT", "text"), "log format: text or json (env EXPORTD_LOG_FORMAT)")
+	fs.StringVar(&c.LogLevel, "log-level", env("EXPORTD_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env EXPORTD_LOG_LEVEL)")
+}
+
+// Serve registers the flags of `exportd serve`.
+func (c *Config) Serve(fs *flag.FlagSet) {
+	c.Storage(fs)
+	fs.StringVar(&c.Addr, "addr", env("EXPORTD_ADDR", ":8080"), "listen address (env EXPORTD_ADDR)")
+	fs.IntVar(&c.Workers, "workers", c.envInt("EXPORTD_WORKERS", 2), "export jobs run at once by this process (env EXPORTD_WORKERS)")
+	fs.DurationVar(&c.Lease, "lease", c.envDuration("EXPORTD_LEASE", 30*time.Second), "job lease: a crashed worker's job is taken over after this (env EXPORTD_LEASE)")
+	fs.IntVar(&c.MaxPeriodDays, "max-period-days", c.envInt("EXPORTD_MAX_PERIOD_DAYS", 366), "longest period one export may cover (env EXPORTD_MAX_PERIOD_DAYS)")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", env("EXPORTD_TRUSTED_PROXIES", ""), "comma-separated CIDRs whose X-Forwarded-For is believed (env EXPORTD_TRUSTED_PROXIES)")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("EXPORTD_TLS_CERT", ""), "TLS certificate file; with --tls-key serves HTTPS (env EXPORTD_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", env("EXPORTD_TLS_KEY", ""), "TLS key file (env EXPORTD_TLS_KEY)")
+}
+
+// Validate checks the values and derives parsed ones.
+func (c *Config) Validate() error {
+	errs := append([]error(nil), c.envErrs...)
+	if c.DatabaseURL == "" && c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir or --database-url is required"))
+	}
+	if c.Workers < 0 {
+		errs = append(errs, errors.New("--workers must be 0 or more"))
+	}
+	if c.Lease != 0 && c.Lease < time.Second {
+		errs = append(errs, errors.New("--lease must be at least 1s"))
+	}
+	if c.MaxPeriodDays < 0 {
+		errs = append(errs, errors.New("--max-period-days must be positive"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	c.TrustedProxies = nil
+	for _, s := range strings.Split(c.trustedProxies, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !strings.Contains(s, "/") {
+			if strings.Contains(s, ":") {
+				s += "/128"
+			} else {
+				s += "/32"
+			}
+		}
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--trusted-proxies: %w", err))
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, n)
+	}
+	return errors.Join(errs...)
+}
+
+func env(k, def string) string {
+	if v, ok := os.LookupEnv(k); ok {
+		return v
+	}
+	return def
+}
+
+func (c *Config) envInt(k string, def int) int {
+	if v, ok := os.LookupEnv(k); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q: want a whole number", k, v))
+			return def
+		}
+		return n
+	}
+	return def
+}
+
+func (c *Config) envDuration(k string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(k); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q: want a duration such as 30s", k, v))
+			return def
+		}
+		return d
+	}
+	return def
+}

@@ -1,0 +1,335 @@
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+
+	"github.com/exportd/exportd/ent"
+	"github.com/exportd/exportd/ent/exportjob"
+	"github.com/exportd/exportd/ent/predicate"
+	"github.com/exportd/exportd/internal/apikey"
+	"github.com/exportd/exportd/internal/fault"
+)
+
+// NewJob is a validated export request.
+type NewJob struct {
+	TenantID        string
+	RequestedBy     string // principal id
+	RequestedByName string
+	ReportType      string
+	Format          string
+	PeriodStart     time.Time // as requested
+	PeriodEnd       time.Time // as requested, inclusive
+	AppliedStart    time.Time
+	AppliedEnd      time.Time // exclusive
+	IdempotencyKey  string
+	RequestHash     string
+	PolicyDecision  string
+	Estimate        time.Time
+	RowsTotal       int64
+}
+
+// CreateJob queues a job. With an idempotency key, a retry of the same request
+// returns the existing job (created = false) and a different request under the
+// same key is refused.
+func (s *Store) CreateJob(ctx context.Context, nj NewJob) (job *ent.ExportJob, created bool, err error) {
+	if nj.IdempotencyKey != "" {
+		if j, err := s.jobByIdempotencyKey(ctx, nj); j != nil || err != nil {
+			return j, false, err
+		}
+	}
+	c := s.Ent.ExportJob.Create().
+		SetID(apikey.RandomID("job_", 24)).
+		SetTenantID(nj.TenantID).
+		SetRequestedBy(nj.RequestedBy).
+		SetRequestedByName(nj.RequestedByName).
+		SetReportType(nj.ReportType).
+		SetFormat(nj.Format).
+		SetPeriodStart(micro(nj.PeriodStart)).
+		SetPeriodEnd(micro(nj.PeriodEnd)).
+		SetAppliedStart(micro(nj.AppliedStart)).
+		SetAppliedEnd(micro(nj.AppliedEnd)).
+		SetStatus(exportjob.StatusPENDING).
+		SetRowsTotal(nj.RowsTotal).
+		SetEstimatedCompletion(micro(nj.Estimate)).
+		SetCreatedAt(micro(s.now())).
+		SetRequestHash(nj.RequestHash).
+		SetPolicyDecision(nj.PolicyDecision)
+	if nj.IdempotencyKey != "" {
+		c.SetIdempotencyKey(nj.IdempotencyKey)
+	}
+	j, err := c.Save(ctx)
+	if ent.IsConstraintError(err) && nj.IdempotencyKey != "" {
+		// Another request with the same key won the race.
+		if j, err := s.jobByIdempotencyKey(ctx, nj); j != nil || err != nil {
+			return j, false, err
+		}
+	}
+	if err != nil {
+		return nil, false, translate(err, "export job")
+	}
+	return j, true, nil
+}
+
+func (s *Store) jobByIdempotencyKey(ctx context.Context, nj NewJob) (*ent.ExportJob, error) {
+	j, err := s.Ent.ExportJob.Query().
+		Where(exportjob.TenantID(nj.TenantID), exportjob.IdempotencyKey(nj.IdempotencyKey)).
+		Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, translate(err, "export job")
+	}
+	if j.RequestHash != nj.RequestHash {
+		return nil, fault.New(fault.FailedPrecondition,
+			"Idempotency-Key %q was already used for a different request (job %s); use a new key for a new export", nj.IdempotencyKey, j.ID)
+	}
+	return j, nil
+}
+
+// Job returns a job of the tenant. A job of another tenant answers exactly as
+// a missing one.
+func (s *Store) Job(ctx context.Context, tenantID, jobID string) (*ent.ExportJob, error) {
+	j, err := s.Ent.ExportJob.Query().Where(exportjob.ID(jobID), exportjob.TenantID(tenantID)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, JobNotFound(jobID)
+	}
+	return j, translate(err, "export job")
+}
+
+// JobNotFound is the one answer for a missing, foreign or malformed job id.
+func JobNotFound(jobID string) error {
+	return fault.New(fault.NotFound, "export %s not found", strconv.Quote(jobID))
+}
+
+// JobFilter narrows ListJobs.
+type JobFilter struct {
+	Status     string
+	ReportType string
+	PageSize   int
+	PageToken  string
+}
+
+// ListJobs returns the tenant's jobs newest first, and the token of the next
+// page ("" on the last).
+func (s *Store) ListJobs(ctx context.Context, tenantID string, f JobFilter) ([]*ent.ExportJob, string, error) {
+	if f.PageSize <= 0 {
+		f.PageSize = 20
+	}
+	ps := []predicate.ExportJob{exportjob.TenantID(tenantID)}
+	if f.Status != "" {
+		ps = append(ps, exportjob.StatusEQ(exportjob.Status(f.Status)))
+	}
+	if f.ReportType != "" {
+		ps = append(ps, exportjob.ReportType(f.ReportType))
+	}
+	if f.PageToken != "" {
+		at, id, ok := decodeToken(f.PageToken)
+		if !ok {
+			return nil, "", fault.Invalid(fault.Violation{Field: "page_token", Number: 4, Rule: "page_token.valid", Message: "is not a token from a previous page"})
+		}
+		ps = append(ps, exportjob.Or(
+			exportjob.CreatedAtLT(at),
+			exportjob.And(exportjob.CreatedAtEQ(at), exportjob.IDLT(id))))
+	}
+	jobs, err := s.Ent.ExportJob.Query().Where(ps...).
+		Order(exportjob.ByCreatedAt(entsql.OrderDesc()), exportjob.ByID(entsql.OrderDesc())).
+		Limit(f.PageSize + 1).
+		All(ctx)
+	if err != nil {
+		return nil, "", translate(err, "export jobs")
+	}
+	next := ""
+	if len(jobs) > f.PageSize {
+		jobs = jobs[:f.PageSize]
+		last := jobs[len(jobs)-1]
+		next = encodeToken(last.CreatedAt, last.ID)
+	}
+	return jobs, next, nil
+}
+
+func encodeToken(at time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at.UnixMicro(), 10) + "|" + id))
+}
+
+func decodeToken(tok string) (time.Time, string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return time.Time{}, "", false
+	}
+	us, id, ok := strings.Cut(string(b), "|")
+	if !ok {
+		return time.Time{}, "", false
+	}
+	n, err := strconv.ParseInt(us, 10, 64)
+	if err != nil {
+		return time.Time{}, "", false
+	}
+	return time.UnixMicro(n).UTC(), id, true
+}
+
+// CancelJob ends a PENDING or RUNNING job as FAILED.
+func (s *Store) CancelJob(ctx context.Context, tenantID, jobID, by string) (*ent.ExportJob, error) {
+	j, err := s.Job(ctx, tenantID, jobID)
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.Ent.ExportJob.Update().
+		Where(exportjob.ID(j.ID), exportjob.StatusIn(exportjob.StatusPENDING, exportjob.StatusRUNNING)).
+		SetStatus(exportjob.StatusFAILED).
+		SetError("cancelled by " + by).
+		SetCompletedAt(micro(s.now())).
+		SetLeaseOwner("").
+		ClearLeaseUntil().
+		Save(ctx)
+	if err != nil {
+		return nil, translate(err, "export job")
+	}
+	if n == 0 {
+		return nil, fault.New(fault.FailedPrecondition, "export %s is %s; only PENDING or RUNNING exports can be cancelled", j.ID, j.Status)
+	}
+	return s.Job(ctx, tenantID, jobID)
+}
+
+// ClaimJob takes the lease of the oldest PENDING job (or of a RUNNING job
+// whose lease lapsed) for owner, and returns it; nil when there is none.
+func (s *Store) ClaimJob(ctx context.Context, owner string, lease time.Duration) (*ent.ExportJob, error) {
+	var claimed *ent.ExportJob
+	err := s.tx(ctx, func(tx *ent.Tx) error {
+		now := micro(s.now())
+		q := tx.ExportJob.Query().
+			Where(exportjob.Or(
+				exportjob.StatusEQ(exportjob.StatusPENDING),
+				exportjob.And(exportjob.StatusEQ(exportjob.StatusRUNNING), exportjob.LeaseUntilLT(now)),
+			)).
+			Order(exportjob.ByCreatedAt(), exportjob.ByID()).
+			Limit(1)
+		if s.Dialect == dialect.Postgres {
+			q = q.ForUpdate(entsql.WithLockAction(entsql.SkipLocked))
+		}
+		j, err := q.First(ctx)
+		if ent.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("find job to claim: %w", err)
+		}
+		claimed, err = tx.ExportJob.UpdateOne(j).
+			SetStatus(exportjob.StatusRUNNING).
+			SetAttempt(j.Attempt + 1).
+			SetLeaseOwner(owner).
+			SetLeaseUntil(now.Add(lease)).
+			SetStartedAt(now).
+			Save(ctx)
+		if err != nil {
+			return fmt.Errorf("claim job: %w", err)
+		}
+		return nil
+	})
+	return claimed, err
+}
+
+// fenced selects the row only while attempt still holds the job: a worker
+// that lost its lease changes nothing.
+func fenced(j *ent.ExportJob) []predicate.ExportJob {
+	return []predicate.ExportJob{
+		exportjob.ID(j.ID),
+		exportjob.StatusEQ(exportjob.StatusRUNNING),
+		exportjob.Attempt(j.Attempt),
+		exportjob.LeaseOwner(j.LeaseOwner),
+	}
+}
+
+// ErrLeaseLost says a worker no longer holds the job.
+var ErrLeaseLost = fault.New(fault.FailedPrecondition, "lease lost")
+
+// Heartbeat renews the lease and records progress.
+func (s *Store) Heartbeat(ctx context.Context, j *ent.ExportJob, lease time.Duration, rowsDone, rowsTotal int64, eta time.Time) error {
+	n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
+		SetLeaseUntil(micro(s.now()).Add(lease)).
+		SetRowsDone(rowsDone).
+		SetRowsTotal(rowsTotal).
+		SetEstimatedCompletion(micro(eta)).
+		Save(ctx)
+	if err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	if n == 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// Artifact is a committed report.
+type Artifact struct {
+	Key      string
+	Size     int64
+	SHA256   string
+	Manifest []byte
+	Rows     int64
+}
+
+// CompleteJob marks the job COMPLETED with its artifact, if attempt still
+// holds it.
+func (s *Store) CompleteJob(ctx context.Context, j *ent.ExportJob, a Artifact, window time.Duration) error {
+	now := micro(s.now())
+	n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
+		SetStatus(exportjob.StatusCOMPLETED).
+		SetArtifactKey(a.Key).
+		SetArtifactSize(a.Size).
+		SetArtifactSha256(a.SHA256).
+		SetManifest(a.Manifest).
+		SetRowsDone(a.Rows).
+		SetRowsTotal(a.Rows).
+		SetCompletedAt(now).
+		SetEstimatedCompletion(now).
+		SetExpiresAt(now.Add(window)).
+		SetLeaseOwner("").
+		ClearLeaseUntil().
+		Save(ctx)
+	if err != nil {
+		return fmt.Errorf("complete job: %w", err)
+	}
+	if n == 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// FailJob marks the job FAILED with a message a person can act on.
+func (s *Store) FailJob(ctx context.Context, j *ent.ExportJob, msg string) error {
+	n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
+		SetStatus(exportjob.StatusFAILED).
+		SetError(msg).
+		SetCompletedAt(micro(s.now())).
+		SetLeaseOwner("").
+		ClearLeaseUntil().
+		Save(ctx)
+	if err != nil {
+		return fmt.Errorf("fail job: %w", err)
+	}
+	if n == 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// JobByID returns a job whatever its tenant, for workers.
+func (s *Store) JobByID(ctx context.Context, id string) (*ent.ExportJob, error) {
+	j, err := s.Ent.ExportJob.Get(ctx, id)
+	return j, translate(err, "export job")
+}
+
+// CountJobs counts a tenant's jobs, for tests and limits.
+func (s *Store) CountJobs(ctx context.Context, tenantID string) (int, error) {
+	n, err := s.Ent.ExportJob.Query().Where(exportjob.TenantID(tenantID)).Count(ctx)
+	return n, translate(err, "export jobs")
+}

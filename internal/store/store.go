@@ -1,0 +1,160 @@
+// Package store is exportd's data layer over ent: it opens SQLite or
+// PostgreSQL, migrates the schema, and turns ent errors into domain errors.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+	_ "github.com/lib/pq"  // PostgreSQL driver
+	_ "modernc.org/sqlite" // SQLite driver, pure Go
+
+	"github.com/exportd/exportd/ent"
+	"github.com/exportd/exportd/internal/fault"
+)
+
+// Store is the database behind one exportd process.
+type Store struct {
+	Ent     *ent.Client
+	DB      *sql.DB
+	Dialect string // dialect.SQLite or dialect.Postgres
+	now     func() time.Time
+}
+
+// Open connects to PostgreSQL when databaseURL is set, otherwise to the SQLite
+// file exportd.db in dataDir, and migrates the schema.
+func Open(ctx context.Context, databaseURL, dataDir string) (*Store, error) {
+	var (
+		db  *sql.DB
+		d   string
+		err error
+	)
+	if databaseURL != "" {
+		d = dialect.Postgres
+		db, err = sql.Open("postgres", databaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		db.SetMaxOpenConns(32)
+		db.SetMaxIdleConns(16)
+	} else {
+		d = dialect.SQLite
+		if err := os.MkdirAll(dataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+		db, err = sql.Open("sqlite", SQLiteDSN(filepath.Join(dataDir, "exportd.db")))
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	s := &Store{
+		Ent:     ent.NewClient(ent.Driver(entsql.OpenDB(d, db))),
+		DB:      db,
+		Dialect: d,
+		now:     func() time.Time { return time.Now().UTC() },
+	}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// SQLiteDSN is the modernc DSN for a database file: foreign keys on (ent
+// refuses to migrate without), a busy timeout and immediate transactions so
+// concurrent writers queue instead of failing with SQLITE_BUSY, and times in
+// one sortable text layout so range scans compare correctly.
+func SQLiteDSN(path string) string {
+	return "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if s.Dialect == dialect.Postgres {
+		// Replicas may start together; one migrates at a time.
+		conn, err := s.DB.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(7301)"); err != nil {
+			return fmt.Errorf("migrate lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(7301)") //nolint:errcheck // released with the session anyway
+	}
+	if err := s.Ent.Schema.Create(ctx); err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
+	return nil
+}
+
+// Close releases the database.
+func (s *Store) Close() error { return s.Ent.Close() }
+
+// Now is the store's clock, UTC.
+func (s *Store) Now() time.Time { return s.now() }
+
+// SetClock replaces the clock, for tests.
+func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.DB.PingContext(ctx) }
+
+// tx runs fn in a transaction, committing when it returns nil.
+func (s *Store) tx(ctx context.Context, fn func(tx *ent.Tx) error) error {
+	tx, err := s.Ent.Tx(ctx)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// translate turns ent errors into domain errors; what stays is internal.
+func translate(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case ent.IsNotFound(err):
+		return fault.New(fault.NotFound, "%s not found", what)
+	case ent.IsConstraintError(err):
+		return fault.Wrap(fault.AlreadyExists, err, "%s already exists", what)
+	case ent.IsValidationError(err):
+		return fault.Wrap(fault.InvalidArgument, err, "invalid %s: %s", what, validationMessage(err))
+	}
+	if _, ok := fault.As(err); ok {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func validationMessage(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+// micro truncates to the microsecond precision both databases keep, in UTC.
+func micro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }

@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	validatepb "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/exportd/exportd/internal/fault"
+)
+
+// codes is the one mapping from domain error kinds to Connect codes.
+var codes = map[fault.Kind]connect.Code{
+	fault.InvalidArgument:    connect.CodeInvalidArgument,
+	fault.NotFound:           connect.CodeNotFound,
+	fault.FailedPrecondition: connect.CodeFailedPrecondition,
+	fault.PermissionDenied:   connect.CodePermissionDenied,
+	fault.Unauthenticated:    connect.CodeUnauthenticated,
+	fault.ResourceExhausted:  connect.CodeResourceExhausted,
+	fault.AlreadyExists:      connect.CodeAlreadyExists,
+	fault.Unavailable:        connect.CodeUnavailable,
+}
+
+// toConnect translates any error into the error a client sees. Unknown
+// errors become `internal` with a generic message; their detail goes to the
+// log only.
+func toConnect(ctx context.Context, log *slog.Logger, err error) *connect.Error {
+	if err == nil {
+		return nil
+	}
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	if errors.Is(err, context.Canceled) {
+		return connect.NewError(connect.CodeCanceled, errors.New("request cancelled"))
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
+	}
+	fe, ok := fault.As(err)
+	code, known := codes[fault.KindOf(err)]
+	if !ok || !known {
+		log.ErrorContext(ctx, "internal error", "err", err)
+		return connect.NewError(connect.CodeInternal, errors.New("internal error; it has been logged"))
+	}
+	out := connect.NewError(code, errors.New(fe.Message))
+	if len(fe.Violations) > 0 {
+		vs := &validatepb.Violations{}
+		for _, v := range fe.Violations {
+			elem := &validatepb.FieldPathElement{FieldName: proto.String(v.Field)}
+			if v.Number != 0 {
+				elem.FieldNumber = proto.Int32(v.Number)
+			}
+			vs.Violations = append(vs.Violations, &validatepb.Violation{
+				Field:   &validatepb.FieldPath{Elements: []*validatepb.FieldPathElement{elem}},
+				RuleId:  proto.String(v.Rule),
+				Message: proto.String(v.Message),
+			})
+		}
+		if d, err := connect.NewErrorDetail(vs); err == nil {
+			out.AddDetail(d)
+		}
+	}
+	return out
+}
+
+// httpStatus is the standard HTTP status of each code (as google.rpc and
+// the REST transcoder use).
+var httpStatus = map[connect.Code]int{
+	connect.CodeCanceled:           499,
+	connect.CodeUnknown:            http.StatusInternalServerError,
+	connect.CodeInvalidArgument:    http.StatusBadRequest,
+	connect.CodeDeadlineExceeded:   http.StatusGatewayTimeout,
+	connect.CodeNotFound:           http.StatusNotFound,
+	connect.CodeAlreadyExists:      http.StatusConflict,
+	connect.CodePermissionDenied:   http.StatusForbidden,
+	connect.CodeResourceExhausted:  http.StatusTooManyRequests,
+	connect.CodeFailedPrecondition: http.StatusBadRequest,
+	connect.CodeAborted:            http.StatusConflict,
+	connect.CodeOutOfRange:         http.StatusBadRequest,
+	connect.CodeUnimplemented:      http.StatusNotImplemented,
+	connect.CodeInternal:           http.StatusInternalServerError,
+	connect.CodeUnavailable:        http.StatusServiceUnavailable,
+	connect.CodeDataLoss:           http.StatusInternalServerError,
+	connect.CodeUnauthenticated:    http.StatusUnauthorized,
+}
+
+// writeRESTError answers a plain REST handler's error in the same
+// google.rpc.Status JSON the transcoded REST paths use.
+func writeRESTError(w http.ResponseWriter, ce *connect.Error) {
+	st := &status.Status{Code: int32(ce.Code()), Message: ce.Message()} //nolint:gosec // codes are small
+	for _, d := range ce.Details() {
+		msg, err := d.Value()
+		if err != nil {
+			continue
+		}
+		if a, err := anypb.New(msg); err == nil {
+			st.Details = append(st.Details, a)
+		}
+	}
+	b, err := protojson.Marshal(st)
+	if err != nil {
+		b = []byte(`{"code":13,"message":"internal error","details":[]}`)
+	}
+	code := httpStatus[ce.Code()]
+	if code == 0 {
+		code = http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}

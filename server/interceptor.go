@@ -1,0 +1,264 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+
+	"connectrpc.com/connect"
+
+	"github.com/exportd/exportd/authz"
+	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
+	"github.com/exportd/exportd/internal/apikey"
+	"github.com/exportd/exportd/internal/fault"
+	"github.com/exportd/exportd/internal/store"
+	"github.com/exportd/exportd/reports"
+)
+
+// rule is what one procedure needs and how it is logged.
+type rule struct {
+	action   string // audit action
+	perm     string // permission; "" for any authenticated key
+	pack     bool   // needs the Compliance Pack
+	category string // audit category when allowed
+}
+
+var rules = map[string]rule{
+	auditv1connect.ExportServiceCreateExportProcedure:  {"export.create", authz.PermExport, true, "api"},
+	auditv1connect.ExportServiceGetExportProcedure:     {"export.get", authz.PermRead, false, "api"},
+	auditv1connect.ExportServiceListExportsProcedure:   {"export.list", authz.PermRead, false, "api"},
+	auditv1connect.ExportServiceWatchExportProcedure:   {"export.watch", authz.PermRead, false, "api"},
+	auditv1connect.ExportServiceCancelExportProcedure:  {"export.cancel", authz.PermExport, false, "api"},
+	auditv1connect.ExportServiceWhoAmIProcedure:        {"auth.whoami", "", false, "api"},
+	auditv1connect.DownloadServiceDownloadProcedure:    {"export.download", authz.PermExport, false, "access"},
+	restDownloadProcedure:                              {"export.download", authz.PermExport, false, "access"},
+}
+
+// restDownloadProcedure names the plain REST download for rules and logs.
+const restDownloadProcedure = "GET /v1/audit/exports/{job_id}/download"
+
+// denial marks an authentication or authorization refusal, which the audit
+// log files under `access`.
+type denial struct{ err error }
+
+func (d *denial) Error() string { return d.err.Error() }
+func (d *denial) Unwrap() error { return d.err }
+
+// callInfo is what the audit record needs to know about a request.
+type callInfo struct {
+	procedure string
+	header    http.Header
+	peer      string
+	protocol  string
+}
+
+// authenticate resolves the key and checks the procedure's rule in SPEC §3
+// order: key, Compliance Pack, permission. Policies and field validation come
+// after, in the handler chain.
+func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, error) {
+	r := rules[ci.procedure]
+	c, err := s.store.Authenticate(ctx, ci.header.Get("X-API-Key"))
+	if err != nil {
+		var ae *store.AuthError
+		if !errors.As(err, &ae) {
+			return nil, err
+		}
+		s.log.WarnContext(ctx, "authentication failed", "reason", ae.Reason, "key_id", ae.KeyID,
+			"procedure", ci.procedure, "peer", ci.peer)
+		if ae.TenantID != "" {
+			// The key id was real: the attempt belongs in that tenant's log.
+			s.audit(ctx, ae.TenantID, reports.Event{
+				ActorID: "apikey:" + ae.KeyID, ActorType: "apikey", Action: "apikey.auth_failed",
+				ResourceType: "api_key", ResourceID: ae.KeyID, Outcome: "denied", Category: "access",
+				Metadata: map[string]any{"reason": ae.Reason, "procedure": ci.procedure},
+			}, ci)
+		}
+		msg := "missing API key: send it in the X-API-Key header"
+		if ae.Reason != store.AuthMissing {
+			msg = "invalid API key"
+			if ae.Reason == store.AuthExpired || ae.Reason == store.AuthRevoked {
+				msg = "API key " + ae.Reason + "; ask an admin for a new key"
+			}
+		}
+		return nil, &denial{fault.New(fault.Unauthenticated, "%s", msg)}
+	}
+	if r.pack && !c.CompliancePack {
+		return c, &denial{fault.New(fault.FailedPrecondition,
+			"the Compliance Pack add-on is not enabled for this tenant: enable it from Settings › Billing › Add-ons in the console, or ask your account manager")}
+	}
+	if r.perm != "" && !s.enforcer.Allowed(c.TenantID, c.Role, r.perm) {
+		return c, &denial{fault.New(fault.PermissionDenied, "role %q lacks the %s permission", c.Role, r.perm)}
+	}
+	return c, nil
+}
+
+// audit appends one event to the tenant's log. A failure to write it is
+// logged; the request's own answer stands.
+func (s *Server) audit(ctx context.Context, tenantID string, e reports.Event, ci callInfo) {
+	e.OccurredAt = s.store.Now()
+	e.IP = ci.peer
+	e.UserAgent = ci.header.Get("User-Agent")
+	e.RequestID = requestID(ctx)
+	if e.Metadata == nil {
+		e.Metadata = map[string]any{}
+	}
+	if ci.protocol != "" {
+		e.Metadata["protocol"] = ci.protocol
+	}
+	if _, _, err := s.store.AppendEvents(context.WithoutCancel(ctx), tenantID, []reports.Event{e}); err != nil {
+		s.log.ErrorContext(ctx, "write audit event", "err", err, "action", e.Action)
+	}
+}
+
+// finish records the outcome of an authenticated call.
+func (s *Server) finish(ctx context.Context, c *authz.Caller, ci callInfo, resource string, err error) {
+	r := rules[ci.procedure]
+	e := reports.Event{
+		ActorID: c.PrincipalID, ActorType: "user", Action: r.action,
+		ResourceType: "export_job", ResourceID: resource, Outcome: "success", Category: r.category,
+		Metadata: map[string]any{"procedure": ci.procedure, "key_id": c.KeyID, "principal": c.PrincipalName},
+	}
+	if err != nil {
+		var d *denial
+		switch {
+		case errors.As(err, &d):
+			e.Outcome, e.Category = "denied", "access"
+		default:
+			e.Outcome = "failure"
+		}
+		e.Metadata["code"] = toConnect(ctx, s.log, err).Code().String()
+	}
+	s.audit(ctx, c.TenantID, e, ci)
+}
+
+// interceptor authenticates, authorizes and audits every RPC.
+type interceptor struct{ s *Server }
+
+func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		ci := callInfo{procedure: req.Spec().Procedure, header: req.Header(), peer: i.s.clientIP(req.Peer().Addr, req.Header()), protocol: req.Peer().Protocol}
+		c, err := i.s.authenticate(ctx, ci)
+		if c == nil && err != nil {
+			return nil, toConnect(ctx, i.s.log, err)
+		}
+		if err == nil {
+			ctx = authz.WithCaller(ctx, c)
+			var resp connect.AnyResponse
+			resp, err = next(ctx, req)
+			i.s.finish(ctx, c, ci, resourceOf(req.Any(), resp), err)
+			if err == nil {
+				return resp, nil
+			}
+		} else {
+			i.s.finish(ctx, c, ci, resourceOf(req.Any(), nil), err)
+		}
+		return nil, toConnect(ctx, i.s.log, err)
+	}
+}
+
+func (i interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		ci := callInfo{procedure: conn.Spec().Procedure, header: conn.RequestHeader(), peer: i.s.clientIP(conn.Peer().Addr, conn.RequestHeader()), protocol: conn.Peer().Protocol}
+		c, err := i.s.authenticate(ctx, ci)
+		if c == nil && err != nil {
+			return toConnect(ctx, i.s.log, err)
+		}
+		rc := &recordingConn{StreamingHandlerConn: conn}
+		if err == nil {
+			ctx = authz.WithCaller(ctx, c)
+			err = next(ctx, rc)
+		}
+		i.s.finish(ctx, c, ci, resourceOf(rc.first, nil), err)
+		if err != nil {
+			return toConnect(ctx, i.s.log, err)
+		}
+		return nil
+	}
+}
+
+// recordingConn remembers the first request message, to name the resource in
+// the audit event.
+type recordingConn struct {
+	connect.StreamingHandlerConn
+	first any
+}
+
+func (r *recordingConn) Receive(m any) error {
+	err := r.StreamingHandlerConn.Receive(m)
+	if err == nil && r.first == nil {
+		r.first = m
+	}
+	return err
+}
+
+// resourceOf names the job a request or response is about.
+func resourceOf(req any, resp connect.AnyResponse) string {
+	type jobIDer interface{ GetJobId() string }
+	if j, ok := req.(jobIDer); ok && j.GetJobId() != "" {
+		return j.GetJobId()
+	}
+	if resp != nil {
+		if j, ok := resp.Any().(jobIDer); ok {
+			return j.GetJobId()
+		}
+	}
+	return ""
+}
+
+// clientIP is the socket peer, or the forwarded client when the peer is a
+// trusted proxy: the rightmost address in X-Forwarded-For that is not itself
+// a trusted proxy.
+func (s *Server) clientIP(peer string, h http.Header) string {
+	host, _, err := net.SplitHostPort(peer)
+	if err != nil {
+		host = peer
+	}
+	if !s.trusted(host) {
+		return host
+	}
+	hops := forwardedFor(h)
+	for i := len(hops) - 1; i >= 0; i-- {
+		if !s.trusted(hops[i]) {
+			return hops[i]
+		}
+	}
+	return host
+}
+
+func (s *Server) trusted(ip string) bool {
+	a := net.ParseIP(ip)
+	if a == nil {
+		return false
+	}
+	for _, n := range s.cfg.TrustedProxies {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+type requestIDKey struct{}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// withRequestID gives every request an id (the client's X-Request-Id when it
+// sent a sane one), echoed in the response.
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 128 {
+			id = apikey.RandomID("req_", 20)
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
