@@ -3,7 +3,11 @@
 // in JSON or CSV, streaming, so memory stays flat whatever the period holds.
 //
 // It knows nothing of the API or the database: rows come through a Source,
-// bytes go to an io.Writer.
+// bytes go to an io.Writer. Generate is the entry point. What a report holds
+// is published beside the code: a JSON Schema per report type (JSONSchema)
+// and the CSV column dictionary (CSVColumns). Which audit events are
+// evidence for which control is data too: the embedded control catalog
+// (DefaultCatalog, CatalogVersion).
 package reports
 
 import (
@@ -107,7 +111,8 @@ type Summary struct {
 	Counts map[string]int64
 	// FirstSequence and LastSequence of the audit events included (0 when none).
 	FirstSequence, LastSequence int64
-	// Rows is the total number of records written.
+	// Rows is the total number of records written: the data rows of a CSV
+	// report (header excluded), and the same count for its JSON twin.
 	Rows int64
 }
 
