@@ -25,14 +25,14 @@ type rule struct {
 }
 
 var rules = map[string]rule{
-	auditv1connect.ExportServiceCreateExportProcedure:  {"export.create", authz.PermExport, true, "api"},
-	auditv1connect.ExportServiceGetExportProcedure:     {"export.get", authz.PermRead, false, "api"},
-	auditv1connect.ExportServiceListExportsProcedure:   {"export.list", authz.PermRead, false, "api"},
-	auditv1connect.ExportServiceWatchExportProcedure:   {"export.watch", authz.PermRead, false, "api"},
-	auditv1connect.ExportServiceCancelExportProcedure:  {"export.cancel", authz.PermExport, false, "api"},
-	auditv1connect.ExportServiceWhoAmIProcedure:        {"auth.whoami", "", false, "api"},
-	auditv1connect.DownloadServiceDownloadProcedure:    {"export.download", authz.PermExport, false, "access"},
-	restDownloadProcedure:                              {"export.download", authz.PermExport, false, "access"},
+	auditv1connect.ExportServiceCreateExportProcedure: {"export.create", authz.PermExport, true, "api"},
+	auditv1connect.ExportServiceGetExportProcedure:    {"export.get", authz.PermRead, false, "api"},
+	auditv1connect.ExportServiceListExportsProcedure:  {"export.list", authz.PermRead, false, "api"},
+	auditv1connect.ExportServiceWatchExportProcedure:  {"export.watch", authz.PermRead, false, "api"},
+	auditv1connect.ExportServiceCancelExportProcedure: {"export.cancel", authz.PermExport, false, "api"},
+	auditv1connect.ExportServiceWhoAmIProcedure:       {"auth.whoami", "", false, "api"},
+	auditv1connect.DownloadServiceDownloadProcedure:   {"export.download", authz.PermExport, false, "access"},
+	restDownloadProcedure:                             {"export.download", authz.PermExport, false, "access"},
 }
 
 // restDownloadProcedure names the plain REST download for rules and logs.
