@@ -73,7 +73,9 @@ func NewEnforcer() (*Enforcer, error) {
 			}
 		}
 	}
-	e.InvalidateCache()
+	if err := e.InvalidateCache(); err != nil {
+		return nil, fmt.Errorf("reset enforcer cache: %w", err)
+	}
 	return &Enforcer{e: e}, nil
 }
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect"
-	"github.com/lib/pq"
 
 	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/reports"
@@ -130,7 +129,7 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, tenantID string, f
 
 // copyEvents streams a batch into audit_events with COPY FROM STDIN.
 func copyEvents(ctx context.Context, tx *sql.Tx, tenantID string, first int64, evs []reports.Event) error {
-	stmt, err := tx.PrepareContext(ctx, pq.CopyIn("audit_events", eventColumns...))
+	stmt, err := tx.PrepareContext(ctx, "COPY audit_events ("+strings.Join(eventColumns, ", ")+") FROM STDIN")
 	if err != nil {
 		return fmt.Errorf("copy events: %w", err)
 	}

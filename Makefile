@@ -1,0 +1,63 @@
+# exportd — make help lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BUF := node_modules/.bin/buf
+GOLANGCI := bin/golangci-lint
+# PostgreSQL for the storage suites; empty skips them (CI sets it).
+EXPORTD_TEST_DATABASE_URL ?=
+export EXPORTD_TEST_DATABASE_URL
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+node_modules: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch node_modules
+
+.PHONY: build
+build: ## Build exportd into bin/
+	CGO_ENABLED=0 $(GO) build -o bin/exportd ./cmd/exportd
+
+.PHONY: run
+run: ## Run exportd on the embedded default (SQLite and artifacts in ./data)
+	$(GO) run ./cmd/exportd serve
+
+.PHONY: test
+test: ## Run every test (PostgreSQL suites need EXPORTD_TEST_DATABASE_URL)
+	$(GO) test -count=1 ./...
+
+.PHONY: test-race
+test-race: ## Run the concurrency-sensitive packages under the race detector
+	$(GO) test -count=1 -race ./server/... ./internal/...
+
+.PHONY: generate
+generate: node_modules ## Regenerate gen/ (buf) and ent/ from proto/ and ent/schema/
+	$(BUF) generate
+	$(GO) generate ./ent
+
+.PHONY: check-generate
+check-generate: generate ## Fail when generated code is not up to date
+	@git add -N gen ent >/dev/null 2>&1 || true
+	@git diff --exit-code --stat -- gen ent || { echo "generated code is stale: run make generate and commit"; exit 1; }
+
+$(GOLANGCI): tools/go.mod tools/go.sum
+	cd tools && $(GO) build -o ../$(GOLANGCI) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+.PHONY: lint
+lint: node_modules $(GOLANGCI) ## go vet, golangci-lint, buf lint and buf format
+	$(GO) vet ./...
+	$(GOLANGCI) run ./...
+	$(BUF) lint
+	$(BUF) format -d --exit-code
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target briefly (FUZZTIME, default 10s)
+	$(GO) test ./reports -run '^$$' -fuzz FuzzCell -fuzztime $${FUZZTIME:-10s}
+
+.PHONY: bench
+bench: ## Run the benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./reports/...
+
+.PHONY: ci
+ci: lint check-generate test fuzz ## What CI runs
