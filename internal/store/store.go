@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -80,7 +81,13 @@ func SQLiteDSN(path string) string {
 	return "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
 }
 
+// migrateMu serialises migrations within the process: ent's schema tables are
+// package-level values that a migration mutates while it runs.
+var migrateMu sync.Mutex
+
 func (s *Store) migrate(ctx context.Context) error {
+	migrateMu.Lock()
+	defer migrateMu.Unlock()
 	if s.Dialect == dialect.Postgres {
 		// Replicas may start together; one migrates at a time.
 		conn, err := s.DB.Conn(ctx)
