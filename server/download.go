@@ -16,6 +16,7 @@ import (
 	"github.com/exportd/exportd/ent"
 	"github.com/exportd/exportd/ent/exportjob"
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
+	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/internal/store"
 )
@@ -24,7 +25,12 @@ import (
 const chunkSize = 64 << 10
 
 // downloadService implements auditv1connect.DownloadServiceHandler.
-type downloadService struct{ s *Server }
+type downloadService struct {
+	// Links and the download history arrive with the downloads work; until
+	// then they answer unimplemented.
+	auditv1connect.UnimplementedDownloadServiceHandler
+	s *Server
+}
 
 // downloadable returns the job when its artifact can be downloaded, or the
 // error SPEC §3 prescribes for its status.

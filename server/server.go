@@ -69,7 +69,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	exportPath, exportHandler := auditv1connect.NewExportServiceHandler(exportService{s}, opts...)
-	downloadPath, downloadHandler := auditv1connect.NewDownloadServiceHandler(downloadService{s}, opts...)
+	downloadPath, downloadHandler := auditv1connect.NewDownloadServiceHandler(downloadService{s: s}, opts...)
 	mux.Handle(exportPath, exportHandler)
 	mux.Handle(downloadPath, downloadHandler)
 

@@ -1350,6 +1350,319 @@ func (x *DownloadTrailer) GetBytesSent() int64 {
 	return 0
 }
 
+// CreateDownloadLinkRequest names the job to link to.
+type CreateDownloadLinkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// job_id as returned by CreateExport.
+	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// ttl_seconds is how long the link stays valid: 0 means 900 (15 minutes),
+	// at most 86400. It never outlives the job's expiry.
+	TtlSeconds    int32 `protobuf:"varint,2,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateDownloadLinkRequest) Reset() {
+	*x = CreateDownloadLinkRequest{}
+	mi := &file_audit_v1_export_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateDownloadLinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateDownloadLinkRequest) ProtoMessage() {}
+
+func (x *CreateDownloadLinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_export_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateDownloadLinkRequest.ProtoReflect.Descriptor instead.
+func (*CreateDownloadLinkRequest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CreateDownloadLinkRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *CreateDownloadLinkRequest) GetTtlSeconds() int32 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+// CreateDownloadLinkResponse is the minted link.
+type CreateDownloadLinkResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// url downloads the artifact once, with no header; relative to the server
+	// (e.g. `/v1/links/<token>`).
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// expires_at is when the link stops working.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateDownloadLinkResponse) Reset() {
+	*x = CreateDownloadLinkResponse{}
+	mi := &file_audit_v1_export_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateDownloadLinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateDownloadLinkResponse) ProtoMessage() {}
+
+func (x *CreateDownloadLinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_export_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateDownloadLinkResponse.ProtoReflect.Descriptor instead.
+func (*CreateDownloadLinkResponse) Descriptor() ([]byte, []int) {
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CreateDownloadLinkResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateDownloadLinkResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+// ListDownloadsRequest names the job.
+type ListDownloadsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// job_id as returned by CreateExport.
+	JobId         string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDownloadsRequest) Reset() {
+	*x = ListDownloadsRequest{}
+	mi := &file_audit_v1_export_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDownloadsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDownloadsRequest) ProtoMessage() {}
+
+func (x *ListDownloadsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_export_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDownloadsRequest.ProtoReflect.Descriptor instead.
+func (*ListDownloadsRequest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListDownloadsRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+// ListDownloadsResponse lists a job's downloads, oldest first.
+type ListDownloadsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// downloads of the job.
+	Downloads     []*DownloadRecord `protobuf:"bytes,1,rep,name=downloads,proto3" json:"downloads,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDownloadsResponse) Reset() {
+	*x = ListDownloadsResponse{}
+	mi := &file_audit_v1_export_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDownloadsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDownloadsResponse) ProtoMessage() {}
+
+func (x *ListDownloadsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_export_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDownloadsResponse.ProtoReflect.Descriptor instead.
+func (*ListDownloadsResponse) Descriptor() ([]byte, []int) {
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListDownloadsResponse) GetDownloads() []*DownloadRecord {
+	if x != nil {
+		return x.Downloads
+	}
+	return nil
+}
+
+// DownloadRecord is one download, kept for the audit record.
+type DownloadRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// principal who downloaded (email or service name).
+	Principal string `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	// client_ip is the socket peer, or the forwarded client behind a trusted proxy.
+	ClientIp string `protobuf:"bytes,2,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
+	// user_agent of the client.
+	UserAgent string `protobuf:"bytes,3,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	// downloaded_at is when the download started.
+	DownloadedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=downloaded_at,json=downloadedAt,proto3" json:"downloaded_at,omitempty"`
+	// start_offset the download resumed from.
+	StartOffset int64 `protobuf:"varint,5,opt,name=start_offset,json=startOffset,proto3" json:"start_offset,omitempty"`
+	// bytes_sent to the client.
+	BytesSent int64 `protobuf:"varint,6,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
+	// protocol: `connect`, `grpc`, `grpc-web`, `rest` or `link`.
+	Protocol string `protobuf:"bytes,7,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// completed is false when the client went away before the end.
+	Completed     bool `protobuf:"varint,8,opt,name=completed,proto3" json:"completed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadRecord) Reset() {
+	*x = DownloadRecord{}
+	mi := &file_audit_v1_export_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadRecord) ProtoMessage() {}
+
+func (x *DownloadRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_export_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadRecord.ProtoReflect.Descriptor instead.
+func (*DownloadRecord) Descriptor() ([]byte, []int) {
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DownloadRecord) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *DownloadRecord) GetClientIp() string {
+	if x != nil {
+		return x.ClientIp
+	}
+	return ""
+}
+
+func (x *DownloadRecord) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *DownloadRecord) GetDownloadedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DownloadedAt
+	}
+	return nil
+}
+
+func (x *DownloadRecord) GetStartOffset() int64 {
+	if x != nil {
+		return x.StartOffset
+	}
+	return 0
+}
+
+func (x *DownloadRecord) GetBytesSent() int64 {
+	if x != nil {
+		return x.BytesSent
+	}
+	return 0
+}
+
+func (x *DownloadRecord) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *DownloadRecord) GetCompleted() bool {
+	if x != nil {
+		return x.Completed
+	}
+	return false
+}
+
 var File_audit_v1_export_proto protoreflect.FileDescriptor
 
 const file_audit_v1_export_proto_rawDesc = "" +
@@ -1450,7 +1763,30 @@ const file_audit_v1_export_proto_rawDesc = "" +
 	"total_size\x18\x01 \x01(\x03R\ttotalSize\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x1d\n" +
 	"\n" +
-	"bytes_sent\x18\x03 \x01(\x03R\tbytesSent*o\n" +
+	"bytes_sent\x18\x03 \x01(\x03R\tbytesSent\"i\n" +
+	"\x19CreateDownloadLinkRequest\x12\x1e\n" +
+	"\x06job_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x05jobId\x12,\n" +
+	"\vttl_seconds\x18\x02 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x80\xa3\x05(\x00R\n" +
+	"ttlSeconds\"i\n" +
+	"\x1aCreateDownloadLinkResponse\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"6\n" +
+	"\x14ListDownloadsRequest\x12\x1e\n" +
+	"\x06job_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x05jobId\"O\n" +
+	"\x15ListDownloadsResponse\x126\n" +
+	"\tdownloads\x18\x01 \x03(\v2\x18.audit.v1.DownloadRecordR\tdownloads\"\xa7\x02\n" +
+	"\x0eDownloadRecord\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1b\n" +
+	"\tclient_ip\x18\x02 \x01(\tR\bclientIp\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\x03 \x01(\tR\tuserAgent\x12?\n" +
+	"\rdownloaded_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\fdownloadedAt\x12!\n" +
+	"\fstart_offset\x18\x05 \x01(\x03R\vstartOffset\x12\x1d\n" +
+	"\n" +
+	"bytes_sent\x18\x06 \x01(\x03R\tbytesSent\x12\x1a\n" +
+	"\bprotocol\x18\a \x01(\tR\bprotocol\x12\x1c\n" +
+	"\tcompleted\x18\b \x01(\bR\tcompleted*o\n" +
 	"\fExportStatus\x12\x1d\n" +
 	"\x19EXPORT_STATUS_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\v\n" +
@@ -1466,9 +1802,11 @@ const file_audit_v1_export_proto_rawDesc = "" +
 	"\vWatchExport\x12\x1c.audit.v1.WatchExportRequest\x1a\x1d.audit.v1.WatchExportResponse0\x01\x12{\n" +
 	"\fCancelExport\x12\x1d.audit.v1.CancelExportRequest\x1a\x1e.audit.v1.CancelExportResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/audit/exports/{job_id}:cancel\x12O\n" +
 	"\x06WhoAmI\x12\x17.audit.v1.WhoAmIRequest\x1a\x18.audit.v1.WhoAmIResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
-	"/v1/whoami2V\n" +
+	"/v1/whoami2\xe5\x02\n" +
 	"\x0fDownloadService\x12C\n" +
-	"\bDownload\x12\x19.audit.v1.DownloadRequest\x1a\x1a.audit.v1.DownloadResponse0\x01B4Z2github.com/exportd/exportd/gen/go/audit/v1;auditv1b\x06proto3"
+	"\bDownload\x12\x19.audit.v1.DownloadRequest\x1a\x1a.audit.v1.DownloadResponse0\x01\x12\x8c\x01\n" +
+	"\x12CreateDownloadLink\x12#.audit.v1.CreateDownloadLinkRequest\x1a$.audit.v1.CreateDownloadLinkResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/audit/exports/{job_id}/links\x12~\n" +
+	"\rListDownloads\x12\x1e.audit.v1.ListDownloadsRequest\x1a\x1f.audit.v1.ListDownloadsResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/audit/exports/{job_id}/downloadsB4Z2github.com/exportd/exportd/gen/go/audit/v1;auditv1b\x06proto3"
 
 var (
 	file_audit_v1_export_proto_rawDescOnce sync.Once
@@ -1483,69 +1821,81 @@ func file_audit_v1_export_proto_rawDescGZIP() []byte {
 }
 
 var file_audit_v1_export_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_audit_v1_export_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_audit_v1_export_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_audit_v1_export_proto_goTypes = []any{
-	(ExportStatus)(0),             // 0: audit.v1.ExportStatus
-	(*CreateExportRequest)(nil),   // 1: audit.v1.CreateExportRequest
-	(*CreateExportResponse)(nil),  // 2: audit.v1.CreateExportResponse
-	(*GetExportRequest)(nil),      // 3: audit.v1.GetExportRequest
-	(*GetExportResponse)(nil),     // 4: audit.v1.GetExportResponse
-	(*ListExportsRequest)(nil),    // 5: audit.v1.ListExportsRequest
-	(*ListExportsResponse)(nil),   // 6: audit.v1.ListExportsResponse
-	(*WatchExportRequest)(nil),    // 7: audit.v1.WatchExportRequest
-	(*WatchExportResponse)(nil),   // 8: audit.v1.WatchExportResponse
-	(*CancelExportRequest)(nil),   // 9: audit.v1.CancelExportRequest
-	(*CancelExportResponse)(nil),  // 10: audit.v1.CancelExportResponse
-	(*WhoAmIRequest)(nil),         // 11: audit.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),        // 12: audit.v1.WhoAmIResponse
-	(*ExportJob)(nil),             // 13: audit.v1.ExportJob
-	(*DownloadRequest)(nil),       // 14: audit.v1.DownloadRequest
-	(*DownloadResponse)(nil),      // 15: audit.v1.DownloadResponse
-	(*DownloadInfo)(nil),          // 16: audit.v1.DownloadInfo
-	(*DownloadChunk)(nil),         // 17: audit.v1.DownloadChunk
-	(*DownloadTrailer)(nil),       // 18: audit.v1.DownloadTrailer
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(ExportStatus)(0),                  // 0: audit.v1.ExportStatus
+	(*CreateExportRequest)(nil),        // 1: audit.v1.CreateExportRequest
+	(*CreateExportResponse)(nil),       // 2: audit.v1.CreateExportResponse
+	(*GetExportRequest)(nil),           // 3: audit.v1.GetExportRequest
+	(*GetExportResponse)(nil),          // 4: audit.v1.GetExportResponse
+	(*ListExportsRequest)(nil),         // 5: audit.v1.ListExportsRequest
+	(*ListExportsResponse)(nil),        // 6: audit.v1.ListExportsResponse
+	(*WatchExportRequest)(nil),         // 7: audit.v1.WatchExportRequest
+	(*WatchExportResponse)(nil),        // 8: audit.v1.WatchExportResponse
+	(*CancelExportRequest)(nil),        // 9: audit.v1.CancelExportRequest
+	(*CancelExportResponse)(nil),       // 10: audit.v1.CancelExportResponse
+	(*WhoAmIRequest)(nil),              // 11: audit.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),             // 12: audit.v1.WhoAmIResponse
+	(*ExportJob)(nil),                  // 13: audit.v1.ExportJob
+	(*DownloadRequest)(nil),            // 14: audit.v1.DownloadRequest
+	(*DownloadResponse)(nil),           // 15: audit.v1.DownloadResponse
+	(*DownloadInfo)(nil),               // 16: audit.v1.DownloadInfo
+	(*DownloadChunk)(nil),              // 17: audit.v1.DownloadChunk
+	(*DownloadTrailer)(nil),            // 18: audit.v1.DownloadTrailer
+	(*CreateDownloadLinkRequest)(nil),  // 19: audit.v1.CreateDownloadLinkRequest
+	(*CreateDownloadLinkResponse)(nil), // 20: audit.v1.CreateDownloadLinkResponse
+	(*ListDownloadsRequest)(nil),       // 21: audit.v1.ListDownloadsRequest
+	(*ListDownloadsResponse)(nil),      // 22: audit.v1.ListDownloadsResponse
+	(*DownloadRecord)(nil),             // 23: audit.v1.DownloadRecord
+	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
 }
 var file_audit_v1_export_proto_depIdxs = []int32{
-	19, // 0: audit.v1.CreateExportRequest.start_date:type_name -> google.protobuf.Timestamp
-	19, // 1: audit.v1.CreateExportRequest.end_date:type_name -> google.protobuf.Timestamp
+	24, // 0: audit.v1.CreateExportRequest.start_date:type_name -> google.protobuf.Timestamp
+	24, // 1: audit.v1.CreateExportRequest.end_date:type_name -> google.protobuf.Timestamp
 	0,  // 2: audit.v1.CreateExportResponse.status:type_name -> audit.v1.ExportStatus
-	19, // 3: audit.v1.CreateExportResponse.estimated_completion:type_name -> google.protobuf.Timestamp
+	24, // 3: audit.v1.CreateExportResponse.estimated_completion:type_name -> google.protobuf.Timestamp
 	13, // 4: audit.v1.GetExportResponse.export:type_name -> audit.v1.ExportJob
 	0,  // 5: audit.v1.ListExportsRequest.status:type_name -> audit.v1.ExportStatus
 	13, // 6: audit.v1.ListExportsResponse.exports:type_name -> audit.v1.ExportJob
 	13, // 7: audit.v1.WatchExportResponse.export:type_name -> audit.v1.ExportJob
 	13, // 8: audit.v1.CancelExportResponse.export:type_name -> audit.v1.ExportJob
-	19, // 9: audit.v1.ExportJob.start_date:type_name -> google.protobuf.Timestamp
-	19, // 10: audit.v1.ExportJob.end_date:type_name -> google.protobuf.Timestamp
+	24, // 9: audit.v1.ExportJob.start_date:type_name -> google.protobuf.Timestamp
+	24, // 10: audit.v1.ExportJob.end_date:type_name -> google.protobuf.Timestamp
 	0,  // 11: audit.v1.ExportJob.status:type_name -> audit.v1.ExportStatus
-	19, // 12: audit.v1.ExportJob.estimated_completion:type_name -> google.protobuf.Timestamp
-	19, // 13: audit.v1.ExportJob.created_at:type_name -> google.protobuf.Timestamp
-	19, // 14: audit.v1.ExportJob.started_at:type_name -> google.protobuf.Timestamp
-	19, // 15: audit.v1.ExportJob.completed_at:type_name -> google.protobuf.Timestamp
-	19, // 16: audit.v1.ExportJob.expires_at:type_name -> google.protobuf.Timestamp
+	24, // 12: audit.v1.ExportJob.estimated_completion:type_name -> google.protobuf.Timestamp
+	24, // 13: audit.v1.ExportJob.created_at:type_name -> google.protobuf.Timestamp
+	24, // 14: audit.v1.ExportJob.started_at:type_name -> google.protobuf.Timestamp
+	24, // 15: audit.v1.ExportJob.completed_at:type_name -> google.protobuf.Timestamp
+	24, // 16: audit.v1.ExportJob.expires_at:type_name -> google.protobuf.Timestamp
 	16, // 17: audit.v1.DownloadResponse.info:type_name -> audit.v1.DownloadInfo
 	17, // 18: audit.v1.DownloadResponse.chunk:type_name -> audit.v1.DownloadChunk
 	18, // 19: audit.v1.DownloadResponse.trailer:type_name -> audit.v1.DownloadTrailer
-	1,  // 20: audit.v1.ExportService.CreateExport:input_type -> audit.v1.CreateExportRequest
-	3,  // 21: audit.v1.ExportService.GetExport:input_type -> audit.v1.GetExportRequest
-	5,  // 22: audit.v1.ExportService.ListExports:input_type -> audit.v1.ListExportsRequest
-	7,  // 23: audit.v1.ExportService.WatchExport:input_type -> audit.v1.WatchExportRequest
-	9,  // 24: audit.v1.ExportService.CancelExport:input_type -> audit.v1.CancelExportRequest
-	11, // 25: audit.v1.ExportService.WhoAmI:input_type -> audit.v1.WhoAmIRequest
-	14, // 26: audit.v1.DownloadService.Download:input_type -> audit.v1.DownloadRequest
-	2,  // 27: audit.v1.ExportService.CreateExport:output_type -> audit.v1.CreateExportResponse
-	4,  // 28: audit.v1.ExportService.GetExport:output_type -> audit.v1.GetExportResponse
-	6,  // 29: audit.v1.ExportService.ListExports:output_type -> audit.v1.ListExportsResponse
-	8,  // 30: audit.v1.ExportService.WatchExport:output_type -> audit.v1.WatchExportResponse
-	10, // 31: audit.v1.ExportService.CancelExport:output_type -> audit.v1.CancelExportResponse
-	12, // 32: audit.v1.ExportService.WhoAmI:output_type -> audit.v1.WhoAmIResponse
-	15, // 33: audit.v1.DownloadService.Download:output_type -> audit.v1.DownloadResponse
-	27, // [27:34] is the sub-list for method output_type
-	20, // [20:27] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	24, // 20: audit.v1.CreateDownloadLinkResponse.expires_at:type_name -> google.protobuf.Timestamp
+	23, // 21: audit.v1.ListDownloadsResponse.downloads:type_name -> audit.v1.DownloadRecord
+	24, // 22: audit.v1.DownloadRecord.downloaded_at:type_name -> google.protobuf.Timestamp
+	1,  // 23: audit.v1.ExportService.CreateExport:input_type -> audit.v1.CreateExportRequest
+	3,  // 24: audit.v1.ExportService.GetExport:input_type -> audit.v1.GetExportRequest
+	5,  // 25: audit.v1.ExportService.ListExports:input_type -> audit.v1.ListExportsRequest
+	7,  // 26: audit.v1.ExportService.WatchExport:input_type -> audit.v1.WatchExportRequest
+	9,  // 27: audit.v1.ExportService.CancelExport:input_type -> audit.v1.CancelExportRequest
+	11, // 28: audit.v1.ExportService.WhoAmI:input_type -> audit.v1.WhoAmIRequest
+	14, // 29: audit.v1.DownloadService.Download:input_type -> audit.v1.DownloadRequest
+	19, // 30: audit.v1.DownloadService.CreateDownloadLink:input_type -> audit.v1.CreateDownloadLinkRequest
+	21, // 31: audit.v1.DownloadService.ListDownloads:input_type -> audit.v1.ListDownloadsRequest
+	2,  // 32: audit.v1.ExportService.CreateExport:output_type -> audit.v1.CreateExportResponse
+	4,  // 33: audit.v1.ExportService.GetExport:output_type -> audit.v1.GetExportResponse
+	6,  // 34: audit.v1.ExportService.ListExports:output_type -> audit.v1.ListExportsResponse
+	8,  // 35: audit.v1.ExportService.WatchExport:output_type -> audit.v1.WatchExportResponse
+	10, // 36: audit.v1.ExportService.CancelExport:output_type -> audit.v1.CancelExportResponse
+	12, // 37: audit.v1.ExportService.WhoAmI:output_type -> audit.v1.WhoAmIResponse
+	15, // 38: audit.v1.DownloadService.Download:output_type -> audit.v1.DownloadResponse
+	20, // 39: audit.v1.DownloadService.CreateDownloadLink:output_type -> audit.v1.CreateDownloadLinkResponse
+	22, // 40: audit.v1.DownloadService.ListDownloads:output_type -> audit.v1.ListDownloadsResponse
+	32, // [32:41] is the sub-list for method output_type
+	23, // [23:32] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_audit_v1_export_proto_init() }
@@ -1564,7 +1914,7 @@ func file_audit_v1_export_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_audit_v1_export_proto_rawDesc), len(file_audit_v1_export_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -56,6 +56,12 @@ const (
 	// DownloadServiceDownloadProcedure is the fully-qualified name of the DownloadService's Download
 	// RPC.
 	DownloadServiceDownloadProcedure = "/audit.v1.DownloadService/Download"
+	// DownloadServiceCreateDownloadLinkProcedure is the fully-qualified name of the DownloadService's
+	// CreateDownloadLink RPC.
+	DownloadServiceCreateDownloadLinkProcedure = "/audit.v1.DownloadService/CreateDownloadLink"
+	// DownloadServiceListDownloadsProcedure is the fully-qualified name of the DownloadService's
+	// ListDownloads RPC.
+	DownloadServiceListDownloadsProcedure = "/audit.v1.DownloadService/ListDownloads"
 )
 
 // ExportServiceClient is a client for the audit.v1.ExportService service.
@@ -292,6 +298,14 @@ type DownloadServiceClient interface {
 	// PENDING and RUNNING jobs answer `failed_precondition` with their status,
 	// and so do expired ones.
 	Download(context.Context, *connect.Request[v1.DownloadRequest]) (*connect.ServerStreamForClient[v1.DownloadResponse], error)
+	// CreateDownloadLink mints a single-use URL for a COMPLETED job that needs
+	// no header: for browsers, and for handing a report to an external auditor.
+	// It is valid for a short time (default 15 minutes, never past the job's
+	// expiry) and bound to the principal who minted it.
+	CreateDownloadLink(context.Context, *connect.Request[v1.CreateDownloadLinkRequest]) (*connect.Response[v1.CreateDownloadLinkResponse], error)
+	// ListDownloads returns every download of a job: who, when, from where,
+	// how many bytes, over which protocol, and whether it completed.
+	ListDownloads(context.Context, *connect.Request[v1.ListDownloadsRequest]) (*connect.Response[v1.ListDownloadsResponse], error)
 }
 
 // NewDownloadServiceClient constructs a client for the audit.v1.DownloadService service. By
@@ -311,17 +325,41 @@ func NewDownloadServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(downloadServiceMethods.ByName("Download")),
 			connect.WithClientOptions(opts...),
 		),
+		createDownloadLink: connect.NewClient[v1.CreateDownloadLinkRequest, v1.CreateDownloadLinkResponse](
+			httpClient,
+			baseURL+DownloadServiceCreateDownloadLinkProcedure,
+			connect.WithSchema(downloadServiceMethods.ByName("CreateDownloadLink")),
+			connect.WithClientOptions(opts...),
+		),
+		listDownloads: connect.NewClient[v1.ListDownloadsRequest, v1.ListDownloadsResponse](
+			httpClient,
+			baseURL+DownloadServiceListDownloadsProcedure,
+			connect.WithSchema(downloadServiceMethods.ByName("ListDownloads")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // downloadServiceClient implements DownloadServiceClient.
 type downloadServiceClient struct {
-	download *connect.Client[v1.DownloadRequest, v1.DownloadResponse]
+	download           *connect.Client[v1.DownloadRequest, v1.DownloadResponse]
+	createDownloadLink *connect.Client[v1.CreateDownloadLinkRequest, v1.CreateDownloadLinkResponse]
+	listDownloads      *connect.Client[v1.ListDownloadsRequest, v1.ListDownloadsResponse]
 }
 
 // Download calls audit.v1.DownloadService.Download.
 func (c *downloadServiceClient) Download(ctx context.Context, req *connect.Request[v1.DownloadRequest]) (*connect.ServerStreamForClient[v1.DownloadResponse], error) {
 	return c.download.CallServerStream(ctx, req)
+}
+
+// CreateDownloadLink calls audit.v1.DownloadService.CreateDownloadLink.
+func (c *downloadServiceClient) CreateDownloadLink(ctx context.Context, req *connect.Request[v1.CreateDownloadLinkRequest]) (*connect.Response[v1.CreateDownloadLinkResponse], error) {
+	return c.createDownloadLink.CallUnary(ctx, req)
+}
+
+// ListDownloads calls audit.v1.DownloadService.ListDownloads.
+func (c *downloadServiceClient) ListDownloads(ctx context.Context, req *connect.Request[v1.ListDownloadsRequest]) (*connect.Response[v1.ListDownloadsResponse], error) {
+	return c.listDownloads.CallUnary(ctx, req)
 }
 
 // DownloadServiceHandler is an implementation of the audit.v1.DownloadService service.
@@ -332,6 +370,14 @@ type DownloadServiceHandler interface {
 	// PENDING and RUNNING jobs answer `failed_precondition` with their status,
 	// and so do expired ones.
 	Download(context.Context, *connect.Request[v1.DownloadRequest], *connect.ServerStream[v1.DownloadResponse]) error
+	// CreateDownloadLink mints a single-use URL for a COMPLETED job that needs
+	// no header: for browsers, and for handing a report to an external auditor.
+	// It is valid for a short time (default 15 minutes, never past the job's
+	// expiry) and bound to the principal who minted it.
+	CreateDownloadLink(context.Context, *connect.Request[v1.CreateDownloadLinkRequest]) (*connect.Response[v1.CreateDownloadLinkResponse], error)
+	// ListDownloads returns every download of a job: who, when, from where,
+	// how many bytes, over which protocol, and whether it completed.
+	ListDownloads(context.Context, *connect.Request[v1.ListDownloadsRequest]) (*connect.Response[v1.ListDownloadsResponse], error)
 }
 
 // NewDownloadServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -347,10 +393,26 @@ func NewDownloadServiceHandler(svc DownloadServiceHandler, opts ...connect.Handl
 		connect.WithSchema(downloadServiceMethods.ByName("Download")),
 		connect.WithHandlerOptions(opts...),
 	)
+	downloadServiceCreateDownloadLinkHandler := connect.NewUnaryHandler(
+		DownloadServiceCreateDownloadLinkProcedure,
+		svc.CreateDownloadLink,
+		connect.WithSchema(downloadServiceMethods.ByName("CreateDownloadLink")),
+		connect.WithHandlerOptions(opts...),
+	)
+	downloadServiceListDownloadsHandler := connect.NewUnaryHandler(
+		DownloadServiceListDownloadsProcedure,
+		svc.ListDownloads,
+		connect.WithSchema(downloadServiceMethods.ByName("ListDownloads")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/audit.v1.DownloadService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case DownloadServiceDownloadProcedure:
 			downloadServiceDownloadHandler.ServeHTTP(w, r)
+		case DownloadServiceCreateDownloadLinkProcedure:
+			downloadServiceCreateDownloadLinkHandler.ServeHTTP(w, r)
+		case DownloadServiceListDownloadsProcedure:
+			downloadServiceListDownloadsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -362,4 +424,12 @@ type UnimplementedDownloadServiceHandler struct{}
 
 func (UnimplementedDownloadServiceHandler) Download(context.Context, *connect.Request[v1.DownloadRequest], *connect.ServerStream[v1.DownloadResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.DownloadService.Download is not implemented"))
+}
+
+func (UnimplementedDownloadServiceHandler) CreateDownloadLink(context.Context, *connect.Request[v1.CreateDownloadLinkRequest]) (*connect.Response[v1.CreateDownloadLinkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.DownloadService.CreateDownloadLink is not implemented"))
+}
+
+func (UnimplementedDownloadServiceHandler) ListDownloads(context.Context, *connect.Request[v1.ListDownloadsRequest]) (*connect.Response[v1.ListDownloadsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.DownloadService.ListDownloads is not implemented"))
 }

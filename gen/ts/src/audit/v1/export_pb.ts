@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file audit/v1/export.proto.
  */
 export const file_audit_v1_export: GenFile = /*@__PURE__*/
-  fileDesc("ChVhdWRpdC92MS9leHBvcnQucHJvdG8SCGF1ZGl0LnYxItwBChNDcmVhdGVFeHBvcnRSZXF1ZXN0Ei0KC3JlcG9ydF90eXBlGAEgASgJQhi6SBVyE1IEc29jMlIEZ2RwclIFaGlwYWESOwoKc3RhcnRfZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCC7pICMgBAbIBAjgBEjQKCGVuZF9kYXRlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEiMKBmZvcm1hdBgEIAEoCUITukgQ2AEBcgtSBGpzb25SA2NzdiKIAQoUQ3JlYXRlRXhwb3J0UmVzcG9uc2USDgoGam9iX2lkGAEgASgJEiYKBnN0YXR1cxgCIAEoDjIWLmF1ZGl0LnYxLkV4cG9ydFN0YXR1cxI4ChRlc3RpbWF0ZWRfY29tcGxldGlvbhgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKwoQR2V0RXhwb3J0UmVxdWVzdBIXCgZqb2JfaWQYASABKAlCB7pIBHICEAEiOAoRR2V0RXhwb3J0UmVzcG9uc2USIwoGZXhwb3J0GAEgASgLMhMuYXVkaXQudjEuRXhwb3J0Sm9iIrQBChJMaXN0RXhwb3J0c1JlcXVlc3QSMAoGc3RhdHVzGAEgASgOMhYuYXVkaXQudjEuRXhwb3J0U3RhdHVzQgi6SAWCAQIQARIwCgtyZXBvcnRfdHlwZRgCIAEoCUIbukgY2AEBchNSBHNvYzJSBGdkcHJSBWhpcGFhEhwKCXBhZ2Vfc2l6ZRgDIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIAEIlQKE0xpc3RFeHBvcnRzUmVzcG9uc2USJAoHZXhwb3J0cxgBIAMoCzITLmF1ZGl0LnYxLkV4cG9ydEpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLQoSV2F0Y2hFeHBvcnRSZXF1ZXN0EhcKBmpvYl9pZBgBIAEoCUIHukgEcgIQASI6ChNXYXRjaEV4cG9ydFJlc3BvbnNlEiMKBmV4cG9ydBgBIAEoCzITLmF1ZGl0LnYxLkV4cG9ydEpvYiIuChNDYW5jZWxFeHBvcnRSZXF1ZXN0EhcKBmpvYl9pZBgBIAEoCUIHukgEcgIQASI7ChRDYW5jZWxFeHBvcnRSZXNwb25zZRIjCgZleHBvcnQYASABKAsyEy5hdWRpdC52MS5FeHBvcnRKb2IiDwoNV2hvQW1JUmVxdWVzdCKlAQoOV2hvQW1JUmVzcG9uc2USEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEhQKDHByaW5jaXBhbF9pZBgDIAEoCRIRCglwcmluY2lwYWwYBCABKAkSDAoEcm9sZRgFIAEoCRITCgtwZXJtaXNzaW9ucxgGIAMoCRIOCgZrZXlfaWQYByABKAkSDwoHYWRkX29ucxgIIAMoCSLoBAoJRXhwb3J0Sm9iEg4KBmpvYl9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSEwoLcmVwb3J0X3R5cGUYAyABKAkSDgoGZm9ybWF0GAQgASgJEi4KCnN0YXJ0X2RhdGUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF9kYXRlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgZzdGF0dXMYByABKA4yFi5hdWRpdC52MS5FeHBvcnRTdGF0dXMSDQoFZXJyb3IYCCABKAkSEQoJcm93c19kb25lGAkgASgDEhIKCnJvd3NfdG90YWwYCiABKAMSOAoUZXN0aW1hdGVkX2NvbXBsZXRpb24YCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcmVxdWVzdGVkX2J5GBAgASgJEhIKCnNpemVfYnl0ZXMYESABKAMSDgoGc2hhMjU2GBIgASgJEg8KB2F0dGVtcHQYEyABKAUSEAoIZmlsZW5hbWUYFCABKAkiSQoPRG93bmxvYWRSZXF1ZXN0EhcKBmpvYl9pZBgBIAEoCUIHukgEcgIQARIdCgxzdGFydF9vZmZzZXQYAiABKANCB7pIBCICKAAimQEKEERvd25sb2FkUmVzcG9uc2USJgoEaW5mbxgBIAEoCzIWLmF1ZGl0LnYxLkRvd25sb2FkSW5mb0gAEigKBWNodW5rGAIgASgLMhcuYXVkaXQudjEuRG93bmxvYWRDaHVua0gAEiwKB3RyYWlsZXIYAyABKAsyGS5hdWRpdC52MS5Eb3dubG9hZFRyYWlsZXJIAEIFCgNtc2ciWgoMRG93bmxvYWRJbmZvEhAKCGZpbGVuYW1lGAEgASgJEhQKDGNvbnRlbnRfdHlwZRgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgDEg4KBnNoYTI1NhgEIAEoCSItCg1Eb3dubG9hZENodW5rEg4KBm9mZnNldBgBIAEoAxIMCgRkYXRhGAIgASgMIkkKD0Rvd25sb2FkVHJhaWxlchISCgp0b3RhbF9zaXplGAEgASgDEg4KBnNoYTI1NhgCIAEoCRISCgpieXRlc19zZW50GAMgASgDKm8KDEV4cG9ydFN0YXR1cxIdChlFWFBPUlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASCwoHUEVORElORxABEgsKB1JVTk5JTkcQAhINCglDT01QTEVURUQQAxIKCgZGQUlMRUQQBBILCgdFWFBJUkVEEAUy6QQKDUV4cG9ydFNlcnZpY2USawoMQ3JlYXRlRXhwb3J0Eh0uYXVkaXQudjEuQ3JlYXRlRXhwb3J0UmVxdWVzdBoeLmF1ZGl0LnYxLkNyZWF0ZUV4cG9ydFJlc3BvbnNlIhyC0+STAhY6ASoiES92MS9hdWRpdC9leHBvcnRzEmgKCUdldEV4cG9ydBIaLmF1ZGl0LnYxLkdldEV4cG9ydFJlcXVlc3QaGy5hdWRpdC52MS5HZXRFeHBvcnRSZXNwb25zZSIigtPkkwIcEhovdjEvYXVkaXQvZXhwb3J0cy97am9iX2lkfRJlCgtMaXN0RXhwb3J0cxIcLmF1ZGl0LnYxLkxpc3RFeHBvcnRzUmVxdWVzdBodLmF1ZGl0LnYxLkxpc3RFeHBvcnRzUmVzcG9uc2UiGYLT5JMCExIRL3YxL2F1ZGl0L2V4cG9ydHMSTAoLV2F0Y2hFeHBvcnQSHC5hdWRpdC52MS5XYXRjaEV4cG9ydFJlcXVlc3QaHS5hdWRpdC52MS5XYXRjaEV4cG9ydFJlc3BvbnNlMAESewoMQ2FuY2VsRXhwb3J0Eh0uYXVkaXQudjEuQ2FuY2VsRXhwb3J0UmVxdWVzdBoeLmF1ZGl0LnYxLkNhbmNlbEV4cG9ydFJlc3BvbnNlIiyC0+STAiY6ASoiIS92MS9hdWRpdC9leHBvcnRzL3tqb2JfaWR9OmNhbmNlbBJPCgZXaG9BbUkSFy5hdWRpdC52MS5XaG9BbUlSZXF1ZXN0GhguYXVkaXQudjEuV2hvQW1JUmVzcG9uc2UiEoLT5JMCDBIKL3YxL3dob2FtaTJWCg9Eb3dubG9hZFNlcnZpY2USQwoIRG93bmxvYWQSGS5hdWRpdC52MS5Eb3dubG9hZFJlcXVlc3QaGi5hdWRpdC52MS5Eb3dubG9hZFJlc3BvbnNlMAFCNFoyZ2l0aHViLmNvbS9leHBvcnRkL2V4cG9ydGQvZ2VuL2dvL2F1ZGl0L3YxO2F1ZGl0djFiBnByb3RvMw", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("ChVhdWRpdC92MS9leHBvcnQucHJvdG8SCGF1ZGl0LnYxItwBChNDcmVhdGVFeHBvcnRSZXF1ZXN0Ei0KC3JlcG9ydF90eXBlGAEgASgJQhi6SBVyE1IEc29jMlIEZ2RwclIFaGlwYWESOwoKc3RhcnRfZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCC7pICMgBAbIBAjgBEjQKCGVuZF9kYXRlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEiMKBmZvcm1hdBgEIAEoCUITukgQ2AEBcgtSBGpzb25SA2NzdiKIAQoUQ3JlYXRlRXhwb3J0UmVzcG9uc2USDgoGam9iX2lkGAEgASgJEiYKBnN0YXR1cxgCIAEoDjIWLmF1ZGl0LnYxLkV4cG9ydFN0YXR1cxI4ChRlc3RpbWF0ZWRfY29tcGxldGlvbhgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKwoQR2V0RXhwb3J0UmVxdWVzdBIXCgZqb2JfaWQYASABKAlCB7pIBHICEAEiOAoRR2V0RXhwb3J0UmVzcG9uc2USIwoGZXhwb3J0GAEgASgLMhMuYXVkaXQudjEuRXhwb3J0Sm9iIrQBChJMaXN0RXhwb3J0c1JlcXVlc3QSMAoGc3RhdHVzGAEgASgOMhYuYXVkaXQudjEuRXhwb3J0U3RhdHVzQgi6SAWCAQIQARIwCgtyZXBvcnRfdHlwZRgCIAEoCUIbukgY2AEBchNSBHNvYzJSBGdkcHJSBWhpcGFhEhwKCXBhZ2Vfc2l6ZRgDIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIAEIlQKE0xpc3RFeHBvcnRzUmVzcG9uc2USJAoHZXhwb3J0cxgBIAMoCzITLmF1ZGl0LnYxLkV4cG9ydEpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLQoSV2F0Y2hFeHBvcnRSZXF1ZXN0EhcKBmpvYl9pZBgBIAEoCUIHukgEcgIQASI6ChNXYXRjaEV4cG9ydFJlc3BvbnNlEiMKBmV4cG9ydBgBIAEoCzITLmF1ZGl0LnYxLkV4cG9ydEpvYiIuChNDYW5jZWxFeHBvcnRSZXF1ZXN0EhcKBmpvYl9pZBgBIAEoCUIHukgEcgIQASI7ChRDYW5jZWxFeHBvcnRSZXNwb25zZRIjCgZleHBvcnQYASABKAsyEy5hdWRpdC52MS5FeHBvcnRKb2IiDwoNV2hvQW1JUmVxdWVzdCKlAQoOV2hvQW1JUmVzcG9uc2USEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEhQKDHByaW5jaXBhbF9pZBgDIAEoCRIRCglwcmluY2lwYWwYBCABKAkSDAoEcm9sZRgFIAEoCRITCgtwZXJtaXNzaW9ucxgGIAMoCRIOCgZrZXlfaWQYByABKAkSDwoHYWRkX29ucxgIIAMoCSLoBAoJRXhwb3J0Sm9iEg4KBmpvYl9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSEwoLcmVwb3J0X3R5cGUYAyABKAkSDgoGZm9ybWF0GAQgASgJEi4KCnN0YXJ0X2RhdGUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF9kYXRlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgZzdGF0dXMYByABKA4yFi5hdWRpdC52MS5FeHBvcnRTdGF0dXMSDQoFZXJyb3IYCCABKAkSEQoJcm93c19kb25lGAkgASgDEhIKCnJvd3NfdG90YWwYCiABKAMSOAoUZXN0aW1hdGVkX2NvbXBsZXRpb24YCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcmVxdWVzdGVkX2J5GBAgASgJEhIKCnNpemVfYnl0ZXMYESABKAMSDgoGc2hhMjU2GBIgASgJEg8KB2F0dGVtcHQYEyABKAUSEAoIZmlsZW5hbWUYFCABKAkiSQoPRG93bmxvYWRSZXF1ZXN0EhcKBmpvYl9pZBgBIAEoCUIHukgEcgIQARIdCgxzdGFydF9vZmZzZXQYAiABKANCB7pIBCICKAAimQEKEERvd25sb2FkUmVzcG9uc2USJgoEaW5mbxgBIAEoCzIWLmF1ZGl0LnYxLkRvd25sb2FkSW5mb0gAEigKBWNodW5rGAIgASgLMhcuYXVkaXQudjEuRG93bmxvYWRDaHVua0gAEiwKB3RyYWlsZXIYAyABKAsyGS5hdWRpdC52MS5Eb3dubG9hZFRyYWlsZXJIAEIFCgNtc2ciWgoMRG93bmxvYWRJbmZvEhAKCGZpbGVuYW1lGAEgASgJEhQKDGNvbnRlbnRfdHlwZRgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgDEg4KBnNoYTI1NhgEIAEoCSItCg1Eb3dubG9hZENodW5rEg4KBm9mZnNldBgBIAEoAxIMCgRkYXRhGAIgASgMIkkKD0Rvd25sb2FkVHJhaWxlchISCgp0b3RhbF9zaXplGAEgASgDEg4KBnNoYTI1NhgCIAEoCRISCgpieXRlc19zZW50GAMgASgDIlYKGUNyZWF0ZURvd25sb2FkTGlua1JlcXVlc3QSFwoGam9iX2lkGAEgASgJQge6SARyAhABEiAKC3R0bF9zZWNvbmRzGAIgASgFQgu6SAgaBhiAowUoACJZChpDcmVhdGVEb3dubG9hZExpbmtSZXNwb25zZRILCgN1cmwYASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLwoUTGlzdERvd25sb2Fkc1JlcXVlc3QSFwoGam9iX2lkGAEgASgJQge6SARyAhABIkQKFUxpc3REb3dubG9hZHNSZXNwb25zZRIrCglkb3dubG9hZHMYASADKAsyGC5hdWRpdC52MS5Eb3dubG9hZFJlY29yZCLMAQoORG93bmxvYWRSZWNvcmQSEQoJcHJpbmNpcGFsGAEgASgJEhEKCWNsaWVudF9pcBgCIAEoCRISCgp1c2VyX2FnZW50GAMgASgJEjEKDWRvd25sb2FkZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHN0YXJ0X29mZnNldBgFIAEoAxISCgpieXRlc19zZW50GAYgASgDEhAKCHByb3RvY29sGAcgASgJEhEKCWNvbXBsZXRlZBgIIAEoCCpvCgxFeHBvcnRTdGF0dXMSHQoZRVhQT1JUX1NUQVRVU19VTlNQRUNJRklFRBAAEgsKB1BFTkRJTkcQARILCgdSVU5OSU5HEAISDQoJQ09NUExFVEVEEAMSCgoGRkFJTEVEEAQSCwoHRVhQSVJFRBAFMukECg1FeHBvcnRTZXJ2aWNlEmsKDENyZWF0ZUV4cG9ydBIdLmF1ZGl0LnYxLkNyZWF0ZUV4cG9ydFJlcXVlc3QaHi5hdWRpdC52MS5DcmVhdGVFeHBvcnRSZXNwb25zZSIcgtPkkwIWOgEqIhEvdjEvYXVkaXQvZXhwb3J0cxJoCglHZXRFeHBvcnQSGi5hdWRpdC52MS5HZXRFeHBvcnRSZXF1ZXN0GhsuYXVkaXQudjEuR2V0RXhwb3J0UmVzcG9uc2UiIoLT5JMCHBIaL3YxL2F1ZGl0L2V4cG9ydHMve2pvYl9pZH0SZQoLTGlzdEV4cG9ydHMSHC5hdWRpdC52MS5MaXN0RXhwb3J0c1JlcXVlc3QaHS5hdWRpdC52MS5MaXN0RXhwb3J0c1Jlc3BvbnNlIhmC0+STAhMSES92MS9hdWRpdC9leHBvcnRzEkwKC1dhdGNoRXhwb3J0EhwuYXVkaXQudjEuV2F0Y2hFeHBvcnRSZXF1ZXN0Gh0uYXVkaXQudjEuV2F0Y2hFeHBvcnRSZXNwb25zZTABEnsKDENhbmNlbEV4cG9ydBIdLmF1ZGl0LnYxLkNhbmNlbEV4cG9ydFJlcXVlc3QaHi5hdWRpdC52MS5DYW5jZWxFeHBvcnRSZXNwb25zZSIsgtPkkwImOgEqIiEvdjEvYXVkaXQvZXhwb3J0cy97am9iX2lkfTpjYW5jZWwSTwoGV2hvQW1JEhcuYXVkaXQudjEuV2hvQW1JUmVxdWVzdBoYLmF1ZGl0LnYxLldob0FtSVJlc3BvbnNlIhKC0+STAgwSCi92MS93aG9hbWky5QIKD0Rvd25sb2FkU2VydmljZRJDCghEb3dubG9hZBIZLmF1ZGl0LnYxLkRvd25sb2FkUmVxdWVzdBoaLmF1ZGl0LnYxLkRvd25sb2FkUmVzcG9uc2UwARKMAQoSQ3JlYXRlRG93bmxvYWRMaW5rEiMuYXVkaXQudjEuQ3JlYXRlRG93bmxvYWRMaW5rUmVxdWVzdBokLmF1ZGl0LnYxLkNyZWF0ZURvd25sb2FkTGlua1Jlc3BvbnNlIiuC0+STAiU6ASoiIC92MS9hdWRpdC9leHBvcnRzL3tqb2JfaWR9L2xpbmtzEn4KDUxpc3REb3dubG9hZHMSHi5hdWRpdC52MS5MaXN0RG93bmxvYWRzUmVxdWVzdBofLmF1ZGl0LnYxLkxpc3REb3dubG9hZHNSZXNwb25zZSIsgtPkkwImEiQvdjEvYXVkaXQvZXhwb3J0cy97am9iX2lkfS9kb3dubG9hZHNCNFoyZ2l0aHViLmNvbS9leHBvcnRkL2V4cG9ydGQvZ2VuL2dvL2F1ZGl0L3YxO2F1ZGl0djFiBnByb3RvMw", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * CreateExportRequest asks for one report. Dates are RFC3339 in UTC.
@@ -713,6 +713,176 @@ export const DownloadTrailerSchema: GenMessage<DownloadTrailer> = /*@__PURE__*/
   messageDesc(file_audit_v1_export, 17);
 
 /**
+ * CreateDownloadLinkRequest names the job to link to.
+ *
+ * @generated from message audit.v1.CreateDownloadLinkRequest
+ */
+export type CreateDownloadLinkRequest = Message<"audit.v1.CreateDownloadLinkRequest"> & {
+  /**
+   * job_id as returned by CreateExport.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * ttl_seconds is how long the link stays valid: 0 means 900 (15 minutes),
+   * at most 86400. It never outlives the job's expiry.
+   *
+   * @generated from field: int32 ttl_seconds = 2;
+   */
+  ttlSeconds: number;
+};
+
+/**
+ * Describes the message audit.v1.CreateDownloadLinkRequest.
+ * Use `create(CreateDownloadLinkRequestSchema)` to create a new message.
+ */
+export const CreateDownloadLinkRequestSchema: GenMessage<CreateDownloadLinkRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_export, 18);
+
+/**
+ * CreateDownloadLinkResponse is the minted link.
+ *
+ * @generated from message audit.v1.CreateDownloadLinkResponse
+ */
+export type CreateDownloadLinkResponse = Message<"audit.v1.CreateDownloadLinkResponse"> & {
+  /**
+   * url downloads the artifact once, with no header; relative to the server
+   * (e.g. `/v1/links/<token>`).
+   *
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * expires_at is when the link stops working.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 2;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message audit.v1.CreateDownloadLinkResponse.
+ * Use `create(CreateDownloadLinkResponseSchema)` to create a new message.
+ */
+export const CreateDownloadLinkResponseSchema: GenMessage<CreateDownloadLinkResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_export, 19);
+
+/**
+ * ListDownloadsRequest names the job.
+ *
+ * @generated from message audit.v1.ListDownloadsRequest
+ */
+export type ListDownloadsRequest = Message<"audit.v1.ListDownloadsRequest"> & {
+  /**
+   * job_id as returned by CreateExport.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+};
+
+/**
+ * Describes the message audit.v1.ListDownloadsRequest.
+ * Use `create(ListDownloadsRequestSchema)` to create a new message.
+ */
+export const ListDownloadsRequestSchema: GenMessage<ListDownloadsRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_export, 20);
+
+/**
+ * ListDownloadsResponse lists a job's downloads, oldest first.
+ *
+ * @generated from message audit.v1.ListDownloadsResponse
+ */
+export type ListDownloadsResponse = Message<"audit.v1.ListDownloadsResponse"> & {
+  /**
+   * downloads of the job.
+   *
+   * @generated from field: repeated audit.v1.DownloadRecord downloads = 1;
+   */
+  downloads: DownloadRecord[];
+};
+
+/**
+ * Describes the message audit.v1.ListDownloadsResponse.
+ * Use `create(ListDownloadsResponseSchema)` to create a new message.
+ */
+export const ListDownloadsResponseSchema: GenMessage<ListDownloadsResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_export, 21);
+
+/**
+ * DownloadRecord is one download, kept for the audit record.
+ *
+ * @generated from message audit.v1.DownloadRecord
+ */
+export type DownloadRecord = Message<"audit.v1.DownloadRecord"> & {
+  /**
+   * principal who downloaded (email or service name).
+   *
+   * @generated from field: string principal = 1;
+   */
+  principal: string;
+
+  /**
+   * client_ip is the socket peer, or the forwarded client behind a trusted proxy.
+   *
+   * @generated from field: string client_ip = 2;
+   */
+  clientIp: string;
+
+  /**
+   * user_agent of the client.
+   *
+   * @generated from field: string user_agent = 3;
+   */
+  userAgent: string;
+
+  /**
+   * downloaded_at is when the download started.
+   *
+   * @generated from field: google.protobuf.Timestamp downloaded_at = 4;
+   */
+  downloadedAt?: Timestamp | undefined;
+
+  /**
+   * start_offset the download resumed from.
+   *
+   * @generated from field: int64 start_offset = 5;
+   */
+  startOffset: bigint;
+
+  /**
+   * bytes_sent to the client.
+   *
+   * @generated from field: int64 bytes_sent = 6;
+   */
+  bytesSent: bigint;
+
+  /**
+   * protocol: `connect`, `grpc`, `grpc-web`, `rest` or `link`.
+   *
+   * @generated from field: string protocol = 7;
+   */
+  protocol: string;
+
+  /**
+   * completed is false when the client went away before the end.
+   *
+   * @generated from field: bool completed = 8;
+   */
+  completed: boolean;
+};
+
+/**
+ * Describes the message audit.v1.DownloadRecord.
+ * Use `create(DownloadRecordSchema)` to create a new message.
+ */
+export const DownloadRecordSchema: GenMessage<DownloadRecord> = /*@__PURE__*/
+  messageDesc(file_audit_v1_export, 22);
+
+/**
  * ExportStatus is where a job is in its life. The value names are the wire
  * names of the vendor API (`PENDING`, `RUNNING`, …), hence no enum prefix.
  *
@@ -863,6 +1033,30 @@ export const DownloadService: GenService<{
     methodKind: "server_streaming";
     input: typeof DownloadRequestSchema;
     output: typeof DownloadResponseSchema;
+  },
+  /**
+   * CreateDownloadLink mints a single-use URL for a COMPLETED job that needs
+   * no header: for browsers, and for handing a report to an external auditor.
+   * It is valid for a short time (default 15 minutes, never past the job's
+   * expiry) and bound to the principal who minted it.
+   *
+   * @generated from rpc audit.v1.DownloadService.CreateDownloadLink
+   */
+  createDownloadLink: {
+    methodKind: "unary";
+    input: typeof CreateDownloadLinkRequestSchema;
+    output: typeof CreateDownloadLinkResponseSchema;
+  },
+  /**
+   * ListDownloads returns every download of a job: who, when, from where,
+   * how many bytes, over which protocol, and whether it completed.
+   *
+   * @generated from rpc audit.v1.DownloadService.ListDownloads
+   */
+  listDownloads: {
+    methodKind: "unary";
+    input: typeof ListDownloadsRequestSchema;
+    output: typeof ListDownloadsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_audit_v1_export, 1);
