@@ -19,6 +19,7 @@ import (
 	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/ent/issuer"
 	"github.com/exportd/exportd/ent/principal"
+	"github.com/exportd/exportd/ent/signingkey"
 	"github.com/exportd/exportd/ent/tenant"
 )
 
@@ -87,6 +88,7 @@ func checkColumn(t, c string) error {
 			exportjob.Table:         exportjob.ValidColumn,
 			issuer.Table:            issuer.ValidColumn,
 			principal.Table:         principal.ValidColumn,
+			signingkey.Table:        signingkey.ValidColumn,
 			tenant.Table:            tenant.ValidColumn,
 		})
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/exportd/exportd/ent/issuer"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/schema"
+	"github.com/exportd/exportd/ent/signingkey"
 	"github.com/exportd/exportd/ent/tenant"
 )
 
@@ -262,6 +263,20 @@ func init() {
 	principalDescID := principalFields[0].Descriptor()
 	// principal.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	principal.IDValidator = principalDescID.Validators[0].(func(string) error)
+	signingkeyFields := schema.SigningKey{}.Fields()
+	_ = signingkeyFields
+	// signingkeyDescActive is the schema descriptor for active field.
+	signingkeyDescActive := signingkeyFields[3].Descriptor()
+	// signingkey.DefaultActive holds the default value on creation for the active field.
+	signingkey.DefaultActive = signingkeyDescActive.Default.(bool)
+	// signingkeyDescCreatedAt is the schema descriptor for created_at field.
+	signingkeyDescCreatedAt := signingkeyFields[4].Descriptor()
+	// signingkey.DefaultCreatedAt holds the default value on creation for the created_at field.
+	signingkey.DefaultCreatedAt = signingkeyDescCreatedAt.Default.(func() time.Time)
+	// signingkeyDescID is the schema descriptor for id field.
+	signingkeyDescID := signingkeyFields[0].Descriptor()
+	// signingkey.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	signingkey.IDValidator = signingkeyDescID.Validators[0].(func(string) error)
 	tenantFields := schema.Tenant{}.Fields()
 	_ = tenantFields
 	// tenantDescName is the schema descriptor for name field.

@@ -28,6 +28,8 @@ type Tx struct {
 	Issuer *IssuerClient
 	// Principal is the client for interacting with the Principal builders.
 	Principal *PrincipalClient
+	// SigningKey is the client for interacting with the SigningKey builders.
+	SigningKey *SigningKeyClient
 	// Tenant is the client for interacting with the Tenant builders.
 	Tenant *TenantClient
 
@@ -168,6 +170,7 @@ func (tx *Tx) init() {
 	tx.ExportJob = NewExportJobClient(tx.config)
 	tx.Issuer = NewIssuerClient(tx.config)
 	tx.Principal = NewPrincipalClient(tx.config)
+	tx.SigningKey = NewSigningKeyClient(tx.config)
 	tx.Tenant = NewTenantClient(tx.config)
 }
 

@@ -1,5 +1,7 @@
 package reports
 
+import "time"
+
 // Manifest describes one artifact so that an auditor can check it is complete
 // and unaltered: what was asked, what was read, and the report's digest.
 type Manifest struct {
@@ -33,3 +35,27 @@ type ManifestPeriod struct {
 
 // ManifestVersion is the version of the manifest layout.
 const ManifestVersion = "1"
+
+// NewManifest describes the artifact that Generate wrote for req, whose bytes
+// have the given SHA-256 (hex) and size. It is unsigned.
+func NewManifest(jobID string, req Request, sum Summary, sha256Hex string, size int64) Manifest {
+	return Manifest{
+		ManifestVersion:  ManifestVersion,
+		JobID:            jobID,
+		ReportType:       req.ReportType,
+		Format:           req.Format,
+		TenantID:         req.TenantID,
+		PeriodRequested:  ManifestPeriod{Start: req.PeriodStart.UTC().Format(time.RFC3339Nano), End: req.PeriodEnd.UTC().Format(time.RFC3339Nano)},
+		PeriodApplied:    ManifestPeriod{Start: req.AppliedStart.UTC().Format(TimeLayout), End: req.AppliedEnd.UTC().Format(TimeLayout)},
+		GeneratedAt:      req.GeneratedAt.UTC().Format(TimeLayout),
+		AsOfSequence:     req.Watermark,
+		GeneratorVersion: GeneratorVersion,
+		CatalogVersion:   CatalogVersion,
+		Counts:           sum.Counts,
+		FirstSequence:    sum.FirstSequence,
+		LastSequence:     sum.LastSequence,
+		Rows:             sum.Rows,
+		ReportSHA256:     sha256Hex,
+		ReportSize:       size,
+	}
+}

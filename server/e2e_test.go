@@ -20,6 +20,7 @@ import (
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/store/storetest"
+	"github.com/exportd/exportd/reports"
 	"github.com/exportd/exportd/server/servertest"
 )
 
@@ -84,8 +85,9 @@ func TestExportFlow(t *testing.T) {
 				})
 			}
 			t.Run("rest", func(t *testing.T) {
-				report := restFlow(t, env, key)
+				report, jobID := restFlow(t, env, key)
 				checkReport(t, "json", report, tenant)
+				verifyManifest(t, env, jobID, report)
 			})
 		})
 	}
@@ -127,6 +129,9 @@ func rpcFlow(t *testing.T, exports auditv1connect.ExportServiceClient, downloads
 	}
 	if got.Msg.GetExport().GetSha256() != last.GetSha256() || last.GetSizeBytes() == 0 {
 		t.Fatalf("GetExport and the watch disagree: %v vs %v", got.Msg.GetExport(), last)
+	}
+	if m := got.Msg.GetExport().GetManifest(); m.GetReportSha256() != last.GetSha256() || m.GetSignature() == "" || m.GetCounts()["audit_log"] != seeded {
+		t.Fatalf("manifest %v", m)
 	}
 
 	stream, err := downloads.Download(ctx, connect.NewRequest(&auditv1.DownloadRequest{JobId: id}))
@@ -180,7 +185,34 @@ func rpcFlow(t *testing.T, exports auditv1connect.ExportServiceClient, downloads
 	return body.Bytes()
 }
 
-func restFlow(t *testing.T, env *servertest.Env, key string) []byte {
+// verifyManifest checks the report against its signed manifest with the
+// keys the server publishes, as an auditor would.
+func verifyManifest(t *testing.T, env *servertest.Env, jobID string, report []byte) {
+	t.Helper()
+	resp, err := env.Client.Get(env.URL + "/.well-known/exportd-keys.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	ks, err := reports.ParseJWKS(b)
+	if err != nil {
+		t.Fatalf("published keys %s: %v", b, err)
+	}
+	j, err := env.Store.JobByID(context.Background(), jobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := reports.Verify(bytes.NewReader(report), j.Manifest, ks)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if m.JobID != jobID || m.Counts["audit_log"] != seeded {
+		t.Fatalf("manifest %+v", m)
+	}
+}
+
+func restFlow(t *testing.T, env *servertest.Env, key string) ([]byte, string) {
 	t.Helper()
 	// The vendor page's request, verbatim.
 	body := `{
@@ -230,7 +262,7 @@ func restFlow(t *testing.T, env *servertest.Env, key string) []byte {
 	if resp.ContentLength != int64(len(b)) {
 		t.Errorf("Content-Length %d for %d bytes", resp.ContentLength, len(b))
 	}
-	return b
+	return b, id
 }
 
 func do(t *testing.T, env *servertest.Env, req *http.Request) *http.Response {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/exportd/exportd/authz"
@@ -110,7 +111,16 @@ func (h exportService) GetExport(ctx context.Context, req *connect.Request[audit
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&auditv1.GetExportResponse{Export: jobProto(j)}), nil
+	out := jobProto(j)
+	if len(j.Manifest) > 0 {
+		m := &auditv1.Manifest{}
+		// The manifest JSON uses the proto field names, so it decodes as is.
+		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(j.Manifest, m); err != nil {
+			return nil, fmt.Errorf("decode manifest of %s: %w", j.ID, err)
+		}
+		out.Manifest = m
+	}
+	return connect.NewResponse(&auditv1.GetExportResponse{Export: out}), nil
 }
 
 func (h exportService) ListExports(ctx context.Context, req *connect.Request[auditv1.ListExportsRequest]) (*connect.Response[auditv1.ListExportsResponse], error) {

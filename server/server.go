@@ -6,6 +6,8 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +24,7 @@ import (
 	"github.com/exportd/exportd/authz"
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/store"
+	"github.com/exportd/exportd/reports"
 )
 
 // Config tunes the API.
@@ -45,7 +48,16 @@ type Server struct {
 	runner   Waker
 	log      *slog.Logger
 	cfg      Config
+	keys     KeySource
 }
+
+// KeySource gives the manifest signing keys to publish.
+type KeySource interface {
+	KeySet() reports.KeySet
+}
+
+// PublishKeys serves ks's public keys at /.well-known/exportd-keys.json.
+func (s *Server) PublishKeys(ks KeySource) { s.keys = ks }
 
 // New returns the API server.
 func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker, log *slog.Logger, cfg Config) *Server {
@@ -96,6 +108,7 @@ func (s *Server) Handler() (http.Handler, error) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	mux.HandleFunc("GET /.well-known/exportd-keys.json", s.publicKeys)
 	return withRequestID(mux), nil
 }
 
@@ -117,6 +130,22 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
+}
+
+// publicKeys serves the manifest verification keys as a JWK set.
+func (s *Server) publicKeys(w http.ResponseWriter, _ *http.Request) {
+	if s.keys == nil {
+		writeRESTError(w, connect.NewError(connect.CodeUnavailable, errors.New("no signing keys are configured")))
+		return
+	}
+	b, err := json.MarshalIndent(s.keys.KeySet().Public(), "", "  ")
+	if err != nil {
+		writeRESTError(w, connect.NewError(connect.CodeInternal, errors.New("internal error")))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // forwardedFor lists the client addresses a proxy chain reported, nearest

@@ -21,6 +21,7 @@ import (
 	"github.com/exportd/exportd/internal/config"
 	"github.com/exportd/exportd/internal/demo"
 	"github.com/exportd/exportd/internal/jobs"
+	"github.com/exportd/exportd/internal/signing"
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/reports"
 	"github.com/exportd/exportd/server"
@@ -34,6 +35,7 @@ Usage:
   exportd tenant addon enable|disable compliance-pack --tenant ID
   exportd apikey create --tenant ID --role ROLE [--principal EMAIL] [--name N] [--expires-in 720h]
   exportd seed-demo --tenant ID --events N [--from T --to T]
+  exportd signing-key list|rotate|remove [--id KID]         manifest signing keys
 
 Every subcommand takes --data-dir / --database-url (env EXPORTD_DATA_DIR,
 EXPORTD_DATABASE_URL); run "exportd <subcommand> -h" for its flags.
@@ -60,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if (cmd == "tenant" || cmd == "apikey") && len(rest) > 0 {
+	if (cmd == "tenant" || cmd == "apikey" || cmd == "signing-key") && len(rest) > 0 {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 		if cmd == "tenant addon" && len(rest) > 0 {
 			cmd, rest = cmd+" "+rest[0], rest[1:]
@@ -77,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return apikeyCreate(ctx, rest, stdout, stderr)
 	case "seed-demo":
 		return seedDemo(ctx, rest, stdout, stderr)
+	case "signing-key list", "signing-key rotate", "signing-key remove":
+		return signingKey(ctx, strings.TrimPrefix(cmd, "signing-key "), rest, stdout, stderr)
 	}
 	return usageError{fmt.Errorf("unknown command %q; run exportd help", strings.Join(args[:min(len(args), 2)], " "))}
 }
@@ -134,11 +138,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	keys, err := signing.New(ctx, st, cfg.SigningKey, log)
+	if err != nil {
+		return err
+	}
 	runner := jobs.New(st, bucket, log, jobs.Config{Workers: cfg.Workers, Lease: cfg.Lease})
+	runner.SignWith(keys)
 	api := server.New(st, en, bucket, runner, log, server.Config{
 		MaxPeriod:      time.Duration(cfg.MaxPeriodDays) * 24 * time.Hour,
 		TrustedProxies: cfg.TrustedProxies,
 	})
+	api.PublishKeys(keys)
 	h, err := api.Handler()
 	if err != nil {
 		return err
@@ -159,6 +169,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	workersDone := make(chan struct{})
 	go func() { runner.Run(workCtx); close(workersDone) }()
+	go keys.Run(workCtx, 10*time.Second)
 
 	errc := make(chan error, 1)
 	go func() {
@@ -385,4 +396,52 @@ func parseTime(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither RFC3339 nor YYYY-MM-DD", s)
 	}
 	return t, nil
+}
+
+func signingKey(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) error {
+	var (
+		cfg config.Config
+		id  string
+	)
+	fs := flag.NewFlagSet("signing-key "+verb, flag.ContinueOnError)
+	cfg.Storage(fs)
+	if verb == "remove" {
+		fs.StringVar(&id, "id", "", "the retired key to take out of the published set (required)")
+	}
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if verb == "remove" && id == "" {
+		return usageError{errors.New("signing-key remove: --id is required")}
+	}
+	st, err := openStore(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch verb {
+	case "rotate":
+		kid, err := st.RotateSigningKey(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, kid)
+	case "remove":
+		if err := st.RemoveSigningKey(ctx, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "removed %s; manifests it signed no longer verify\n", id)
+	default:
+		if err := st.EnsureSigningKey(ctx); err != nil {
+			return err
+		}
+		ks, err := st.SigningKeys(ctx)
+		if err != nil {
+			return err
+		}
+		for _, k := range ks.Public().Keys {
+			fmt.Fprintf(stdout, "%s\t%s\t%s\n", k.KeyID, k.Status, k.CreatedAt)
+		}
+	}
+	return nil
 }

@@ -27,5 +27,8 @@ type Issuer func(*sql.Selector)
 // Principal is the predicate function for principal builders.
 type Principal func(*sql.Selector)
 
+// SigningKey is the predicate function for signingkey builders.
+type SigningKey func(*sql.Selector)
+
 // Tenant is the predicate function for tenant builders.
 type Tenant func(*sql.Selector)

@@ -27,8 +27,10 @@ type Config struct {
 	LogLevel       string
 	TLSCert        string
 	TLSKey         string
+	SigningKey     string
 
 	trustedProxies string
+	signingKeyFile string
 	envErrs        []error
 }
 
@@ -51,6 +53,7 @@ func (c *Config) Serve(fs *flag.FlagSet) {
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", env("EXPORTD_TRUSTED_PROXIES", ""), "comma-separated CIDRs whose X-Forwarded-For is believed (env EXPORTD_TRUSTED_PROXIES)")
 	fs.StringVar(&c.TLSCert, "tls-cert", env("EXPORTD_TLS_CERT", ""), "TLS certificate file; with --tls-key serves HTTPS (env EXPORTD_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", env("EXPORTD_TLS_KEY", ""), "TLS key file (env EXPORTD_TLS_KEY)")
+	fs.StringVar(&c.signingKeyFile, "signing-key-file", env("EXPORTD_SIGNING_KEY_FILE", ""), "file holding the base64 Ed25519 seed that signs manifests; default: a key kept in the database (env EXPORTD_SIGNING_KEY_FILE)")
 }
 
 // Validate checks the values and derives parsed ones.
@@ -75,6 +78,14 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	c.SigningKey = ""
+	if c.signingKeyFile != "" {
+		b, err := os.ReadFile(c.signingKeyFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--signing-key-file: %w", err))
+		}
+		c.SigningKey = strings.TrimSpace(string(b))
 	}
 	c.TrustedProxies = nil
 	for _, s := range strings.Split(c.trustedProxies, ",") {

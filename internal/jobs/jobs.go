@@ -41,6 +41,12 @@ type Runner struct {
 	cfg    Config
 	owner  string
 	wake   chan struct{}
+	signer Signer
+}
+
+// Signer signs manifests.
+type Signer interface {
+	Sign(m *reports.Manifest) error
 }
 
 // New returns a runner; call Run to start it.
@@ -64,6 +70,9 @@ func New(st *store.Store, bucket *blob.Bucket, log *slog.Logger, cfg Config) *Ru
 		wake:   make(chan struct{}, 1),
 	}
 }
+
+// SignWith makes the runner sign every manifest it commits.
+func (r *Runner) SignWith(s Signer) { r.signer = s }
 
 // Wake tells an idle worker that a job was queued.
 func (r *Runner) Wake() {
@@ -231,24 +240,11 @@ func (r *Runner) generate(ctx context.Context, j *ent.ExportJob) (store.Artifact
 	<-hbDone
 
 	digest := hex.EncodeToString(h.Sum(nil))
-	m := reports.Manifest{
-		ManifestVersion:  reports.ManifestVersion,
-		JobID:            j.ID,
-		ReportType:       j.ReportType,
-		Format:           j.Format,
-		TenantID:         j.TenantID,
-		PeriodRequested:  reports.ManifestPeriod{Start: echo(req.PeriodStart), End: echo(req.PeriodEnd)},
-		PeriodApplied:    reports.ManifestPeriod{Start: stamp(req.AppliedStart), End: stamp(req.AppliedEnd)},
-		GeneratedAt:      stamp(req.GeneratedAt),
-		AsOfSequence:     watermark,
-		GeneratorVersion: reports.GeneratorVersion,
-		CatalogVersion:   reports.CatalogVersion,
-		Counts:           sum.Counts,
-		FirstSequence:    sum.FirstSequence,
-		LastSequence:     sum.LastSequence,
-		Rows:             sum.Rows,
-		ReportSHA256:     digest,
-		ReportSize:       cw.n,
+	m := reports.NewManifest(j.ID, req, sum, digest, cw.n)
+	if r.signer != nil {
+		if err := r.signer.Sign(&m); err != nil {
+			return store.Artifact{}, err
+		}
 	}
 	mb, err := json.Marshal(m)
 	if err != nil {
@@ -272,9 +268,6 @@ func contentType(format string) string {
 	}
 	return "application/json"
 }
-
-func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z") }
-func echo(t time.Time) string  { return t.UTC().Format(time.RFC3339Nano) }
 
 type countingWriter struct {
 	w io.Writer

@@ -18,6 +18,7 @@ import (
 	"github.com/exportd/exportd/authz"
 	"github.com/exportd/exportd/internal/demo"
 	"github.com/exportd/exportd/internal/jobs"
+	"github.com/exportd/exportd/internal/signing"
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/store/storetest"
 	"github.com/exportd/exportd/server"
@@ -30,6 +31,7 @@ type Env struct {
 	Store  *store.Store
 	Bucket *blob.Bucket
 	Runner *jobs.Runner
+	Keys   *signing.Manager
 	Log    *LogBuffer
 }
 
@@ -65,11 +67,18 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 	if o.Jobs.PollInterval == 0 {
 		o.Jobs.PollInterval = 50 * time.Millisecond
 	}
+	keys, err := signing.New(ctx, st, "", log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	runner := jobs.New(st, bucket, log, o.Jobs)
+	runner.SignWith(keys)
 	if o.Server.WatchInterval == 0 {
 		o.Server.WatchInterval = 20 * time.Millisecond
 	}
-	h, err := server.New(st, en, bucket, runner, log, o.Server).Handler()
+	api := server.New(st, en, bucket, runner, log, o.Server)
+	api.PublishKeys(keys)
+	h, err := api.Handler()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +97,7 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 		<-done
 		bucket.Close()
 	})
-	return &Env{URL: srv.URL, Client: srv.Client(), Store: st, Bucket: bucket, Runner: runner, Log: logs}
+	return &Env{URL: srv.URL, Client: srv.Client(), Store: st, Bucket: bucket, Runner: runner, Keys: keys, Log: logs}
 }
 
 // Tenant creates a tenant and returns its id.

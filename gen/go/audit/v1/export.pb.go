@@ -825,7 +825,9 @@ type ExportJob struct {
 	// attempt counts the times a worker started the job.
 	Attempt int32 `protobuf:"varint,19,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// filename suggested for the downloaded artifact.
-	Filename      string `protobuf:"bytes,20,opt,name=filename,proto3" json:"filename,omitempty"`
+	Filename string `protobuf:"bytes,20,opt,name=filename,proto3" json:"filename,omitempty"`
+	// manifest of the artifact once completed (GetExport only).
+	Manifest      *Manifest `protobuf:"bytes,21,opt,name=manifest,proto3" json:"manifest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1000,6 +1002,280 @@ func (x *ExportJob) GetFilename() string {
 	return ""
 }
 
+func (x *ExportJob) GetManifest() *Manifest {
+	if x != nil {
+		return x.Manifest
+	}
+	return nil
+}
+
+// Manifest describes one artifact so an auditor can check it is complete and
+// unaltered. Its fields are those of the signed manifest document (served at
+// /v1/audit/exports/{job_id}/manifest); verify against that document, since
+// JSON here writes 64-bit numbers as strings.
+type Manifest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// manifest_version of this layout.
+	ManifestVersion string `protobuf:"bytes,1,opt,name=manifest_version,json=manifestVersion,proto3" json:"manifest_version,omitempty"`
+	// job_id of the export.
+	JobId string `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// report_type: soc2, gdpr or hipaa.
+	ReportType string `protobuf:"bytes,3,opt,name=report_type,json=reportType,proto3" json:"report_type,omitempty"`
+	// format: json or csv.
+	Format string `protobuf:"bytes,4,opt,name=format,proto3" json:"format,omitempty"`
+	// tenant_id the report is about.
+	TenantId string `protobuf:"bytes,5,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// period_requested as the client wrote it (end inclusive).
+	PeriodRequested *Period `protobuf:"bytes,6,opt,name=period_requested,json=periodRequested,proto3" json:"period_requested,omitempty"`
+	// period_applied as read from the log (half-open).
+	PeriodApplied *Period `protobuf:"bytes,7,opt,name=period_applied,json=periodApplied,proto3" json:"period_applied,omitempty"`
+	// generated_at is when generation started.
+	GeneratedAt string `protobuf:"bytes,8,opt,name=generated_at,json=generatedAt,proto3" json:"generated_at,omitempty"`
+	// as_of_sequence is the highest audit sequence that existed then.
+	AsOfSequence int64 `protobuf:"varint,9,opt,name=as_of_sequence,json=asOfSequence,proto3" json:"as_of_sequence,omitempty"`
+	// generator_version of the report generator.
+	GeneratorVersion string `protobuf:"bytes,10,opt,name=generator_version,json=generatorVersion,proto3" json:"generator_version,omitempty"`
+	// control_catalog_version of the control mapping used.
+	ControlCatalogVersion string `protobuf:"bytes,11,opt,name=control_catalog_version,json=controlCatalogVersion,proto3" json:"control_catalog_version,omitempty"`
+	// counts per report section.
+	Counts map[string]int64 `protobuf:"bytes,12,rep,name=counts,proto3" json:"counts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// first_sequence of the audit events included.
+	FirstSequence int64 `protobuf:"varint,13,opt,name=first_sequence,json=firstSequence,proto3" json:"first_sequence,omitempty"`
+	// last_sequence of the audit events included.
+	LastSequence int64 `protobuf:"varint,14,opt,name=last_sequence,json=lastSequence,proto3" json:"last_sequence,omitempty"`
+	// rows written.
+	Rows int64 `protobuf:"varint,15,opt,name=rows,proto3" json:"rows,omitempty"`
+	// report_sha256 of the report bytes, lowercase hex.
+	ReportSha256 string `protobuf:"bytes,16,opt,name=report_sha256,json=reportSha256,proto3" json:"report_sha256,omitempty"`
+	// report_size in bytes.
+	ReportSize int64 `protobuf:"varint,17,opt,name=report_size,json=reportSize,proto3" json:"report_size,omitempty"`
+	// signing_key_id names the key in /.well-known/exportd-keys.json.
+	SigningKeyId string `protobuf:"bytes,18,opt,name=signing_key_id,json=signingKeyId,proto3" json:"signing_key_id,omitempty"`
+	// signature is the base64 Ed25519 signature over the manifest's JSON with
+	// this field empty.
+	Signature     string `protobuf:"bytes,19,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Manifest) Reset() {
+	*x = Manifest{}
+	mi := &file_audit_v1_export_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Manifest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Manifest) ProtoMessage() {}
+
+func (x *Manifest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_export_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Manifest.ProtoReflect.Descriptor instead.
+func (*Manifest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Manifest) GetManifestVersion() string {
+	if x != nil {
+		return x.ManifestVersion
+	}
+	return ""
+}
+
+func (x *Manifest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *Manifest) GetReportType() string {
+	if x != nil {
+		return x.ReportType
+	}
+	return ""
+}
+
+func (x *Manifest) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *Manifest) GetTenantId() string {
+	if x != nil {
+		return x.TenantId
+	}
+	return ""
+}
+
+func (x *Manifest) GetPeriodRequested() *Period {
+	if x != nil {
+		return x.PeriodRequested
+	}
+	return nil
+}
+
+func (x *Manifest) GetPeriodApplied() *Period {
+	if x != nil {
+		return x.PeriodApplied
+	}
+	return nil
+}
+
+func (x *Manifest) GetGeneratedAt() string {
+	if x != nil {
+		return x.GeneratedAt
+	}
+	return ""
+}
+
+func (x *Manifest) GetAsOfSequence() int64 {
+	if x != nil {
+		return x.AsOfSequence
+	}
+	return 0
+}
+
+func (x *Manifest) GetGeneratorVersion() string {
+	if x != nil {
+		return x.GeneratorVersion
+	}
+	return ""
+}
+
+func (x *Manifest) GetControlCatalogVersion() string {
+	if x != nil {
+		return x.ControlCatalogVersion
+	}
+	return ""
+}
+
+func (x *Manifest) GetCounts() map[string]int64 {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *Manifest) GetFirstSequence() int64 {
+	if x != nil {
+		return x.FirstSequence
+	}
+	return 0
+}
+
+func (x *Manifest) GetLastSequence() int64 {
+	if x != nil {
+		return x.LastSequence
+	}
+	return 0
+}
+
+func (x *Manifest) GetRows() int64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *Manifest) GetReportSha256() string {
+	if x != nil {
+		return x.ReportSha256
+	}
+	return ""
+}
+
+func (x *Manifest) GetReportSize() int64 {
+	if x != nil {
+		return x.ReportSize
+	}
+	return 0
+}
+
+func (x *Manifest) GetSigningKeyId() string {
+	if x != nil {
+		return x.SigningKeyId
+	}
+	return ""
+}
+
+func (x *Manifest) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+// Period is a pair of RFC3339 instants.
+type Period struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// start of the period.
+	Start string `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	// end of the period.
+	End           string `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Period) Reset() {
+	*x = Period{}
+	mi := &file_audit_v1_export_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Period) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Period) ProtoMessage() {}
+
+func (x *Period) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_export_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Period.ProtoReflect.Descriptor instead.
+func (*Period) Descriptor() ([]byte, []int) {
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Period) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+func (x *Period) GetEnd() string {
+	if x != nil {
+		return x.End
+	}
+	return ""
+}
+
 // DownloadRequest names the job whose artifact to stream.
 type DownloadRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1013,7 +1289,7 @@ type DownloadRequest struct {
 
 func (x *DownloadRequest) Reset() {
 	*x = DownloadRequest{}
-	mi := &file_audit_v1_export_proto_msgTypes[13]
+	mi := &file_audit_v1_export_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1025,7 +1301,7 @@ func (x *DownloadRequest) String() string {
 func (*DownloadRequest) ProtoMessage() {}
 
 func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_audit_v1_export_proto_msgTypes[13]
+	mi := &file_audit_v1_export_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1038,7 +1314,7 @@ func (x *DownloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRequest.ProtoReflect.Descriptor instead.
 func (*DownloadRequest) Descriptor() ([]byte, []int) {
-	return file_audit_v1_export_proto_rawDescGZIP(), []int{13}
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DownloadRequest) GetJobId() string {
@@ -1071,7 +1347,7 @@ type DownloadResponse struct {
 
 func (x *DownloadResponse) Reset() {
 	*x = DownloadResponse{}
-	mi := &file_audit_v1_export_proto_msgTypes[14]
+	mi := &file_audit_v1_export_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1359,7 @@ func (x *DownloadResponse) String() string {
 func (*DownloadResponse) ProtoMessage() {}
 
 func (x *DownloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_audit_v1_export_proto_msgTypes[14]
+	mi := &file_audit_v1_export_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1372,7 @@ func (x *DownloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadResponse.ProtoReflect.Descriptor instead.
 func (*DownloadResponse) Descriptor() ([]byte, []int) {
-	return file_audit_v1_export_proto_rawDescGZIP(), []int{14}
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DownloadResponse) GetMsg() isDownloadResponse_Msg {
@@ -1175,7 +1451,7 @@ type DownloadInfo struct {
 
 func (x *DownloadInfo) Reset() {
 	*x = DownloadInfo{}
-	mi := &file_audit_v1_export_proto_msgTypes[15]
+	mi := &file_audit_v1_export_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1463,7 @@ func (x *DownloadInfo) String() string {
 func (*DownloadInfo) ProtoMessage() {}
 
 func (x *DownloadInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_audit_v1_export_proto_msgTypes[15]
+	mi := &file_audit_v1_export_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1476,7 @@ func (x *DownloadInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadInfo.ProtoReflect.Descriptor instead.
 func (*DownloadInfo) Descriptor() ([]byte, []int) {
-	return file_audit_v1_export_proto_rawDescGZIP(), []int{15}
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DownloadInfo) GetFilename() string {
@@ -1244,7 +1520,7 @@ type DownloadChunk struct {
 
 func (x *DownloadChunk) Reset() {
 	*x = DownloadChunk{}
-	mi := &file_audit_v1_export_proto_msgTypes[16]
+	mi := &file_audit_v1_export_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1532,7 @@ func (x *DownloadChunk) String() string {
 func (*DownloadChunk) ProtoMessage() {}
 
 func (x *DownloadChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_audit_v1_export_proto_msgTypes[16]
+	mi := &file_audit_v1_export_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1545,7 @@ func (x *DownloadChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadChunk.ProtoReflect.Descriptor instead.
 func (*DownloadChunk) Descriptor() ([]byte, []int) {
-	return file_audit_v1_export_proto_rawDescGZIP(), []int{16}
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DownloadChunk) GetOffset() int64 {
@@ -1301,7 +1577,7 @@ type DownloadTrailer struct {
 
 func (x *DownloadTrailer) Reset() {
 	*x = DownloadTrailer{}
-	mi := &file_audit_v1_export_proto_msgTypes[17]
+	mi := &file_audit_v1_export_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1589,7 @@ func (x *DownloadTrailer) String() string {
 func (*DownloadTrailer) ProtoMessage() {}
 
 func (x *DownloadTrailer) ProtoReflect() protoreflect.Message {
-	mi := &file_audit_v1_export_proto_msgTypes[17]
+	mi := &file_audit_v1_export_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1602,7 @@ func (x *DownloadTrailer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadTrailer.ProtoReflect.Descriptor instead.
 func (*DownloadTrailer) Descriptor() ([]byte, []int) {
-	return file_audit_v1_export_proto_rawDescGZIP(), []int{17}
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DownloadTrailer) GetTotalSize() int64 {
@@ -1364,7 +1640,7 @@ type CreateDownloadLinkRequest struct {
 
 func (x *CreateDownloadLinkRequest) Reset() {
 	*x = CreateDownloadLinkRequest{}
-	mi := &file_audit_v1_export_proto_msgTypes[18]
+	mi := &file_audit_v1_export_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1652,7 @@ func (x *CreateDownloadLinkRequest) String() string {
 func (*CreateDownloadLinkRequest) ProtoMessage() {}
 
 func (x *CreateDownloadLinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_audit_v1_export_proto_msgTypes[18]
+	mi := &file_audit_v1_export_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1665,7 @@ func (x *CreateDownloadLinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDownloadLinkRequest.ProtoReflect.Descriptor instead.
 func (*CreateDownloadLinkRequest) Descriptor() ([]byte, []int) {
-	return file_audit_v1_export_proto_rawDescGZIP(), []int{18}
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateDownloadLinkRequest) GetJobId() string {
@@ -1420,7 +1696,7 @@ type CreateDownloadLinkResponse struct {
 
 func (x *CreateDownloadLinkResponse) Reset() {
 	*x = CreateDownloadLinkResponse{}
-	mi := &file_audit_v1_export_proto_msgTypes[19]
+	mi := &file_audit_v1_export_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1708,7 @@ func (x *CreateDownloadLinkResponse) String() string {
 func (*CreateDownloadLinkResponse) ProtoMessage() {}
 
 func (x *CreateDownloadLinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_audit_v1_export_proto_msgTypes[19]
+	mi := &file_audit_v1_export_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1721,7 @@ func (x *CreateDownloadLinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDownloadLinkResponse.ProtoReflect.Descriptor instead.
 func (*CreateDownloadLinkResponse) Descriptor() ([]byte, []int) {
-	return file_audit_v1_export_proto_rawDescGZIP(), []int{19}
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateDownloadLinkResponse) GetUrl() string {
@@ -1473,7 +1749,7 @@ type ListDownloadsRequest struct {
 
 func (x *ListDownloadsRequest) Reset() {
 	*x = ListDownloadsRequest{}
-	mi := &file_audit_v1_export_proto_msgTypes[20]
+	mi := &file_audit_v1_export_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1485,7 +1761,7 @@ func (x *ListDownloadsRequest) String() string {
 func (*ListDownloadsRequest) ProtoMessage() {}
 
 func (x *ListDownloadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_audit_v1_export_proto_msgTypes[20]
+	mi := &file_audit_v1_export_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1498,7 +1774,7 @@ func (x *ListDownloadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDownloadsRequest.ProtoReflect.Descriptor instead.
 func (*ListDownloadsRequest) Descriptor() ([]byte, []int) {
-	return file_audit_v1_export_proto_rawDescGZIP(), []int{20}
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListDownloadsRequest) GetJobId() string {
@@ -1519,7 +1795,7 @@ type ListDownloadsResponse struct {
 
 func (x *ListDownloadsResponse) Reset() {
 	*x = ListDownloadsResponse{}
-	mi := &file_audit_v1_export_proto_msgTypes[21]
+	mi := &file_audit_v1_export_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1531,7 +1807,7 @@ func (x *ListDownloadsResponse) String() string {
 func (*ListDownloadsResponse) ProtoMessage() {}
 
 func (x *ListDownloadsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_audit_v1_export_proto_msgTypes[21]
+	mi := &file_audit_v1_export_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1544,7 +1820,7 @@ func (x *ListDownloadsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDownloadsResponse.ProtoReflect.Descriptor instead.
 func (*ListDownloadsResponse) Descriptor() ([]byte, []int) {
-	return file_audit_v1_export_proto_rawDescGZIP(), []int{21}
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListDownloadsResponse) GetDownloads() []*DownloadRecord {
@@ -1579,7 +1855,7 @@ type DownloadRecord struct {
 
 func (x *DownloadRecord) Reset() {
 	*x = DownloadRecord{}
-	mi := &file_audit_v1_export_proto_msgTypes[22]
+	mi := &file_audit_v1_export_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1867,7 @@ func (x *DownloadRecord) String() string {
 func (*DownloadRecord) ProtoMessage() {}
 
 func (x *DownloadRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_audit_v1_export_proto_msgTypes[22]
+	mi := &file_audit_v1_export_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1880,7 @@ func (x *DownloadRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadRecord.ProtoReflect.Descriptor instead.
 func (*DownloadRecord) Descriptor() ([]byte, []int) {
-	return file_audit_v1_export_proto_rawDescGZIP(), []int{22}
+	return file_audit_v1_export_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DownloadRecord) GetPrincipal() string {
@@ -1711,7 +1987,7 @@ const file_audit_v1_export_proto_rawDesc = "" +
 	"\x04role\x18\x05 \x01(\tR\x04role\x12 \n" +
 	"\vpermissions\x18\x06 \x03(\tR\vpermissions\x12\x15\n" +
 	"\x06key_id\x18\a \x01(\tR\x05keyId\x12\x17\n" +
-	"\aadd_ons\x18\b \x03(\tR\x06addOns\"\xbb\x06\n" +
+	"\aadd_ons\x18\b \x03(\tR\x06addOns\"\xeb\x06\n" +
 	"\tExportJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1f\n" +
@@ -1740,7 +2016,37 @@ const file_audit_v1_export_proto_rawDesc = "" +
 	"size_bytes\x18\x11 \x01(\x03R\tsizeBytes\x12\x16\n" +
 	"\x06sha256\x18\x12 \x01(\tR\x06sha256\x12\x18\n" +
 	"\aattempt\x18\x13 \x01(\x05R\aattempt\x12\x1a\n" +
-	"\bfilename\x18\x14 \x01(\tR\bfilename\"]\n" +
+	"\bfilename\x18\x14 \x01(\tR\bfilename\x12.\n" +
+	"\bmanifest\x18\x15 \x01(\v2\x12.audit.v1.ManifestR\bmanifest\"\xa3\x06\n" +
+	"\bManifest\x12)\n" +
+	"\x10manifest_version\x18\x01 \x01(\tR\x0fmanifestVersion\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x1f\n" +
+	"\vreport_type\x18\x03 \x01(\tR\n" +
+	"reportType\x12\x16\n" +
+	"\x06format\x18\x04 \x01(\tR\x06format\x12\x1b\n" +
+	"\ttenant_id\x18\x05 \x01(\tR\btenantId\x12;\n" +
+	"\x10period_requested\x18\x06 \x01(\v2\x10.audit.v1.PeriodR\x0fperiodRequested\x127\n" +
+	"\x0eperiod_applied\x18\a \x01(\v2\x10.audit.v1.PeriodR\rperiodApplied\x12!\n" +
+	"\fgenerated_at\x18\b \x01(\tR\vgeneratedAt\x12$\n" +
+	"\x0eas_of_sequence\x18\t \x01(\x03R\fasOfSequence\x12+\n" +
+	"\x11generator_version\x18\n" +
+	" \x01(\tR\x10generatorVersion\x126\n" +
+	"\x17control_catalog_version\x18\v \x01(\tR\x15controlCatalogVersion\x126\n" +
+	"\x06counts\x18\f \x03(\v2\x1e.audit.v1.Manifest.CountsEntryR\x06counts\x12%\n" +
+	"\x0efirst_sequence\x18\r \x01(\x03R\rfirstSequence\x12#\n" +
+	"\rlast_sequence\x18\x0e \x01(\x03R\flastSequence\x12\x12\n" +
+	"\x04rows\x18\x0f \x01(\x03R\x04rows\x12#\n" +
+	"\rreport_sha256\x18\x10 \x01(\tR\freportSha256\x12\x1f\n" +
+	"\vreport_size\x18\x11 \x01(\x03R\n" +
+	"reportSize\x12$\n" +
+	"\x0esigning_key_id\x18\x12 \x01(\tR\fsigningKeyId\x12\x1c\n" +
+	"\tsignature\x18\x13 \x01(\tR\tsignature\x1a9\n" +
+	"\vCountsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"0\n" +
+	"\x06Period\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\tR\x05start\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\tR\x03end\"]\n" +
 	"\x0fDownloadRequest\x12\x1e\n" +
 	"\x06job_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\x05jobId\x12*\n" +
 	"\fstart_offset\x18\x02 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\vstartOffset\"\xaf\x01\n" +
@@ -1821,7 +2127,7 @@ func file_audit_v1_export_proto_rawDescGZIP() []byte {
 }
 
 var file_audit_v1_export_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_audit_v1_export_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_audit_v1_export_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_audit_v1_export_proto_goTypes = []any{
 	(ExportStatus)(0),                  // 0: audit.v1.ExportStatus
 	(*CreateExportRequest)(nil),        // 1: audit.v1.CreateExportRequest
@@ -1837,65 +2143,72 @@ var file_audit_v1_export_proto_goTypes = []any{
 	(*WhoAmIRequest)(nil),              // 11: audit.v1.WhoAmIRequest
 	(*WhoAmIResponse)(nil),             // 12: audit.v1.WhoAmIResponse
 	(*ExportJob)(nil),                  // 13: audit.v1.ExportJob
-	(*DownloadRequest)(nil),            // 14: audit.v1.DownloadRequest
-	(*DownloadResponse)(nil),           // 15: audit.v1.DownloadResponse
-	(*DownloadInfo)(nil),               // 16: audit.v1.DownloadInfo
-	(*DownloadChunk)(nil),              // 17: audit.v1.DownloadChunk
-	(*DownloadTrailer)(nil),            // 18: audit.v1.DownloadTrailer
-	(*CreateDownloadLinkRequest)(nil),  // 19: audit.v1.CreateDownloadLinkRequest
-	(*CreateDownloadLinkResponse)(nil), // 20: audit.v1.CreateDownloadLinkResponse
-	(*ListDownloadsRequest)(nil),       // 21: audit.v1.ListDownloadsRequest
-	(*ListDownloadsResponse)(nil),      // 22: audit.v1.ListDownloadsResponse
-	(*DownloadRecord)(nil),             // 23: audit.v1.DownloadRecord
-	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
+	(*Manifest)(nil),                   // 14: audit.v1.Manifest
+	(*Period)(nil),                     // 15: audit.v1.Period
+	(*DownloadRequest)(nil),            // 16: audit.v1.DownloadRequest
+	(*DownloadResponse)(nil),           // 17: audit.v1.DownloadResponse
+	(*DownloadInfo)(nil),               // 18: audit.v1.DownloadInfo
+	(*DownloadChunk)(nil),              // 19: audit.v1.DownloadChunk
+	(*DownloadTrailer)(nil),            // 20: audit.v1.DownloadTrailer
+	(*CreateDownloadLinkRequest)(nil),  // 21: audit.v1.CreateDownloadLinkRequest
+	(*CreateDownloadLinkResponse)(nil), // 22: audit.v1.CreateDownloadLinkResponse
+	(*ListDownloadsRequest)(nil),       // 23: audit.v1.ListDownloadsRequest
+	(*ListDownloadsResponse)(nil),      // 24: audit.v1.ListDownloadsResponse
+	(*DownloadRecord)(nil),             // 25: audit.v1.DownloadRecord
+	nil,                                // 26: audit.v1.Manifest.CountsEntry
+	(*timestamppb.Timestamp)(nil),      // 27: google.protobuf.Timestamp
 }
 var file_audit_v1_export_proto_depIdxs = []int32{
-	24, // 0: audit.v1.CreateExportRequest.start_date:type_name -> google.protobuf.Timestamp
-	24, // 1: audit.v1.CreateExportRequest.end_date:type_name -> google.protobuf.Timestamp
+	27, // 0: audit.v1.CreateExportRequest.start_date:type_name -> google.protobuf.Timestamp
+	27, // 1: audit.v1.CreateExportRequest.end_date:type_name -> google.protobuf.Timestamp
 	0,  // 2: audit.v1.CreateExportResponse.status:type_name -> audit.v1.ExportStatus
-	24, // 3: audit.v1.CreateExportResponse.estimated_completion:type_name -> google.protobuf.Timestamp
+	27, // 3: audit.v1.CreateExportResponse.estimated_completion:type_name -> google.protobuf.Timestamp
 	13, // 4: audit.v1.GetExportResponse.export:type_name -> audit.v1.ExportJob
 	0,  // 5: audit.v1.ListExportsRequest.status:type_name -> audit.v1.ExportStatus
 	13, // 6: audit.v1.ListExportsResponse.exports:type_name -> audit.v1.ExportJob
 	13, // 7: audit.v1.WatchExportResponse.export:type_name -> audit.v1.ExportJob
 	13, // 8: audit.v1.CancelExportResponse.export:type_name -> audit.v1.ExportJob
-	24, // 9: audit.v1.ExportJob.start_date:type_name -> google.protobuf.Timestamp
-	24, // 10: audit.v1.ExportJob.end_date:type_name -> google.protobuf.Timestamp
+	27, // 9: audit.v1.ExportJob.start_date:type_name -> google.protobuf.Timestamp
+	27, // 10: audit.v1.ExportJob.end_date:type_name -> google.protobuf.Timestamp
 	0,  // 11: audit.v1.ExportJob.status:type_name -> audit.v1.ExportStatus
-	24, // 12: audit.v1.ExportJob.estimated_completion:type_name -> google.protobuf.Timestamp
-	24, // 13: audit.v1.ExportJob.created_at:type_name -> google.protobuf.Timestamp
-	24, // 14: audit.v1.ExportJob.started_at:type_name -> google.protobuf.Timestamp
-	24, // 15: audit.v1.ExportJob.completed_at:type_name -> google.protobuf.Timestamp
-	24, // 16: audit.v1.ExportJob.expires_at:type_name -> google.protobuf.Timestamp
-	16, // 17: audit.v1.DownloadResponse.info:type_name -> audit.v1.DownloadInfo
-	17, // 18: audit.v1.DownloadResponse.chunk:type_name -> audit.v1.DownloadChunk
-	18, // 19: audit.v1.DownloadResponse.trailer:type_name -> audit.v1.DownloadTrailer
-	24, // 20: audit.v1.CreateDownloadLinkResponse.expires_at:type_name -> google.protobuf.Timestamp
-	23, // 21: audit.v1.ListDownloadsResponse.downloads:type_name -> audit.v1.DownloadRecord
-	24, // 22: audit.v1.DownloadRecord.downloaded_at:type_name -> google.protobuf.Timestamp
-	1,  // 23: audit.v1.ExportService.CreateExport:input_type -> audit.v1.CreateExportRequest
-	3,  // 24: audit.v1.ExportService.GetExport:input_type -> audit.v1.GetExportRequest
-	5,  // 25: audit.v1.ExportService.ListExports:input_type -> audit.v1.ListExportsRequest
-	7,  // 26: audit.v1.ExportService.WatchExport:input_type -> audit.v1.WatchExportRequest
-	9,  // 27: audit.v1.ExportService.CancelExport:input_type -> audit.v1.CancelExportRequest
-	11, // 28: audit.v1.ExportService.WhoAmI:input_type -> audit.v1.WhoAmIRequest
-	14, // 29: audit.v1.DownloadService.Download:input_type -> audit.v1.DownloadRequest
-	19, // 30: audit.v1.DownloadService.CreateDownloadLink:input_type -> audit.v1.CreateDownloadLinkRequest
-	21, // 31: audit.v1.DownloadService.ListDownloads:input_type -> audit.v1.ListDownloadsRequest
-	2,  // 32: audit.v1.ExportService.CreateExport:output_type -> audit.v1.CreateExportResponse
-	4,  // 33: audit.v1.ExportService.GetExport:output_type -> audit.v1.GetExportResponse
-	6,  // 34: audit.v1.ExportService.ListExports:output_type -> audit.v1.ListExportsResponse
-	8,  // 35: audit.v1.ExportService.WatchExport:output_type -> audit.v1.WatchExportResponse
-	10, // 36: audit.v1.ExportService.CancelExport:output_type -> audit.v1.CancelExportResponse
-	12, // 37: audit.v1.ExportService.WhoAmI:output_type -> audit.v1.WhoAmIResponse
-	15, // 38: audit.v1.DownloadService.Download:output_type -> audit.v1.DownloadResponse
-	20, // 39: audit.v1.DownloadService.CreateDownloadLink:output_type -> audit.v1.CreateDownloadLinkResponse
-	22, // 40: audit.v1.DownloadService.ListDownloads:output_type -> audit.v1.ListDownloadsResponse
-	32, // [32:41] is the sub-list for method output_type
-	23, // [23:32] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	27, // 12: audit.v1.ExportJob.estimated_completion:type_name -> google.protobuf.Timestamp
+	27, // 13: audit.v1.ExportJob.created_at:type_name -> google.protobuf.Timestamp
+	27, // 14: audit.v1.ExportJob.started_at:type_name -> google.protobuf.Timestamp
+	27, // 15: audit.v1.ExportJob.completed_at:type_name -> google.protobuf.Timestamp
+	27, // 16: audit.v1.ExportJob.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 17: audit.v1.ExportJob.manifest:type_name -> audit.v1.Manifest
+	15, // 18: audit.v1.Manifest.period_requested:type_name -> audit.v1.Period
+	15, // 19: audit.v1.Manifest.period_applied:type_name -> audit.v1.Period
+	26, // 20: audit.v1.Manifest.counts:type_name -> audit.v1.Manifest.CountsEntry
+	18, // 21: audit.v1.DownloadResponse.info:type_name -> audit.v1.DownloadInfo
+	19, // 22: audit.v1.DownloadResponse.chunk:type_name -> audit.v1.DownloadChunk
+	20, // 23: audit.v1.DownloadResponse.trailer:type_name -> audit.v1.DownloadTrailer
+	27, // 24: audit.v1.CreateDownloadLinkResponse.expires_at:type_name -> google.protobuf.Timestamp
+	25, // 25: audit.v1.ListDownloadsResponse.downloads:type_name -> audit.v1.DownloadRecord
+	27, // 26: audit.v1.DownloadRecord.downloaded_at:type_name -> google.protobuf.Timestamp
+	1,  // 27: audit.v1.ExportService.CreateExport:input_type -> audit.v1.CreateExportRequest
+	3,  // 28: audit.v1.ExportService.GetExport:input_type -> audit.v1.GetExportRequest
+	5,  // 29: audit.v1.ExportService.ListExports:input_type -> audit.v1.ListExportsRequest
+	7,  // 30: audit.v1.ExportService.WatchExport:input_type -> audit.v1.WatchExportRequest
+	9,  // 31: audit.v1.ExportService.CancelExport:input_type -> audit.v1.CancelExportRequest
+	11, // 32: audit.v1.ExportService.WhoAmI:input_type -> audit.v1.WhoAmIRequest
+	16, // 33: audit.v1.DownloadService.Download:input_type -> audit.v1.DownloadRequest
+	21, // 34: audit.v1.DownloadService.CreateDownloadLink:input_type -> audit.v1.CreateDownloadLinkRequest
+	23, // 35: audit.v1.DownloadService.ListDownloads:input_type -> audit.v1.ListDownloadsRequest
+	2,  // 36: audit.v1.ExportService.CreateExport:output_type -> audit.v1.CreateExportResponse
+	4,  // 37: audit.v1.ExportService.GetExport:output_type -> audit.v1.GetExportResponse
+	6,  // 38: audit.v1.ExportService.ListExports:output_type -> audit.v1.ListExportsResponse
+	8,  // 39: audit.v1.ExportService.WatchExport:output_type -> audit.v1.WatchExportResponse
+	10, // 40: audit.v1.ExportService.CancelExport:output_type -> audit.v1.CancelExportResponse
+	12, // 41: audit.v1.ExportService.WhoAmI:output_type -> audit.v1.WhoAmIResponse
+	17, // 42: audit.v1.DownloadService.Download:output_type -> audit.v1.DownloadResponse
+	22, // 43: audit.v1.DownloadService.CreateDownloadLink:output_type -> audit.v1.CreateDownloadLinkResponse
+	24, // 44: audit.v1.DownloadService.ListDownloads:output_type -> audit.v1.ListDownloadsResponse
+	36, // [36:45] is the sub-list for method output_type
+	27, // [27:36] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_audit_v1_export_proto_init() }
@@ -1903,7 +2216,7 @@ func file_audit_v1_export_proto_init() {
 	if File_audit_v1_export_proto != nil {
 		return
 	}
-	file_audit_v1_export_proto_msgTypes[14].OneofWrappers = []any{
+	file_audit_v1_export_proto_msgTypes[16].OneofWrappers = []any{
 		(*DownloadResponse_Info)(nil),
 		(*DownloadResponse_Chunk)(nil),
 		(*DownloadResponse_Trailer)(nil),
@@ -1914,7 +2227,7 @@ func file_audit_v1_export_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_audit_v1_export_proto_rawDesc), len(file_audit_v1_export_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

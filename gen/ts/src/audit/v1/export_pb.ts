@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file audit/v1/export.proto.
  */
 export const file_audit_v1_export: GenFile = /*@__PURE__*/
-  fileDesc("ChVhdWRpdC92MS9leHBvcnQucHJvdG8SCGF1ZGl0LnYxItwBChNDcmVhdGVFeHBvcnRSZXF1ZXN0Ei0KC3JlcG9ydF90eXBlGAEgASgJQhi6SBVyE1IEc29jMlIEZ2RwclIFaGlwYWESOwoKc3RhcnRfZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCC7pICMgBAbIBAjgBEjQKCGVuZF9kYXRlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEiMKBmZvcm1hdBgEIAEoCUITukgQ2AEBcgtSBGpzb25SA2NzdiKIAQoUQ3JlYXRlRXhwb3J0UmVzcG9uc2USDgoGam9iX2lkGAEgASgJEiYKBnN0YXR1cxgCIAEoDjIWLmF1ZGl0LnYxLkV4cG9ydFN0YXR1cxI4ChRlc3RpbWF0ZWRfY29tcGxldGlvbhgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKwoQR2V0RXhwb3J0UmVxdWVzdBIXCgZqb2JfaWQYASABKAlCB7pIBHICEAEiOAoRR2V0RXhwb3J0UmVzcG9uc2USIwoGZXhwb3J0GAEgASgLMhMuYXVkaXQudjEuRXhwb3J0Sm9iIrQBChJMaXN0RXhwb3J0c1JlcXVlc3QSMAoGc3RhdHVzGAEgASgOMhYuYXVkaXQudjEuRXhwb3J0U3RhdHVzQgi6SAWCAQIQARIwCgtyZXBvcnRfdHlwZRgCIAEoCUIbukgY2AEBchNSBHNvYzJSBGdkcHJSBWhpcGFhEhwKCXBhZ2Vfc2l6ZRgDIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIAEIlQKE0xpc3RFeHBvcnRzUmVzcG9uc2USJAoHZXhwb3J0cxgBIAMoCzITLmF1ZGl0LnYxLkV4cG9ydEpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLQoSV2F0Y2hFeHBvcnRSZXF1ZXN0EhcKBmpvYl9pZBgBIAEoCUIHukgEcgIQASI6ChNXYXRjaEV4cG9ydFJlc3BvbnNlEiMKBmV4cG9ydBgBIAEoCzITLmF1ZGl0LnYxLkV4cG9ydEpvYiIuChNDYW5jZWxFeHBvcnRSZXF1ZXN0EhcKBmpvYl9pZBgBIAEoCUIHukgEcgIQASI7ChRDYW5jZWxFeHBvcnRSZXNwb25zZRIjCgZleHBvcnQYASABKAsyEy5hdWRpdC52MS5FeHBvcnRKb2IiDwoNV2hvQW1JUmVxdWVzdCKlAQoOV2hvQW1JUmVzcG9uc2USEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEhQKDHByaW5jaXBhbF9pZBgDIAEoCRIRCglwcmluY2lwYWwYBCABKAkSDAoEcm9sZRgFIAEoCRITCgtwZXJtaXNzaW9ucxgGIAMoCRIOCgZrZXlfaWQYByABKAkSDwoHYWRkX29ucxgIIAMoCSLoBAoJRXhwb3J0Sm9iEg4KBmpvYl9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSEwoLcmVwb3J0X3R5cGUYAyABKAkSDgoGZm9ybWF0GAQgASgJEi4KCnN0YXJ0X2RhdGUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF9kYXRlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgZzdGF0dXMYByABKA4yFi5hdWRpdC52MS5FeHBvcnRTdGF0dXMSDQoFZXJyb3IYCCABKAkSEQoJcm93c19kb25lGAkgASgDEhIKCnJvd3NfdG90YWwYCiABKAMSOAoUZXN0aW1hdGVkX2NvbXBsZXRpb24YCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcmVxdWVzdGVkX2J5GBAgASgJEhIKCnNpemVfYnl0ZXMYESABKAMSDgoGc2hhMjU2GBIgASgJEg8KB2F0dGVtcHQYEyABKAUSEAoIZmlsZW5hbWUYFCABKAkiSQoPRG93bmxvYWRSZXF1ZXN0EhcKBmpvYl9pZBgBIAEoCUIHukgEcgIQARIdCgxzdGFydF9vZmZzZXQYAiABKANCB7pIBCICKAAimQEKEERvd25sb2FkUmVzcG9uc2USJgoEaW5mbxgBIAEoCzIWLmF1ZGl0LnYxLkRvd25sb2FkSW5mb0gAEigKBWNodW5rGAIgASgLMhcuYXVkaXQudjEuRG93bmxvYWRDaHVua0gAEiwKB3RyYWlsZXIYAyABKAsyGS5hdWRpdC52MS5Eb3dubG9hZFRyYWlsZXJIAEIFCgNtc2ciWgoMRG93bmxvYWRJbmZvEhAKCGZpbGVuYW1lGAEgASgJEhQKDGNvbnRlbnRfdHlwZRgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgDEg4KBnNoYTI1NhgEIAEoCSItCg1Eb3dubG9hZENodW5rEg4KBm9mZnNldBgBIAEoAxIMCgRkYXRhGAIgASgMIkkKD0Rvd25sb2FkVHJhaWxlchISCgp0b3RhbF9zaXplGAEgASgDEg4KBnNoYTI1NhgCIAEoCRISCgpieXRlc19zZW50GAMgASgDIlYKGUNyZWF0ZURvd25sb2FkTGlua1JlcXVlc3QSFwoGam9iX2lkGAEgASgJQge6SARyAhABEiAKC3R0bF9zZWNvbmRzGAIgASgFQgu6SAgaBhiAowUoACJZChpDcmVhdGVEb3dubG9hZExpbmtSZXNwb25zZRILCgN1cmwYASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLwoUTGlzdERvd25sb2Fkc1JlcXVlc3QSFwoGam9iX2lkGAEgASgJQge6SARyAhABIkQKFUxpc3REb3dubG9hZHNSZXNwb25zZRIrCglkb3dubG9hZHMYASADKAsyGC5hdWRpdC52MS5Eb3dubG9hZFJlY29yZCLMAQoORG93bmxvYWRSZWNvcmQSEQoJcHJpbmNpcGFsGAEgASgJEhEKCWNsaWVudF9pcBgCIAEoCRISCgp1c2VyX2FnZW50GAMgASgJEjEKDWRvd25sb2FkZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHN0YXJ0X29mZnNldBgFIAEoAxISCgpieXRlc19zZW50GAYgASgDEhAKCHByb3RvY29sGAcgASgJEhEKCWNvbXBsZXRlZBgIIAEoCCpvCgxFeHBvcnRTdGF0dXMSHQoZRVhQT1JUX1NUQVRVU19VTlNQRUNJRklFRBAAEgsKB1BFTkRJTkcQARILCgdSVU5OSU5HEAISDQoJQ09NUExFVEVEEAMSCgoGRkFJTEVEEAQSCwoHRVhQSVJFRBAFMukECg1FeHBvcnRTZXJ2aWNlEmsKDENyZWF0ZUV4cG9ydBIdLmF1ZGl0LnYxLkNyZWF0ZUV4cG9ydFJlcXVlc3QaHi5hdWRpdC52MS5DcmVhdGVFeHBvcnRSZXNwb25zZSIcgtPkkwIWOgEqIhEvdjEvYXVkaXQvZXhwb3J0cxJoCglHZXRFeHBvcnQSGi5hdWRpdC52MS5HZXRFeHBvcnRSZXF1ZXN0GhsuYXVkaXQudjEuR2V0RXhwb3J0UmVzcG9uc2UiIoLT5JMCHBIaL3YxL2F1ZGl0L2V4cG9ydHMve2pvYl9pZH0SZQoLTGlzdEV4cG9ydHMSHC5hdWRpdC52MS5MaXN0RXhwb3J0c1JlcXVlc3QaHS5hdWRpdC52MS5MaXN0RXhwb3J0c1Jlc3BvbnNlIhmC0+STAhMSES92MS9hdWRpdC9leHBvcnRzEkwKC1dhdGNoRXhwb3J0EhwuYXVkaXQudjEuV2F0Y2hFeHBvcnRSZXF1ZXN0Gh0uYXVkaXQudjEuV2F0Y2hFeHBvcnRSZXNwb25zZTABEnsKDENhbmNlbEV4cG9ydBIdLmF1ZGl0LnYxLkNhbmNlbEV4cG9ydFJlcXVlc3QaHi5hdWRpdC52MS5DYW5jZWxFeHBvcnRSZXNwb25zZSIsgtPkkwImOgEqIiEvdjEvYXVkaXQvZXhwb3J0cy97am9iX2lkfTpjYW5jZWwSTwoGV2hvQW1JEhcuYXVkaXQudjEuV2hvQW1JUmVxdWVzdBoYLmF1ZGl0LnYxLldob0FtSVJlc3BvbnNlIhKC0+STAgwSCi92MS93aG9hbWky5QIKD0Rvd25sb2FkU2VydmljZRJDCghEb3dubG9hZBIZLmF1ZGl0LnYxLkRvd25sb2FkUmVxdWVzdBoaLmF1ZGl0LnYxLkRvd25sb2FkUmVzcG9uc2UwARKMAQoSQ3JlYXRlRG93bmxvYWRMaW5rEiMuYXVkaXQudjEuQ3JlYXRlRG93bmxvYWRMaW5rUmVxdWVzdBokLmF1ZGl0LnYxLkNyZWF0ZURvd25sb2FkTGlua1Jlc3BvbnNlIiuC0+STAiU6ASoiIC92MS9hdWRpdC9leHBvcnRzL3tqb2JfaWR9L2xpbmtzEn4KDUxpc3REb3dubG9hZHMSHi5hdWRpdC52MS5MaXN0RG93bmxvYWRzUmVxdWVzdBofLmF1ZGl0LnYxLkxpc3REb3dubG9hZHNSZXNwb25zZSIsgtPkkwImEiQvdjEvYXVkaXQvZXhwb3J0cy97am9iX2lkfS9kb3dubG9hZHNCNFoyZ2l0aHViLmNvbS9leHBvcnRkL2V4cG9ydGQvZ2VuL2dvL2F1ZGl0L3YxO2F1ZGl0djFiBnByb3RvMw", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("ChVhdWRpdC92MS9leHBvcnQucHJvdG8SCGF1ZGl0LnYxItwBChNDcmVhdGVFeHBvcnRSZXF1ZXN0Ei0KC3JlcG9ydF90eXBlGAEgASgJQhi6SBVyE1IEc29jMlIEZ2RwclIFaGlwYWESOwoKc3RhcnRfZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCC7pICMgBAbIBAjgBEjQKCGVuZF9kYXRlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEiMKBmZvcm1hdBgEIAEoCUITukgQ2AEBcgtSBGpzb25SA2NzdiKIAQoUQ3JlYXRlRXhwb3J0UmVzcG9uc2USDgoGam9iX2lkGAEgASgJEiYKBnN0YXR1cxgCIAEoDjIWLmF1ZGl0LnYxLkV4cG9ydFN0YXR1cxI4ChRlc3RpbWF0ZWRfY29tcGxldGlvbhgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKwoQR2V0RXhwb3J0UmVxdWVzdBIXCgZqb2JfaWQYASABKAlCB7pIBHICEAEiOAoRR2V0RXhwb3J0UmVzcG9uc2USIwoGZXhwb3J0GAEgASgLMhMuYXVkaXQudjEuRXhwb3J0Sm9iIrQBChJMaXN0RXhwb3J0c1JlcXVlc3QSMAoGc3RhdHVzGAEgASgOMhYuYXVkaXQudjEuRXhwb3J0U3RhdHVzQgi6SAWCAQIQARIwCgtyZXBvcnRfdHlwZRgCIAEoCUIbukgY2AEBchNSBHNvYzJSBGdkcHJSBWhpcGFhEhwKCXBhZ2Vfc2l6ZRgDIAEoBUIJukgGGgQYZCgAEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIAEIlQKE0xpc3RFeHBvcnRzUmVzcG9uc2USJAoHZXhwb3J0cxgBIAMoCzITLmF1ZGl0LnYxLkV4cG9ydEpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLQoSV2F0Y2hFeHBvcnRSZXF1ZXN0EhcKBmpvYl9pZBgBIAEoCUIHukgEcgIQASI6ChNXYXRjaEV4cG9ydFJlc3BvbnNlEiMKBmV4cG9ydBgBIAEoCzITLmF1ZGl0LnYxLkV4cG9ydEpvYiIuChNDYW5jZWxFeHBvcnRSZXF1ZXN0EhcKBmpvYl9pZBgBIAEoCUIHukgEcgIQASI7ChRDYW5jZWxFeHBvcnRSZXNwb25zZRIjCgZleHBvcnQYASABKAsyEy5hdWRpdC52MS5FeHBvcnRKb2IiDwoNV2hvQW1JUmVxdWVzdCKlAQoOV2hvQW1JUmVzcG9uc2USEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEhQKDHByaW5jaXBhbF9pZBgDIAEoCRIRCglwcmluY2lwYWwYBCABKAkSDAoEcm9sZRgFIAEoCRITCgtwZXJtaXNzaW9ucxgGIAMoCRIOCgZrZXlfaWQYByABKAkSDwoHYWRkX29ucxgIIAMoCSKOBQoJRXhwb3J0Sm9iEg4KBmpvYl9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSEwoLcmVwb3J0X3R5cGUYAyABKAkSDgoGZm9ybWF0GAQgASgJEi4KCnN0YXJ0X2RhdGUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF9kYXRlGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgZzdGF0dXMYByABKA4yFi5hdWRpdC52MS5FeHBvcnRTdGF0dXMSDQoFZXJyb3IYCCABKAkSEQoJcm93c19kb25lGAkgASgDEhIKCnJvd3NfdG90YWwYCiABKAMSOAoUZXN0aW1hdGVkX2NvbXBsZXRpb24YCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMcmVxdWVzdGVkX2J5GBAgASgJEhIKCnNpemVfYnl0ZXMYESABKAMSDgoGc2hhMjU2GBIgASgJEg8KB2F0dGVtcHQYEyABKAUSEAoIZmlsZW5hbWUYFCABKAkSJAoIbWFuaWZlc3QYFSABKAsyEi5hdWRpdC52MS5NYW5pZmVzdCKfBAoITWFuaWZlc3QSGAoQbWFuaWZlc3RfdmVyc2lvbhgBIAEoCRIOCgZqb2JfaWQYAiABKAkSEwoLcmVwb3J0X3R5cGUYAyABKAkSDgoGZm9ybWF0GAQgASgJEhEKCXRlbmFudF9pZBgFIAEoCRIqChBwZXJpb2RfcmVxdWVzdGVkGAYgASgLMhAuYXVkaXQudjEuUGVyaW9kEigKDnBlcmlvZF9hcHBsaWVkGAcgASgLMhAuYXVkaXQudjEuUGVyaW9kEhQKDGdlbmVyYXRlZF9hdBgIIAEoCRIWCg5hc19vZl9zZXF1ZW5jZRgJIAEoAxIZChFnZW5lcmF0b3JfdmVyc2lvbhgKIAEoCRIfChdjb250cm9sX2NhdGFsb2dfdmVyc2lvbhgLIAEoCRIuCgZjb3VudHMYDCADKAsyHi5hdWRpdC52MS5NYW5pZmVzdC5Db3VudHNFbnRyeRIWCg5maXJzdF9zZXF1ZW5jZRgNIAEoAxIVCg1sYXN0X3NlcXVlbmNlGA4gASgDEgwKBHJvd3MYDyABKAMSFQoNcmVwb3J0X3NoYTI1NhgQIAEoCRITCgtyZXBvcnRfc2l6ZRgRIAEoAxIWCg5zaWduaW5nX2tleV9pZBgSIAEoCRIRCglzaWduYXR1cmUYEyABKAkaLQoLQ291bnRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASIkCgZQZXJpb2QSDQoFc3RhcnQYASABKAkSCwoDZW5kGAIgASgJIkkKD0Rvd25sb2FkUmVxdWVzdBIXCgZqb2JfaWQYASABKAlCB7pIBHICEAESHQoMc3RhcnRfb2Zmc2V0GAIgASgDQge6SAQiAigAIpkBChBEb3dubG9hZFJlc3BvbnNlEiYKBGluZm8YASABKAsyFi5hdWRpdC52MS5Eb3dubG9hZEluZm9IABIoCgVjaHVuaxgCIAEoCzIXLmF1ZGl0LnYxLkRvd25sb2FkQ2h1bmtIABIsCgd0cmFpbGVyGAMgASgLMhkuYXVkaXQudjEuRG93bmxvYWRUcmFpbGVySABCBQoDbXNnIloKDERvd25sb2FkSW5mbxIQCghmaWxlbmFtZRgBIAEoCRIUCgxjb250ZW50X3R5cGUYAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoAxIOCgZzaGEyNTYYBCABKAkiLQoNRG93bmxvYWRDaHVuaxIOCgZvZmZzZXQYASABKAMSDAoEZGF0YRgCIAEoDCJJCg9Eb3dubG9hZFRyYWlsZXISEgoKdG90YWxfc2l6ZRgBIAEoAxIOCgZzaGEyNTYYAiABKAkSEgoKYnl0ZXNfc2VudBgDIAEoAyJWChlDcmVhdGVEb3dubG9hZExpbmtSZXF1ZXN0EhcKBmpvYl9pZBgBIAEoCUIHukgEcgIQARIgCgt0dGxfc2Vjb25kcxgCIAEoBUILukgIGgYYgKMFKAAiWQoaQ3JlYXRlRG93bmxvYWRMaW5rUmVzcG9uc2USCwoDdXJsGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIi8KFExpc3REb3dubG9hZHNSZXF1ZXN0EhcKBmpvYl9pZBgBIAEoCUIHukgEcgIQASJEChVMaXN0RG93bmxvYWRzUmVzcG9uc2USKwoJZG93bmxvYWRzGAEgAygLMhguYXVkaXQudjEuRG93bmxvYWRSZWNvcmQizAEKDkRvd25sb2FkUmVjb3JkEhEKCXByaW5jaXBhbBgBIAEoCRIRCgljbGllbnRfaXAYAiABKAkSEgoKdXNlcl9hZ2VudBgDIAEoCRIxCg1kb3dubG9hZGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxzdGFydF9vZmZzZXQYBSABKAMSEgoKYnl0ZXNfc2VudBgGIAEoAxIQCghwcm90b2NvbBgHIAEoCRIRCgljb21wbGV0ZWQYCCABKAgqbwoMRXhwb3J0U3RhdHVzEh0KGUVYUE9SVF9TVEFUVVNfVU5TUEVDSUZJRUQQABILCgdQRU5ESU5HEAESCwoHUlVOTklORxACEg0KCUNPTVBMRVRFRBADEgoKBkZBSUxFRBAEEgsKB0VYUElSRUQQBTLpBAoNRXhwb3J0U2VydmljZRJrCgxDcmVhdGVFeHBvcnQSHS5hdWRpdC52MS5DcmVhdGVFeHBvcnRSZXF1ZXN0Gh4uYXVkaXQudjEuQ3JlYXRlRXhwb3J0UmVzcG9uc2UiHILT5JMCFjoBKiIRL3YxL2F1ZGl0L2V4cG9ydHMSaAoJR2V0RXhwb3J0EhouYXVkaXQudjEuR2V0RXhwb3J0UmVxdWVzdBobLmF1ZGl0LnYxLkdldEV4cG9ydFJlc3BvbnNlIiKC0+STAhwSGi92MS9hdWRpdC9leHBvcnRzL3tqb2JfaWR9EmUKC0xpc3RFeHBvcnRzEhwuYXVkaXQudjEuTGlzdEV4cG9ydHNSZXF1ZXN0Gh0uYXVkaXQudjEuTGlzdEV4cG9ydHNSZXNwb25zZSIZgtPkkwITEhEvdjEvYXVkaXQvZXhwb3J0cxJMCgtXYXRjaEV4cG9ydBIcLmF1ZGl0LnYxLldhdGNoRXhwb3J0UmVxdWVzdBodLmF1ZGl0LnYxLldhdGNoRXhwb3J0UmVzcG9uc2UwARJ7CgxDYW5jZWxFeHBvcnQSHS5hdWRpdC52MS5DYW5jZWxFeHBvcnRSZXF1ZXN0Gh4uYXVkaXQudjEuQ2FuY2VsRXhwb3J0UmVzcG9uc2UiLILT5JMCJjoBKiIhL3YxL2F1ZGl0L2V4cG9ydHMve2pvYl9pZH06Y2FuY2VsEk8KBldob0FtSRIXLmF1ZGl0LnYxLldob0FtSVJlcXVlc3QaGC5hdWRpdC52MS5XaG9BbUlSZXNwb25zZSISgtPkkwIMEgovdjEvd2hvYW1pMuUCCg9Eb3dubG9hZFNlcnZpY2USQwoIRG93bmxvYWQSGS5hdWRpdC52MS5Eb3dubG9hZFJlcXVlc3QaGi5hdWRpdC52MS5Eb3dubG9hZFJlc3BvbnNlMAESjAEKEkNyZWF0ZURvd25sb2FkTGluaxIjLmF1ZGl0LnYxLkNyZWF0ZURvd25sb2FkTGlua1JlcXVlc3QaJC5hdWRpdC52MS5DcmVhdGVEb3dubG9hZExpbmtSZXNwb25zZSIrgtPkkwIlOgEqIiAvdjEvYXVkaXQvZXhwb3J0cy97am9iX2lkfS9saW5rcxJ+Cg1MaXN0RG93bmxvYWRzEh4uYXVkaXQudjEuTGlzdERvd25sb2Fkc1JlcXVlc3QaHy5hdWRpdC52MS5MaXN0RG93bmxvYWRzUmVzcG9uc2UiLILT5JMCJhIkL3YxL2F1ZGl0L2V4cG9ydHMve2pvYl9pZH0vZG93bmxvYWRzQjRaMmdpdGh1Yi5jb20vZXhwb3J0ZC9leHBvcnRkL2dlbi9nby9hdWRpdC92MTthdWRpdHYxYgZwcm90bzM", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * CreateExportRequest asks for one report. Dates are RFC3339 in UTC.
@@ -526,6 +526,13 @@ export type ExportJob = Message<"audit.v1.ExportJob"> & {
    * @generated from field: string filename = 20;
    */
   filename: string;
+
+  /**
+   * manifest of the artifact once completed (GetExport only).
+   *
+   * @generated from field: audit.v1.Manifest manifest = 21;
+   */
+  manifest?: Manifest | undefined;
 };
 
 /**
@@ -534,6 +541,185 @@ export type ExportJob = Message<"audit.v1.ExportJob"> & {
  */
 export const ExportJobSchema: GenMessage<ExportJob> = /*@__PURE__*/
   messageDesc(file_audit_v1_export, 12);
+
+/**
+ * Manifest describes one artifact so an auditor can check it is complete and
+ * unaltered. Its fields are those of the signed manifest document (served at
+ * /v1/audit/exports/{job_id}/manifest); verify against that document, since
+ * JSON here writes 64-bit numbers as strings.
+ *
+ * @generated from message audit.v1.Manifest
+ */
+export type Manifest = Message<"audit.v1.Manifest"> & {
+  /**
+   * manifest_version of this layout.
+   *
+   * @generated from field: string manifest_version = 1;
+   */
+  manifestVersion: string;
+
+  /**
+   * job_id of the export.
+   *
+   * @generated from field: string job_id = 2;
+   */
+  jobId: string;
+
+  /**
+   * report_type: soc2, gdpr or hipaa.
+   *
+   * @generated from field: string report_type = 3;
+   */
+  reportType: string;
+
+  /**
+   * format: json or csv.
+   *
+   * @generated from field: string format = 4;
+   */
+  format: string;
+
+  /**
+   * tenant_id the report is about.
+   *
+   * @generated from field: string tenant_id = 5;
+   */
+  tenantId: string;
+
+  /**
+   * period_requested as the client wrote it (end inclusive).
+   *
+   * @generated from field: audit.v1.Period period_requested = 6;
+   */
+  periodRequested?: Period | undefined;
+
+  /**
+   * period_applied as read from the log (half-open).
+   *
+   * @generated from field: audit.v1.Period period_applied = 7;
+   */
+  periodApplied?: Period | undefined;
+
+  /**
+   * generated_at is when generation started.
+   *
+   * @generated from field: string generated_at = 8;
+   */
+  generatedAt: string;
+
+  /**
+   * as_of_sequence is the highest audit sequence that existed then.
+   *
+   * @generated from field: int64 as_of_sequence = 9;
+   */
+  asOfSequence: bigint;
+
+  /**
+   * generator_version of the report generator.
+   *
+   * @generated from field: string generator_version = 10;
+   */
+  generatorVersion: string;
+
+  /**
+   * control_catalog_version of the control mapping used.
+   *
+   * @generated from field: string control_catalog_version = 11;
+   */
+  controlCatalogVersion: string;
+
+  /**
+   * counts per report section.
+   *
+   * @generated from field: map<string, int64> counts = 12;
+   */
+  counts: { [key: string]: bigint };
+
+  /**
+   * first_sequence of the audit events included.
+   *
+   * @generated from field: int64 first_sequence = 13;
+   */
+  firstSequence: bigint;
+
+  /**
+   * last_sequence of the audit events included.
+   *
+   * @generated from field: int64 last_sequence = 14;
+   */
+  lastSequence: bigint;
+
+  /**
+   * rows written.
+   *
+   * @generated from field: int64 rows = 15;
+   */
+  rows: bigint;
+
+  /**
+   * report_sha256 of the report bytes, lowercase hex.
+   *
+   * @generated from field: string report_sha256 = 16;
+   */
+  reportSha256: string;
+
+  /**
+   * report_size in bytes.
+   *
+   * @generated from field: int64 report_size = 17;
+   */
+  reportSize: bigint;
+
+  /**
+   * signing_key_id names the key in /.well-known/exportd-keys.json.
+   *
+   * @generated from field: string signing_key_id = 18;
+   */
+  signingKeyId: string;
+
+  /**
+   * signature is the base64 Ed25519 signature over the manifest's JSON with
+   * this field empty.
+   *
+   * @generated from field: string signature = 19;
+   */
+  signature: string;
+};
+
+/**
+ * Describes the message audit.v1.Manifest.
+ * Use `create(ManifestSchema)` to create a new message.
+ */
+export const ManifestSchema: GenMessage<Manifest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_export, 13);
+
+/**
+ * Period is a pair of RFC3339 instants.
+ *
+ * @generated from message audit.v1.Period
+ */
+export type Period = Message<"audit.v1.Period"> & {
+  /**
+   * start of the period.
+   *
+   * @generated from field: string start = 1;
+   */
+  start: string;
+
+  /**
+   * end of the period.
+   *
+   * @generated from field: string end = 2;
+   */
+  end: string;
+};
+
+/**
+ * Describes the message audit.v1.Period.
+ * Use `create(PeriodSchema)` to create a new message.
+ */
+export const PeriodSchema: GenMessage<Period> = /*@__PURE__*/
+  messageDesc(file_audit_v1_export, 14);
 
 /**
  * DownloadRequest names the job whose artifact to stream.
@@ -561,7 +747,7 @@ export type DownloadRequest = Message<"audit.v1.DownloadRequest"> & {
  * Use `create(DownloadRequestSchema)` to create a new message.
  */
 export const DownloadRequestSchema: GenMessage<DownloadRequest> = /*@__PURE__*/
-  messageDesc(file_audit_v1_export, 13);
+  messageDesc(file_audit_v1_export, 15);
 
 /**
  * DownloadResponse is one message of a download stream: first the info, then
@@ -605,7 +791,7 @@ export type DownloadResponse = Message<"audit.v1.DownloadResponse"> & {
  * Use `create(DownloadResponseSchema)` to create a new message.
  */
 export const DownloadResponseSchema: GenMessage<DownloadResponse> = /*@__PURE__*/
-  messageDesc(file_audit_v1_export, 14);
+  messageDesc(file_audit_v1_export, 16);
 
 /**
  * DownloadInfo describes the artifact before its bytes.
@@ -647,7 +833,7 @@ export type DownloadInfo = Message<"audit.v1.DownloadInfo"> & {
  * Use `create(DownloadInfoSchema)` to create a new message.
  */
 export const DownloadInfoSchema: GenMessage<DownloadInfo> = /*@__PURE__*/
-  messageDesc(file_audit_v1_export, 15);
+  messageDesc(file_audit_v1_export, 17);
 
 /**
  * DownloadChunk is a run of the artifact's bytes.
@@ -675,7 +861,7 @@ export type DownloadChunk = Message<"audit.v1.DownloadChunk"> & {
  * Use `create(DownloadChunkSchema)` to create a new message.
  */
 export const DownloadChunkSchema: GenMessage<DownloadChunk> = /*@__PURE__*/
-  messageDesc(file_audit_v1_export, 16);
+  messageDesc(file_audit_v1_export, 18);
 
 /**
  * DownloadTrailer ends a download.
@@ -710,7 +896,7 @@ export type DownloadTrailer = Message<"audit.v1.DownloadTrailer"> & {
  * Use `create(DownloadTrailerSchema)` to create a new message.
  */
 export const DownloadTrailerSchema: GenMessage<DownloadTrailer> = /*@__PURE__*/
-  messageDesc(file_audit_v1_export, 17);
+  messageDesc(file_audit_v1_export, 19);
 
 /**
  * CreateDownloadLinkRequest names the job to link to.
@@ -739,7 +925,7 @@ export type CreateDownloadLinkRequest = Message<"audit.v1.CreateDownloadLinkRequ
  * Use `create(CreateDownloadLinkRequestSchema)` to create a new message.
  */
 export const CreateDownloadLinkRequestSchema: GenMessage<CreateDownloadLinkRequest> = /*@__PURE__*/
-  messageDesc(file_audit_v1_export, 18);
+  messageDesc(file_audit_v1_export, 20);
 
 /**
  * CreateDownloadLinkResponse is the minted link.
@@ -768,7 +954,7 @@ export type CreateDownloadLinkResponse = Message<"audit.v1.CreateDownloadLinkRes
  * Use `create(CreateDownloadLinkResponseSchema)` to create a new message.
  */
 export const CreateDownloadLinkResponseSchema: GenMessage<CreateDownloadLinkResponse> = /*@__PURE__*/
-  messageDesc(file_audit_v1_export, 19);
+  messageDesc(file_audit_v1_export, 21);
 
 /**
  * ListDownloadsRequest names the job.
@@ -789,7 +975,7 @@ export type ListDownloadsRequest = Message<"audit.v1.ListDownloadsRequest"> & {
  * Use `create(ListDownloadsRequestSchema)` to create a new message.
  */
 export const ListDownloadsRequestSchema: GenMessage<ListDownloadsRequest> = /*@__PURE__*/
-  messageDesc(file_audit_v1_export, 20);
+  messageDesc(file_audit_v1_export, 22);
 
 /**
  * ListDownloadsResponse lists a job's downloads, oldest first.
@@ -810,7 +996,7 @@ export type ListDownloadsResponse = Message<"audit.v1.ListDownloadsResponse"> & 
  * Use `create(ListDownloadsResponseSchema)` to create a new message.
  */
 export const ListDownloadsResponseSchema: GenMessage<ListDownloadsResponse> = /*@__PURE__*/
-  messageDesc(file_audit_v1_export, 21);
+  messageDesc(file_audit_v1_export, 23);
 
 /**
  * DownloadRecord is one download, kept for the audit record.
@@ -880,7 +1066,7 @@ export type DownloadRecord = Message<"audit.v1.DownloadRecord"> & {
  * Use `create(DownloadRecordSchema)` to create a new message.
  */
 export const DownloadRecordSchema: GenMessage<DownloadRecord> = /*@__PURE__*/
-  messageDesc(file_audit_v1_export, 22);
+  messageDesc(file_audit_v1_export, 24);
 
 /**
  * ExportStatus is where a job is in its life. The value names are the wire
