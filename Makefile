@@ -24,7 +24,7 @@ run: ## Run exportd on the embedded default (SQLite and artifacts in ./data)
 	$(GO) run ./cmd/exportd serve
 
 .PHONY: test
-test: ## Run every test (PostgreSQL suites need EXPORTD_TEST_DATABASE_URL)
+test: bin/grpcurl ## Run every test (PostgreSQL suites need EXPORTD_TEST_DATABASE_URL)
 	$(GO) test -count=1 ./...
 
 .PHONY: test-race
@@ -61,3 +61,6 @@ bench: ## Run the benchmarks
 
 .PHONY: ci
 ci: lint check-generate test fuzz ## What CI runs
+
+bin/grpcurl: tools/go.mod tools/go.sum
+	cd tools && $(GO) build -o ../bin/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
