@@ -42,7 +42,7 @@ func (h exportService) CreateExport(ctx context.Context, req *connect.Request[au
 		return nil, fault.Invalid(fault.Violation{Field: "Idempotency-Key", Rule: "header.max_len", Message: "must be at most 255 characters"})
 	}
 	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%s|%s", m.GetReportType(), format, start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano)))
-	rows, err := s.store.LastSequence(ctx, c.TenantID)
+	rows, err := s.store.EstimateEvents(ctx, c.TenantID, from, to)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func (s *Server) checkPeriod(start, end time.Time) error {
 }
 
 // estimate guesses when a new job will be ready from how many events the
-// tenant has: a cheap upper bound, refined by the worker as it runs.
+// period holds; the worker refines it as it runs.
 func estimate(now time.Time, rows int64) time.Time {
 	const rowsPerSecond = 200_000
 	return now.Add(2*time.Second + time.Duration(rows)*time.Second/rowsPerSecond).Truncate(time.Second)
