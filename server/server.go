@@ -84,12 +84,15 @@ func (s *Server) Handler() (http.Handler, error) {
 	// so that plain Connect calls never pass through it.
 	rest, err := vanguard.NewTranscoder([]*vanguard.Service{
 		vanguard.NewService(exportPath, exportHandler),
+		vanguard.NewService(downloadPath, downloadHandler),
 	}, vanguard.WithCodec(restCodec))
 	if err != nil {
 		return nil, err
 	}
 	mux.Handle("/v1/", rest)
 	mux.HandleFunc("GET /v1/audit/exports/{job_id}/download", s.restDownload)
+	mux.HandleFunc("GET /v1/audit/exports/{job_id}/manifest", s.restManifest)
+	mux.HandleFunc("GET "+linkPath+"{token}", s.linkDownload)
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -120,33 +123,49 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 // forwardedFor lists the client addresses a proxy chain reported, nearest
-// last, from X-Forwarded-For or RFC 7239 Forwarded.
+// last, from X-Forwarded-For or, when there is none, RFC 7239 Forwarded.
+// X-Forwarded-For wins because it is what common proxies append to; a client
+// could otherwise slip a Forwarded header past a proxy that only appends to
+// X-Forwarded-For, and its rightmost hop would look like the proxy's word.
 func forwardedFor(h http.Header) []string {
 	var out []string
-	for _, v := range h.Values("Forwarded") {
-		for _, elem := range strings.Split(v, ",") {
-			for _, pair := range strings.Split(elem, ";") {
-				k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
-				if !ok || !strings.EqualFold(k, "for") {
-					continue
-				}
-				val = strings.Trim(val, `"`)
-				if host, _, err := net.SplitHostPort(val); err == nil {
-					val = host
-				}
-				out = append(out, strings.Trim(val, "[]"))
+	for _, v := range h.Values("X-Forwarded-For") {
+		for _, a := range strings.Split(v, ",") {
+			if a = hop(a); a != "" {
+				out = append(out, a)
 			}
 		}
 	}
 	if len(out) > 0 {
 		return out
 	}
-	for _, v := range h.Values("X-Forwarded-For") {
-		for _, a := range strings.Split(v, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				out = append(out, a)
+	for _, v := range h.Values("Forwarded") {
+		for _, elem := range strings.Split(v, ",") {
+			for _, pair := range strings.Split(elem, ";") {
+				k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+				if !ok || !strings.EqualFold(strings.TrimSpace(k), "for") {
+					continue
+				}
+				if val = hop(val); val != "" {
+					out = append(out, val)
+				}
 			}
 		}
 	}
 	return out
+}
+
+// hop normalises one forwarded address: quotes, an optional port and IPv6
+// brackets go (`"[2001:db8::1]:4711"` → `2001:db8::1`), and an IP is written
+// in its canonical form. Anything else (`unknown`, `_hidden`) stays as sent.
+func hop(v string) string {
+	v = strings.Trim(strings.TrimSpace(v), `"`)
+	if host, _, err := net.SplitHostPort(v); err == nil {
+		v = host
+	}
+	v = strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")
+	if ip := net.ParseIP(v); ip != nil {
+		return ip.String()
+	}
+	return v
 }
