@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"connectrpc.com/connect"
+	"gocloud.dev/blob"
 
 	"github.com/exportd/exportd/authz"
 	"github.com/exportd/exportd/ent"
@@ -205,7 +207,7 @@ func (s *Server) serveArtifact(w http.ResponseWriter, r *http.Request, c *authz.
 	cw := &countingResponse{ResponseWriter: w}
 	// ServeContent answers HEAD, Range (206/416), If-Range and
 	// If-None-Match, and copies from the reader without buffering the file.
-	http.ServeContent(cw, r, "", j.CompletedAt.UTC(), rd)
+	http.ServeContent(cw, r, "", j.CompletedAt.UTC(), artifactContent(rd))
 	switch {
 	case cw.status == http.StatusRequestedRangeNotSatisfiable:
 		return true, connect.NewError(connect.CodeOutOfRange, fmt.Errorf("range %q is not satisfiable for the %d-byte artifact", r.Header.Get("Range"), j.ArtifactSize))
@@ -235,6 +237,22 @@ func rangeStart(contentRange string) int64 {
 	return n
 }
 
+// artifactContent is what ServeContent copies from: the open file itself
+// when the bucket is a local folder, so that net/http copies straight from it
+// (sendfile on plain HTTP/1.1) as a file server would, and the blob reader
+// otherwise.
+func artifactContent(rd *blob.Reader) io.ReadSeeker {
+	var under io.Reader
+	if rd.As(&under) {
+		if f, ok := under.(*os.File); ok {
+			return f
+		}
+	}
+	return rd
+}
+
+// countingResponse counts the body bytes that reach the connection and
+// remembers the status.
 type countingResponse struct {
 	http.ResponseWriter
 	n      int64
@@ -254,3 +272,25 @@ func (c *countingResponse) Write(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// ReadFrom lets the copy reach the connection's own ReaderFrom (sendfile on
+// HTTP/1.1) through the counter.
+func (c *countingResponse) ReadFrom(src io.Reader) (int64, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	var (
+		n   int64
+		err error
+	)
+	if rf, ok := c.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{c.ResponseWriter}, src)
+	}
+	c.n += n
+	return n, err
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (c *countingResponse) Unwrap() http.ResponseWriter { return c.ResponseWriter }

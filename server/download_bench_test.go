@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -23,7 +24,8 @@ import (
 // server doing http.ServeContent of the very file (the yardstick), the REST
 // download, and the Connect stream. All three servers are alike (TLS,
 // HTTP/2) and the three downloads interleave, so the machine's other load
-// weighs on each the same. It reports each throughput in MB/s and the
+// weighs on each the same; each starts after a GC, so none pays for the
+// garbage of another. It reports each throughput in MB/s and the
 // ratios to the yardstick (targets: REST ≥ 0.9, Connect ≥ 0.6).
 //
 //	go test ./server/ -run '^$' -bench Download256MiB -benchtime 3x
@@ -101,6 +103,9 @@ func BenchmarkDownload256MiB(b *testing.B) {
 	spent := make([]time.Duration, len(ways))
 	for b.Loop() {
 		for i, w := range ways {
+			// Each way starts with a clean heap, so none pays for the
+			// garbage of the one before it.
+			runtime.GC()
 			t0 := time.Now()
 			w.run()
 			spent[i] += time.Since(t0)
