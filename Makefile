@@ -58,6 +58,7 @@ fuzz: ## Run each fuzz target briefly (FUZZTIME, default 10s)
 .PHONY: bench
 bench: ## Run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./reports/...
+	$(GO) test -run '^$$' -bench Download256MiB -benchtime 3x ./server/
 
 .PHONY: ci
 ci: lint check-generate test fuzz ## What CI runs

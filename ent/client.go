@@ -17,6 +17,7 @@ import (
 	"github.com/exportd/exportd/ent/apikey"
 	"github.com/exportd/exportd/ent/attestationrecord"
 	"github.com/exportd/exportd/ent/auditevent"
+	"github.com/exportd/exportd/ent/downloadlink"
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/ent/issuer"
@@ -38,6 +39,8 @@ type Client struct {
 	AttestationRecord *AttestationRecordClient
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
+	// DownloadLink is the client for interacting with the DownloadLink builders.
+	DownloadLink *DownloadLinkClient
 	// DownloadRecord is the client for interacting with the DownloadRecord builders.
 	DownloadRecord *DownloadRecordClient
 	// ExportJob is the client for interacting with the ExportJob builders.
@@ -64,6 +67,7 @@ func (c *Client) init() {
 	c.APIKey = NewAPIKeyClient(c.config)
 	c.AttestationRecord = NewAttestationRecordClient(c.config)
 	c.AuditEvent = NewAuditEventClient(c.config)
+	c.DownloadLink = NewDownloadLinkClient(c.config)
 	c.DownloadRecord = NewDownloadRecordClient(c.config)
 	c.ExportJob = NewExportJobClient(c.config)
 	c.Issuer = NewIssuerClient(c.config)
@@ -165,6 +169,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		APIKey:            NewAPIKeyClient(cfg),
 		AttestationRecord: NewAttestationRecordClient(cfg),
 		AuditEvent:        NewAuditEventClient(cfg),
+		DownloadLink:      NewDownloadLinkClient(cfg),
 		DownloadRecord:    NewDownloadRecordClient(cfg),
 		ExportJob:         NewExportJobClient(cfg),
 		Issuer:            NewIssuerClient(cfg),
@@ -193,6 +198,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		APIKey:            NewAPIKeyClient(cfg),
 		AttestationRecord: NewAttestationRecordClient(cfg),
 		AuditEvent:        NewAuditEventClient(cfg),
+		DownloadLink:      NewDownloadLinkClient(cfg),
 		DownloadRecord:    NewDownloadRecordClient(cfg),
 		ExportJob:         NewExportJobClient(cfg),
 		Issuer:            NewIssuerClient(cfg),
@@ -228,8 +234,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AttestationRecord, c.AuditEvent, c.DownloadRecord, c.ExportJob,
-		c.Issuer, c.Principal, c.SigningKey, c.Tenant,
+		c.APIKey, c.AttestationRecord, c.AuditEvent, c.DownloadLink, c.DownloadRecord,
+		c.ExportJob, c.Issuer, c.Principal, c.SigningKey, c.Tenant,
 	} {
 		n.Use(hooks...)
 	}
@@ -239,8 +245,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AttestationRecord, c.AuditEvent, c.DownloadRecord, c.ExportJob,
-		c.Issuer, c.Principal, c.SigningKey, c.Tenant,
+		c.APIKey, c.AttestationRecord, c.AuditEvent, c.DownloadLink, c.DownloadRecord,
+		c.ExportJob, c.Issuer, c.Principal, c.SigningKey, c.Tenant,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -255,6 +261,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.AttestationRecord.mutate(ctx, m)
 	case *AuditEventMutation:
 		return c.AuditEvent.mutate(ctx, m)
+	case *DownloadLinkMutation:
+		return c.DownloadLink.mutate(ctx, m)
 	case *DownloadRecordMutation:
 		return c.DownloadRecord.mutate(ctx, m)
 	case *ExportJobMutation:
@@ -668,6 +676,139 @@ func (c *AuditEventClient) mutate(ctx context.Context, m *AuditEventMutation) (V
 		return (&AuditEventDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown AuditEvent mutation op: %q", m.Op())
+	}
+}
+
+// DownloadLinkClient is a client for the DownloadLink schema.
+type DownloadLinkClient struct {
+	config
+}
+
+// NewDownloadLinkClient returns a client for the DownloadLink from the given config.
+func NewDownloadLinkClient(c config) *DownloadLinkClient {
+	return &DownloadLinkClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `downloadlink.Hooks(f(g(h())))`.
+func (c *DownloadLinkClient) Use(hooks ...Hook) {
+	c.hooks.DownloadLink = append(c.hooks.DownloadLink, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `downloadlink.Intercept(f(g(h())))`.
+func (c *DownloadLinkClient) Intercept(interceptors ...Interceptor) {
+	c.inters.DownloadLink = append(c.inters.DownloadLink, interceptors...)
+}
+
+// Create returns a builder for creating a DownloadLink entity.
+func (c *DownloadLinkClient) Create() *DownloadLinkCreate {
+	mutation := newDownloadLinkMutation(c.config, OpCreate)
+	return &DownloadLinkCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of DownloadLink entities.
+func (c *DownloadLinkClient) CreateBulk(builders ...*DownloadLinkCreate) *DownloadLinkCreateBulk {
+	return &DownloadLinkCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *DownloadLinkClient) MapCreateBulk(slice any, setFunc func(*DownloadLinkCreate, int)) *DownloadLinkCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &DownloadLinkCreateBulk{err: fmt.Errorf("calling to DownloadLinkClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*DownloadLinkCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &DownloadLinkCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for DownloadLink.
+func (c *DownloadLinkClient) Update() *DownloadLinkUpdate {
+	mutation := newDownloadLinkMutation(c.config, OpUpdate)
+	return &DownloadLinkUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *DownloadLinkClient) UpdateOne(_m *DownloadLink) *DownloadLinkUpdateOne {
+	mutation := newDownloadLinkMutation(c.config, OpUpdateOne, withDownloadLink(_m))
+	return &DownloadLinkUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *DownloadLinkClient) UpdateOneID(id int64) *DownloadLinkUpdateOne {
+	mutation := newDownloadLinkMutation(c.config, OpUpdateOne, withDownloadLinkID(id))
+	return &DownloadLinkUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for DownloadLink.
+func (c *DownloadLinkClient) Delete() *DownloadLinkDelete {
+	mutation := newDownloadLinkMutation(c.config, OpDelete)
+	return &DownloadLinkDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *DownloadLinkClient) DeleteOne(_m *DownloadLink) *DownloadLinkDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *DownloadLinkClient) DeleteOneID(id int64) *DownloadLinkDeleteOne {
+	builder := c.Delete().Where(downloadlink.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &DownloadLinkDeleteOne{builder}
+}
+
+// Query returns a query builder for DownloadLink.
+func (c *DownloadLinkClient) Query() *DownloadLinkQuery {
+	return &DownloadLinkQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeDownloadLink},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a DownloadLink entity by its id.
+func (c *DownloadLinkClient) Get(ctx context.Context, id int64) (*DownloadLink, error) {
+	return c.Query().Where(downloadlink.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *DownloadLinkClient) GetX(ctx context.Context, id int64) *DownloadLink {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *DownloadLinkClient) Hooks() []Hook {
+	return c.hooks.DownloadLink
+}
+
+// Interceptors returns the client interceptors.
+func (c *DownloadLinkClient) Interceptors() []Interceptor {
+	return c.inters.DownloadLink
+}
+
+func (c *DownloadLinkClient) mutate(ctx context.Context, m *DownloadLinkMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&DownloadLinkCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&DownloadLinkUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&DownloadLinkUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&DownloadLinkDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown DownloadLink mutation op: %q", m.Op())
 	}
 }
 
@@ -1472,12 +1613,12 @@ func (c *TenantClient) mutate(ctx context.Context, m *TenantMutation) (Value, er
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AttestationRecord, AuditEvent, DownloadRecord, ExportJob, Issuer,
-		Principal, SigningKey, Tenant []ent.Hook
+		APIKey, AttestationRecord, AuditEvent, DownloadLink, DownloadRecord, ExportJob,
+		Issuer, Principal, SigningKey, Tenant []ent.Hook
 	}
 	inters struct {
-		APIKey, AttestationRecord, AuditEvent, DownloadRecord, ExportJob, Issuer,
-		Principal, SigningKey, Tenant []ent.Interceptor
+		APIKey, AttestationRecord, AuditEvent, DownloadLink, DownloadRecord, ExportJob,
+		Issuer, Principal, SigningKey, Tenant []ent.Interceptor
 	}
 )
 

@@ -15,6 +15,7 @@ import (
 	"github.com/exportd/exportd/ent/apikey"
 	"github.com/exportd/exportd/ent/attestationrecord"
 	"github.com/exportd/exportd/ent/auditevent"
+	"github.com/exportd/exportd/ent/downloadlink"
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/ent/issuer"
@@ -84,6 +85,7 @@ func checkColumn(t, c string) error {
 			apikey.Table:            apikey.ValidColumn,
 			attestationrecord.Table: attestationrecord.ValidColumn,
 			auditevent.Table:        auditevent.ValidColumn,
+			downloadlink.Table:      downloadlink.ValidColumn,
 			downloadrecord.Table:    downloadrecord.ValidColumn,
 			exportjob.Table:         exportjob.ValidColumn,
 			issuer.Table:            issuer.ValidColumn,

@@ -8,6 +8,7 @@ import (
 	"github.com/exportd/exportd/ent/apikey"
 	"github.com/exportd/exportd/ent/attestationrecord"
 	"github.com/exportd/exportd/ent/auditevent"
+	"github.com/exportd/exportd/ent/downloadlink"
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/ent/issuer"
@@ -115,6 +116,28 @@ func init() {
 	auditeventDescRequestID := auditeventFields[14].Descriptor()
 	// auditevent.DefaultRequestID holds the default value on creation for the request_id field.
 	auditevent.DefaultRequestID = auditeventDescRequestID.Default.(string)
+	downloadlinkFields := schema.DownloadLink{}.Fields()
+	_ = downloadlinkFields
+	// downloadlinkDescTokenHash is the schema descriptor for token_hash field.
+	downloadlinkDescTokenHash := downloadlinkFields[1].Descriptor()
+	// downloadlink.TokenHashValidator is a validator for the "token_hash" field. It is called by the builders before save.
+	downloadlink.TokenHashValidator = downloadlinkDescTokenHash.Validators[0].(func(string) error)
+	// downloadlinkDescJobID is the schema descriptor for job_id field.
+	downloadlinkDescJobID := downloadlinkFields[2].Descriptor()
+	// downloadlink.JobIDValidator is a validator for the "job_id" field. It is called by the builders before save.
+	downloadlink.JobIDValidator = downloadlinkDescJobID.Validators[0].(func(string) error)
+	// downloadlinkDescTenantID is the schema descriptor for tenant_id field.
+	downloadlinkDescTenantID := downloadlinkFields[3].Descriptor()
+	// downloadlink.TenantIDValidator is a validator for the "tenant_id" field. It is called by the builders before save.
+	downloadlink.TenantIDValidator = downloadlinkDescTenantID.Validators[0].(func(string) error)
+	// downloadlinkDescPrincipalID is the schema descriptor for principal_id field.
+	downloadlinkDescPrincipalID := downloadlinkFields[4].Descriptor()
+	// downloadlink.PrincipalIDValidator is a validator for the "principal_id" field. It is called by the builders before save.
+	downloadlink.PrincipalIDValidator = downloadlinkDescPrincipalID.Validators[0].(func(string) error)
+	// downloadlinkDescCreatedAt is the schema descriptor for created_at field.
+	downloadlinkDescCreatedAt := downloadlinkFields[5].Descriptor()
+	// downloadlink.DefaultCreatedAt holds the default value on creation for the created_at field.
+	downloadlink.DefaultCreatedAt = downloadlinkDescCreatedAt.Default.(func() time.Time)
 	downloadrecordFields := schema.DownloadRecord{}.Fields()
 	_ = downloadrecordFields
 	// downloadrecordDescJobID is the schema descriptor for job_id field.

@@ -20,6 +20,8 @@ type Tx struct {
 	AttestationRecord *AttestationRecordClient
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
+	// DownloadLink is the client for interacting with the DownloadLink builders.
+	DownloadLink *DownloadLinkClient
 	// DownloadRecord is the client for interacting with the DownloadRecord builders.
 	DownloadRecord *DownloadRecordClient
 	// ExportJob is the client for interacting with the ExportJob builders.
@@ -166,6 +168,7 @@ func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
 	tx.AttestationRecord = NewAttestationRecordClient(tx.config)
 	tx.AuditEvent = NewAuditEventClient(tx.config)
+	tx.DownloadLink = NewDownloadLinkClient(tx.config)
 	tx.DownloadRecord = NewDownloadRecordClient(tx.config)
 	tx.ExportJob = NewExportJobClient(tx.config)
 	tx.Issuer = NewIssuerClient(tx.config)

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"connectrpc.com/connect"
+	"gocloud.dev/blob"
 
 	"github.com/exportd/exportd/authz"
 	"github.com/exportd/exportd/ent"
@@ -26,11 +28,10 @@ const chunkSize = 64 << 10
 
 // downloadService implements auditv1connect.DownloadServiceHandler.
 type downloadService struct {
-	// Links and the download history arrive with the downloads work; until
-	// then they answer unimplemented.
-	auditv1connect.UnimplementedDownloadServiceHandler
 	s *Server
 }
+
+var _ auditv1connect.DownloadServiceHandler = downloadService{}
 
 // downloadable returns the job when its artifact can be downloaded, or the
 // error SPEC §3 prescribes for its status.
@@ -91,6 +92,11 @@ func (h downloadService) Download(ctx context.Context, req *connect.Request[audi
 	defer r.Close()
 	buf := make([]byte, chunkSize)
 	for {
+		// A client that went away ends the stream at once; the deferred
+		// record then says aborted, with the bytes sent so far.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		n, rerr := io.ReadFull(r, buf)
 		if n > 0 {
 			// Send blocks under flow control, so a slow client holds at most
@@ -142,12 +148,14 @@ func contentType(format string) string {
 	return "application/json"
 }
 
-// restDownload serves GET /v1/audit/exports/{job_id}/download: the raw file,
-// streamed from the blob store with Range, ETag and HEAD support. It is a
-// plain handler because the REST transcoder buffers streamed bodies whole.
+// restDownload serves GET (and HEAD) /v1/audit/exports/{job_id}/download:
+// the raw file, streamed from the blob store with Range, ETag and HEAD
+// support. It is a plain handler because the REST transcoder buffers
+// streamed bodies whole.
 func (s *Server) restDownload(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ci := callInfo{procedure: restDownloadProcedure, header: r.Header, peer: s.clientIP(r.RemoteAddr, r.Header), protocol: "rest"}
+	ci := callInfo{procedure: restDownloadProcedure, header: r.Header, peer: s.clientIP(r.RemoteAddr, r.Header), protocol: "rest",
+		meta: map[string]any{"method": r.Method}}
 	jobID := r.PathValue("job_id")
 	c, err := s.authenticate(ctx, ci)
 	if err != nil {
@@ -157,26 +165,39 @@ func (s *Server) restDownload(w http.ResponseWriter, r *http.Request) {
 		writeRESTError(w, toConnect(ctx, s.log, err))
 		return
 	}
-	err = s.serveArtifact(w, r, c, jobID, ci)
+	j, err := s.downloadable(ctx, c.TenantID, jobID)
+	written := false
+	if err == nil {
+		written, err = s.serveArtifact(w, r, c, j, ci)
+	}
 	s.finish(ctx, c, ci, jobID, err)
-	if err != nil {
+	if err != nil && !written {
 		writeRESTError(w, toConnect(ctx, s.log, err))
 	}
 }
 
-// serveArtifact writes the artifact; an error is returned only while nothing
-// has been written yet.
-func (s *Server) serveArtifact(w http.ResponseWriter, r *http.Request, c *authz.Caller, jobID string, ci callInfo) error {
+// serveArtifact answers the artifact of j for c and records the download.
+// written says whether a response went out already; the error, if any, is
+// still the call's outcome for the audit log.
+//
+// What goes on the download record: a GET that sends bytes (200 or 206)
+// is recorded with its start offset and the bytes that reached the
+// connection; it is completed when every byte the response promised
+// (Content-Length) went out, and aborted otherwise. HEAD, 304 Not Modified
+// and 416 send no bytes of the report and leave no download record; they
+// are still audit events (416 as an out_of_range failure).
+func (s *Server) serveArtifact(w http.ResponseWriter, r *http.Request, c *authz.Caller, j *ent.ExportJob, ci callInfo) (bool, error) {
 	ctx := r.Context()
-	j, err := s.downloadable(ctx, c.TenantID, jobID)
-	if err != nil {
-		return err
-	}
 	rd, err := s.bucket.NewReader(ctx, j.ArtifactKey, nil)
 	if err != nil {
-		return fmt.Errorf("open artifact %s: %w", j.ArtifactKey, err)
+		return false, fmt.Errorf("open artifact %s: %w", j.ArtifactKey, err)
 	}
 	defer rd.Close()
+	if strings.Contains(r.Header.Get("Range"), ",") {
+		// One range or the whole file: a multipart answer helps no client
+		// of ours, and RFC 9110 lets a server ignore Range.
+		r.Header.Del("Range")
+	}
 	h := w.Header()
 	h.Set("Content-Type", contentType(j.Format))
 	h.Set("Content-Disposition", `attachment; filename="`+filename(j)+`"`)
@@ -184,21 +205,27 @@ func (s *Server) serveArtifact(w http.ResponseWriter, r *http.Request, c *authz.
 	h.Set("X-Content-SHA256", j.ArtifactSha256)
 	h.Set("Cache-Control", "private, no-store")
 	cw := &countingResponse{ResponseWriter: w}
-	// ServeContent answers HEAD, Range (206/416) and If-None-Match, and
-	// copies from the reader without buffering the file.
-	http.ServeContent(cw, r, "", j.CompletedAt.UTC(), rd)
-	if r.Method == http.MethodGet {
-		rec := store.Download{JobID: j.ID, TenantID: c.TenantID, PrincipalID: c.PrincipalID, ClientIP: ci.peer,
-			UserAgent: r.UserAgent(), BytesSent: cw.n, Protocol: "rest"}
-		rec.StartOffset = rangeStart(r.Header.Get("Range"))
-		rec.Completed = cw.status < 300 && cw.n > 0 && rec.StartOffset+cw.n == j.ArtifactSize || (cw.status == http.StatusOK && cw.n == j.ArtifactSize)
-		s.recordDownload(ctx, rec)
+	// ServeContent answers HEAD, Range (206/416), If-Range and
+	// If-None-Match, and copies from the reader without buffering the file.
+	http.ServeContent(cw, r, "", j.CompletedAt.UTC(), artifactContent(rd))
+	switch {
+	case cw.status == http.StatusRequestedRangeNotSatisfiable:
+		return true, connect.NewError(connect.CodeOutOfRange, fmt.Errorf("range %q is not satisfiable for the %d-byte artifact", r.Header.Get("Range"), j.ArtifactSize))
+	case r.Method != http.MethodGet || (cw.status != http.StatusOK && cw.status != http.StatusPartialContent):
+		return true, nil
 	}
-	return nil
+	rec := store.Download{JobID: j.ID, TenantID: c.TenantID, PrincipalID: c.PrincipalID, ClientIP: ci.peer,
+		UserAgent: r.UserAgent(), BytesSent: cw.n, Protocol: ci.protocol, StartOffset: rangeStart(h.Get("Content-Range"))}
+	want, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64)
+	rec.Completed = err == nil && cw.n == want
+	s.recordDownload(ctx, rec)
+	return true, nil
 }
 
-func rangeStart(h string) int64 {
-	v, ok := strings.CutPrefix(h, "bytes=")
+// rangeStart is the first byte of a Content-Range answer ("bytes a-b/size"),
+// 0 for a whole-file answer.
+func rangeStart(contentRange string) int64 {
+	v, ok := strings.CutPrefix(contentRange, "bytes ")
 	if !ok {
 		return 0
 	}
@@ -210,6 +237,22 @@ func rangeStart(h string) int64 {
 	return n
 }
 
+// artifactContent is what ServeContent copies from: the open file itself
+// when the bucket is a local folder, so that net/http copies straight from it
+// (sendfile on plain HTTP/1.1) as a file server would, and the blob reader
+// otherwise.
+func artifactContent(rd *blob.Reader) io.ReadSeeker {
+	var under io.Reader
+	if rd.As(&under) {
+		if f, ok := under.(*os.File); ok {
+			return f
+		}
+	}
+	return rd
+}
+
+// countingResponse counts the body bytes that reach the connection and
+// remembers the status.
 type countingResponse struct {
 	http.ResponseWriter
 	n      int64
@@ -229,3 +272,25 @@ func (c *countingResponse) Write(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// ReadFrom lets the copy reach the connection's own ReaderFrom (sendfile on
+// HTTP/1.1) through the counter.
+func (c *countingResponse) ReadFrom(src io.Reader) (int64, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	var (
+		n   int64
+		err error
+	)
+	if rf, ok := c.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{c.ResponseWriter}, src)
+	}
+	c.n += n
+	return n, err
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (c *countingResponse) Unwrap() http.ResponseWriter { return c.ResponseWriter }

@@ -25,18 +25,28 @@ type rule struct {
 }
 
 var rules = map[string]rule{
-	auditv1connect.ExportServiceCreateExportProcedure: {"export.create", authz.PermExport, true, "api"},
-	auditv1connect.ExportServiceGetExportProcedure:    {"export.get", authz.PermRead, false, "api"},
-	auditv1connect.ExportServiceListExportsProcedure:  {"export.list", authz.PermRead, false, "api"},
-	auditv1connect.ExportServiceWatchExportProcedure:  {"export.watch", authz.PermRead, false, "api"},
-	auditv1connect.ExportServiceCancelExportProcedure: {"export.cancel", authz.PermExport, false, "api"},
-	auditv1connect.ExportServiceWhoAmIProcedure:       {"auth.whoami", "", false, "api"},
-	auditv1connect.DownloadServiceDownloadProcedure:   {"export.download", authz.PermExport, false, "access"},
-	restDownloadProcedure:                             {"export.download", authz.PermExport, false, "access"},
+	auditv1connect.ExportServiceCreateExportProcedure:         {"export.create", authz.PermExport, true, "api"},
+	auditv1connect.ExportServiceGetExportProcedure:            {"export.get", authz.PermRead, false, "api"},
+	auditv1connect.ExportServiceListExportsProcedure:          {"export.list", authz.PermRead, false, "api"},
+	auditv1connect.ExportServiceWatchExportProcedure:          {"export.watch", authz.PermRead, false, "api"},
+	auditv1connect.ExportServiceCancelExportProcedure:         {"export.cancel", authz.PermExport, false, "api"},
+	auditv1connect.ExportServiceWhoAmIProcedure:               {"auth.whoami", "", false, "api"},
+	auditv1connect.DownloadServiceDownloadProcedure:           {"export.download", authz.PermExport, false, "access"},
+	restDownloadProcedure:                                     {"export.download", authz.PermExport, false, "access"},
+	auditv1connect.DownloadServiceCreateDownloadLinkProcedure: {"export.link.create", authz.PermExport, true, "access"},
+	auditv1connect.DownloadServiceListDownloadsProcedure:      {"export.downloads.list", authz.PermRead, false, "api"},
+	restManifestProcedure:                                     {"export.manifest", authz.PermExport, false, "api"},
+	// A link carries its own authority (the minting principal's); the
+	// handler checks the link instead of a key.
+	linkDownloadProcedure: {"export.download", "", false, "access"},
 }
 
-// restDownloadProcedure names the plain REST download for rules and logs.
-const restDownloadProcedure = "GET /v1/audit/exports/{job_id}/download"
+// Names of the plain REST handlers, for rules and logs.
+const (
+	restDownloadProcedure = "GET /v1/audit/exports/{job_id}/download"
+	restManifestProcedure = "GET /v1/audit/exports/{job_id}/manifest"
+	linkDownloadProcedure = "GET /v1/links/{token}"
+)
 
 // denial marks an authentication or authorization refusal, which the audit
 // log files under `access`.
@@ -51,6 +61,7 @@ type callInfo struct {
 	header    http.Header
 	peer      string
 	protocol  string
+	meta      map[string]any // added to the audit event's metadata
 }
 
 // authenticate resolves the key and checks the procedure's rule in SPEC §3
@@ -105,6 +116,9 @@ func (s *Server) audit(ctx context.Context, tenantID string, e reports.Event, ci
 	}
 	if ci.protocol != "" {
 		e.Metadata["protocol"] = ci.protocol
+	}
+	for k, v := range ci.meta {
+		e.Metadata[k] = v
 	}
 	if _, _, err := s.store.AppendEvents(context.WithoutCancel(ctx), tenantID, []reports.Event{e}); err != nil {
 		s.log.ErrorContext(ctx, "write audit event", "err", err, "action", e.Action)
@@ -211,8 +225,9 @@ func resourceOf(req any, resp connect.AnyResponse) string {
 }
 
 // clientIP is the socket peer, or the forwarded client when the peer is a
-// trusted proxy: the rightmost address in X-Forwarded-For that is not itself
-// a trusted proxy.
+// trusted proxy: the rightmost address in X-Forwarded-For (or Forwarded) that
+// is not itself a trusted proxy. Hops left of it were written by whoever sent
+// the request and are never believed.
 func (s *Server) clientIP(peer string, h http.Header) string {
 	host, _, err := net.SplitHostPort(peer)
 	if err != nil {
@@ -226,6 +241,11 @@ func (s *Server) clientIP(peer string, h http.Header) string {
 		if !s.trusted(hops[i]) {
 			return hops[i]
 		}
+	}
+	if len(hops) > 0 {
+		// Every hop is a trusted proxy: the first one is where the request
+		// came from.
+		return hops[0]
 	}
 	return host
 }

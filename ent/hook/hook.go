@@ -45,6 +45,18 @@ func (f AuditEventFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, 
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuditEventMutation", m)
 }
 
+// The DownloadLinkFunc type is an adapter to allow the use of ordinary
+// function as DownloadLink mutator.
+type DownloadLinkFunc func(context.Context, *ent.DownloadLinkMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f DownloadLinkFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.DownloadLinkMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.DownloadLinkMutation", m)
+}
+
 // The DownloadRecordFunc type is an adapter to allow the use of ordinary
 // function as DownloadRecord mutator.
 type DownloadRecordFunc func(context.Context, *ent.DownloadRecordMutation) (ent.Value, error)

@@ -11,6 +11,7 @@ import (
 	"github.com/exportd/exportd/ent/apikey"
 	"github.com/exportd/exportd/ent/attestationrecord"
 	"github.com/exportd/exportd/ent/auditevent"
+	"github.com/exportd/exportd/ent/downloadlink"
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/ent/issuer"
@@ -155,6 +156,33 @@ func (f TraverseAuditEvent) Traverse(ctx context.Context, q ent.Query) error {
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *ent.AuditEventQuery", q)
+}
+
+// The DownloadLinkFunc type is an adapter to allow the use of ordinary function as a Querier.
+type DownloadLinkFunc func(context.Context, *ent.DownloadLinkQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f DownloadLinkFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.DownloadLinkQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.DownloadLinkQuery", q)
+}
+
+// The TraverseDownloadLink type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseDownloadLink func(context.Context, *ent.DownloadLinkQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseDownloadLink) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseDownloadLink) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.DownloadLinkQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.DownloadLinkQuery", q)
 }
 
 // The DownloadRecordFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -328,6 +356,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.AttestationRecordQuery, predicate.AttestationRecord, attestationrecord.OrderOption]{typ: ent.TypeAttestationRecord, tq: q}, nil
 	case *ent.AuditEventQuery:
 		return &query[*ent.AuditEventQuery, predicate.AuditEvent, auditevent.OrderOption]{typ: ent.TypeAuditEvent, tq: q}, nil
+	case *ent.DownloadLinkQuery:
+		return &query[*ent.DownloadLinkQuery, predicate.DownloadLink, downloadlink.OrderOption]{typ: ent.TypeDownloadLink, tq: q}, nil
 	case *ent.DownloadRecordQuery:
 		return &query[*ent.DownloadRecordQuery, predicate.DownloadRecord, downloadrecord.OrderOption]{typ: ent.TypeDownloadRecord, tq: q}, nil
 	case *ent.ExportJobQuery:

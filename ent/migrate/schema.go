@@ -102,6 +102,30 @@ var (
 			},
 		},
 	}
+	// DownloadLinksColumns holds the columns for the "download_links" table.
+	DownloadLinksColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt64, Increment: true},
+		{Name: "token_hash", Type: field.TypeString, Unique: true},
+		{Name: "job_id", Type: field.TypeString},
+		{Name: "tenant_id", Type: field.TypeString},
+		{Name: "principal_id", Type: field.TypeString},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "expires_at", Type: field.TypeTime},
+		{Name: "used_at", Type: field.TypeTime, Nullable: true},
+	}
+	// DownloadLinksTable holds the schema information for the "download_links" table.
+	DownloadLinksTable = &schema.Table{
+		Name:       "download_links",
+		Columns:    DownloadLinksColumns,
+		PrimaryKey: []*schema.Column{DownloadLinksColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "downloadlink_tenant_id_job_id",
+				Unique:  false,
+				Columns: []*schema.Column{DownloadLinksColumns[3], DownloadLinksColumns[2]},
+			},
+		},
+	}
 	// DownloadRecordsColumns holds the columns for the "download_records" table.
 	DownloadRecordsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt64, Increment: true},
@@ -266,6 +290,7 @@ var (
 		APIKeysTable,
 		AttestationRecordsTable,
 		AuditEventsTable,
+		DownloadLinksTable,
 		DownloadRecordsTable,
 		ExportJobsTable,
 		IssuersTable,

@@ -15,6 +15,9 @@ type AttestationRecord func(*sql.Selector)
 // AuditEvent is the predicate function for auditevent builders.
 type AuditEvent func(*sql.Selector)
 
+// DownloadLink is the predicate function for downloadlink builders.
+type DownloadLink func(*sql.Selector)
+
 // DownloadRecord is the predicate function for downloadrecord builders.
 type DownloadRecord func(*sql.Selector)
 

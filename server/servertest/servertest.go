@@ -4,6 +4,9 @@ package servertest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,7 +16,8 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
-	_ "gocloud.dev/blob/memblob" // mem://
+	_ "gocloud.dev/blob/fileblob" // file://
+	_ "gocloud.dev/blob/memblob"  // mem://
 
 	"github.com/exportd/exportd/authz"
 	"github.com/exportd/exportd/internal/demo"
@@ -41,6 +45,8 @@ type Options struct {
 	Jobs   jobs.Config
 	// NoWorkers leaves jobs PENDING.
 	NoWorkers bool
+	// BlobURL is the artifact bucket; empty means mem://.
+	BlobURL string
 }
 
 // Start runs exportd on a fresh store of dialect until the test ends.
@@ -54,7 +60,10 @@ func Start(t testing.TB, dialect string, o Options) *Env {
 func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	bucket, err := blob.OpenBucket(ctx, "mem://")
+	if o.BlobURL == "" {
+		o.BlobURL = "mem://"
+	}
+	bucket, err := blob.OpenBucket(ctx, o.BlobURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +135,37 @@ func (e *Env) Seed(t testing.TB, tenantID string, n int, from, to time.Time) {
 	if _, err := demo.Seed(context.Background(), e.Store, tenantID, demo.Options{Events: n, From: from, To: to, Seed: 7}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// CompletedJob puts a COMPLETED job of tenantID whose artifact is data
+// (format json or csv) in the store and the bucket, as a worker would, and
+// returns its id. Use it with NoWorkers: it claims the oldest PENDING job.
+func (e *Env) CompletedJob(t testing.TB, tenantID, format string, data []byte) string {
+	t.Helper()
+	ctx := context.Background()
+	now := e.Store.Now()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	end := time.Date(2026, 3, 31, 23, 59, 59, 0, time.UTC)
+	j, _, err := e.Store.CreateJob(ctx, store.NewJob{TenantID: tenantID, RequestedBy: "test", ReportType: "soc2", Format: format,
+		PeriodStart: start, PeriodEnd: end, AppliedStart: start, AppliedEnd: end.Add(time.Second), Estimate: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := e.Store.ClaimJob(ctx, "servertest", time.Minute)
+	if err != nil || claimed == nil || claimed.ID != j.ID {
+		t.Fatalf("claim job %s: got %v, %v", j.ID, claimed, err)
+	}
+	key := jobs.ArtifactKey(claimed)
+	if err := e.Bucket.WriteAll(ctx, key, data, nil); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	manifest := fmt.Appendf(nil, `{"job_id":%q,"sha256":"%x","size":%d}`, j.ID, sum, len(data))
+	art := store.Artifact{Key: key, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), Manifest: manifest}
+	if err := e.Store.CompleteJob(ctx, claimed, art, 7*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	return j.ID
 }
 
 // LogBuffer collects log output safely across goroutines.

@@ -1,0 +1,184 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/exportd/exportd/authz"
+	"github.com/exportd/exportd/ent"
+	"github.com/exportd/exportd/ent/exportjob"
+	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
+	"github.com/exportd/exportd/internal/fault"
+	"github.com/exportd/exportd/internal/store"
+)
+
+// defaultLinkTTL is how long a download link lives when the request does not
+// say (SPEC §3: a short time).
+const defaultLinkTTL = 15 * time.Minute
+
+// linkPath prefixes the URL of every download link; the token follows.
+const linkPath = "/v1/links/"
+
+func (h downloadService) CreateDownloadLink(ctx context.Context, req *connect.Request[auditv1.CreateDownloadLinkRequest]) (*connect.Response[auditv1.CreateDownloadLinkResponse], error) {
+	s := h.s
+	c := authz.CallerFrom(ctx)
+	j, err := s.downloadable(ctx, c.TenantID, req.Msg.GetJobId())
+	if err != nil {
+		return nil, err
+	}
+	ttl := time.Duration(req.Msg.GetTtlSeconds()) * time.Second
+	if ttl == 0 {
+		ttl = defaultLinkTTL
+	}
+	exp := s.store.Now().Add(ttl)
+	if j.ExpiresAt != nil && j.ExpiresAt.Before(exp) {
+		exp = *j.ExpiresAt
+	}
+	token, l, err := s.store.CreateLink(ctx, store.NewLink{TenantID: c.TenantID, JobID: j.ID, PrincipalID: c.PrincipalID, ExpiresAt: exp})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&auditv1.CreateDownloadLinkResponse{
+		Url:       linkPath + token,
+		ExpiresAt: timestamppb.New(l.ExpiresAt),
+	}), nil
+}
+
+func (h downloadService) ListDownloads(ctx context.Context, req *connect.Request[auditv1.ListDownloadsRequest]) (*connect.Response[auditv1.ListDownloadsResponse], error) {
+	s := h.s
+	c := authz.CallerFrom(ctx)
+	j, err := s.store.Job(ctx, c.TenantID, req.Msg.GetJobId())
+	if err != nil {
+		return nil, err
+	}
+	rs, err := s.store.Downloads(ctx, c.TenantID, j.ID)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(rs))
+	for _, r := range rs {
+		ids = append(ids, r.PrincipalID)
+	}
+	names, err := s.store.PrincipalNames(ctx, c.TenantID, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := &auditv1.ListDownloadsResponse{Downloads: make([]*auditv1.DownloadRecord, 0, len(rs))}
+	for _, r := range rs {
+		name := names[r.PrincipalID]
+		if name == "" {
+			name = r.PrincipalID
+		}
+		out.Downloads = append(out.Downloads, &auditv1.DownloadRecord{
+			Principal:    name,
+			ClientIp:     r.ClientIP,
+			UserAgent:    r.UserAgent,
+			DownloadedAt: timestamppb.New(r.CreatedAt),
+			StartOffset:  r.StartOffset,
+			BytesSent:    r.BytesSent,
+			Protocol:     string(r.Protocol),
+			Completed:    r.Completed,
+		})
+	}
+	return connect.NewResponse(out), nil
+}
+
+// linkDownload serves GET /v1/links/{token}: the artifact, once, with no
+// header, as the principal who minted the link. A link delivers the whole
+// file: Range and conditional headers are ignored, since a single-use link
+// cannot be resumed. HEAD shows the headers without using the link up.
+func (s *Server) linkDownload(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ci := callInfo{procedure: linkDownloadProcedure, header: r.Header, peer: s.clientIP(r.RemoteAddr, r.Header), protocol: "link",
+		meta: map[string]any{"method": r.Method}}
+	l, err := s.store.Link(ctx, r.PathValue("token"))
+	if l == nil {
+		if err == nil {
+			err = fault.New(fault.NotFound, "download link not found; ask for a new link")
+		}
+		// No tenant to file it under: the server log keeps the attempt.
+		s.log.WarnContext(ctx, "download link refused", "err", err, "peer", ci.peer)
+		writeRESTError(w, toConnect(ctx, s.log, err))
+		return
+	}
+	ci.meta["link_id"] = l.ID
+	c := &authz.Caller{TenantID: l.TenantID, PrincipalID: l.PrincipalID}
+	if names, nerr := s.store.PrincipalNames(ctx, l.TenantID, []string{l.PrincipalID}); nerr == nil {
+		c.PrincipalName = names[l.PrincipalID]
+	}
+	written := false
+	if err != nil {
+		err = &denial{err}
+	} else {
+		written, err = s.redeemLink(w, r, c, l, ci)
+	}
+	s.finish(ctx, c, ci, l.JobID, err)
+	if err != nil && !written {
+		writeRESTError(w, toConnect(ctx, s.log, err))
+	}
+}
+
+// redeemLink checks the job can still be downloaded, uses the link up (GET
+// only) and serves the artifact.
+func (s *Server) redeemLink(w http.ResponseWriter, r *http.Request, c *authz.Caller, l *ent.DownloadLink, ci callInfo) (bool, error) {
+	ctx := r.Context()
+	j, err := s.downloadable(ctx, c.TenantID, l.JobID)
+	if err != nil {
+		return false, err
+	}
+	if r.Method == http.MethodGet {
+		if err := s.store.UseLink(ctx, l); err != nil {
+			return false, &denial{err}
+		}
+	}
+	for _, k := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since"} {
+		r.Header.Del(k)
+	}
+	return s.serveArtifact(w, r, c, j, ci)
+}
+
+// restManifest serves GET /v1/audit/exports/{job_id}/manifest: the job's
+// manifest JSON as stored. It stays available after the download window
+// closed (the report is gone, the evidence of what it held is not).
+func (s *Server) restManifest(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ci := callInfo{procedure: restManifestProcedure, header: r.Header, peer: s.clientIP(r.RemoteAddr, r.Header), protocol: "rest"}
+	jobID := r.PathValue("job_id")
+	c, err := s.authenticate(ctx, ci)
+	if err == nil {
+		var b []byte
+		b, err = s.manifest(ctx, c, jobID)
+		if err == nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "private, no-store")
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+		}
+	}
+	if c != nil {
+		s.finish(ctx, c, ci, jobID, err)
+	}
+	if err != nil {
+		writeRESTError(w, toConnect(ctx, s.log, err))
+	}
+}
+
+func (s *Server) manifest(ctx context.Context, c *authz.Caller, jobID string) ([]byte, error) {
+	j, err := s.store.Job(ctx, c.TenantID, jobID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case j.Status == exportjob.StatusFAILED:
+		return nil, fault.New(fault.FailedPrecondition, "export %s is FAILED (%s); it has no manifest", j.ID, j.Error)
+	case j.Status != exportjob.StatusCOMPLETED && j.Status != exportjob.StatusEXPIRED:
+		return nil, fault.New(fault.FailedPrecondition, "export %s is %s; its manifest exists once it is COMPLETED", j.ID, j.Status)
+	case len(j.Manifest) == 0:
+		return nil, fault.New(fault.FailedPrecondition, "export %s has no manifest", j.ID)
+	}
+	return j.Manifest, nil
+}
