@@ -15,8 +15,11 @@ import (
 	"github.com/exportd/exportd/ent/apikey"
 	"github.com/exportd/exportd/ent/attestationrecord"
 	"github.com/exportd/exportd/ent/auditevent"
+	"github.com/exportd/exportd/ent/authzversion"
+	"github.com/exportd/exportd/ent/casbinrule"
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
+	"github.com/exportd/exportd/ent/issuancepolicy"
 	"github.com/exportd/exportd/ent/issuer"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/tenant"
@@ -83,8 +86,11 @@ func checkColumn(t, c string) error {
 			apikey.Table:            apikey.ValidColumn,
 			attestationrecord.Table: attestationrecord.ValidColumn,
 			auditevent.Table:        auditevent.ValidColumn,
+			authzversion.Table:      authzversion.ValidColumn,
+			casbinrule.Table:        casbinrule.ValidColumn,
 			downloadrecord.Table:    downloadrecord.ValidColumn,
 			exportjob.Table:         exportjob.ValidColumn,
+			issuancepolicy.Table:    issuancepolicy.ValidColumn,
 			issuer.Table:            issuer.ValidColumn,
 			principal.Table:         principal.ValidColumn,
 			tenant.Table:            tenant.ValidColumn,

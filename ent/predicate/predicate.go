@@ -15,11 +15,20 @@ type AttestationRecord func(*sql.Selector)
 // AuditEvent is the predicate function for auditevent builders.
 type AuditEvent func(*sql.Selector)
 
+// AuthzVersion is the predicate function for authzversion builders.
+type AuthzVersion func(*sql.Selector)
+
+// CasbinRule is the predicate function for casbinrule builders.
+type CasbinRule func(*sql.Selector)
+
 // DownloadRecord is the predicate function for downloadrecord builders.
 type DownloadRecord func(*sql.Selector)
 
 // ExportJob is the predicate function for exportjob builders.
 type ExportJob func(*sql.Selector)
+
+// IssuancePolicy is the predicate function for issuancepolicy builders.
+type IssuancePolicy func(*sql.Selector)
 
 // Issuer is the predicate function for issuer builders.
 type Issuer func(*sql.Selector)
