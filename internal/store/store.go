@@ -66,6 +66,7 @@ func Open(ctx context.Context, databaseURL, dataDir string) (*Store, error) {
 		Dialect: d,
 		now:     func() time.Time { return time.Now().UTC() },
 	}
+	isolate(s.Ent)
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
