@@ -279,6 +279,10 @@ func (en *Enforcer) Watch(ctx context.Context, interval time.Duration, log *slog
 	}
 }
 
+// WatchInterval is how often a process looks for authorization changes:
+// well inside the 2 seconds SPEC §2 allows.
+const WatchInterval = 500 * time.Millisecond
+
 // versionID is the one row of authz_versions.
 const versionID = "global"
 
@@ -316,6 +320,9 @@ type Caller struct {
 	KeyID          string
 	IssuerID       string
 	CompliancePack bool
+	// ExportDecision is what the BUNDLE_EXPORT policies decided, once an
+	// export request passed them; it is recorded on the job.
+	ExportDecision Decision
 }
 
 type callerKey struct{}

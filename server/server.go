@@ -32,6 +32,12 @@ type Config struct {
 	WatchInterval time.Duration
 	// TrustedProxies may set X-Forwarded-For / Forwarded.
 	TrustedProxies []*net.IPNet
+	// RateLimit is the requests per second one API key may make, sustained,
+	// and RateBurst how many at once; beyond them calls answer
+	// resource_exhausted with a retry delay. Zero RateLimit means the default
+	// (50/s, burst 200); a negative one, no limit.
+	RateLimit float64
+	RateBurst int
 }
 
 // Waker is told when a job is queued.
@@ -45,6 +51,7 @@ type Server struct {
 	runner   Waker
 	log      *slog.Logger
 	cfg      Config
+	limiter  *limiter
 }
 
 // New returns the API server.
@@ -55,7 +62,14 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = 250 * time.Millisecond
 	}
-	return &Server{store: st, enforcer: en, bucket: bucket, runner: runner, log: log, cfg: cfg}
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = 50
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = 200
+	}
+	return &Server{store: st, enforcer: en, bucket: bucket, runner: runner, log: log, cfg: cfg,
+		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst)}
 }
 
 // Handler serves Connect, gRPC and gRPC-Web for both services, REST under
@@ -70,10 +84,15 @@ func (s *Server) Handler() (http.Handler, error) {
 	mux := http.NewServeMux()
 	exportPath, exportHandler := auditv1connect.NewExportServiceHandler(exportService{s}, opts...)
 	downloadPath, downloadHandler := auditv1connect.NewDownloadServiceHandler(downloadService{s: s}, opts...)
+	apikeyPath, apikeyHandler := auditv1connect.NewApiKeyServiceHandler(apikeyService{s}, opts...)
+	policyPath, policyHandler := auditv1connect.NewPolicyServiceHandler(policyService{s}, opts...)
 	mux.Handle(exportPath, exportHandler)
 	mux.Handle(downloadPath, downloadHandler)
+	mux.Handle(apikeyPath, apikeyHandler)
+	mux.Handle(policyPath, policyHandler)
 
-	names := []string{auditv1connect.ExportServiceName, auditv1connect.DownloadServiceName}
+	names := []string{auditv1connect.ExportServiceName, auditv1connect.DownloadServiceName,
+		auditv1connect.ApiKeyServiceName, auditv1connect.PolicyServiceName}
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
@@ -84,6 +103,8 @@ func (s *Server) Handler() (http.Handler, error) {
 	// so that plain Connect calls never pass through it.
 	rest, err := vanguard.NewTranscoder([]*vanguard.Service{
 		vanguard.NewService(exportPath, exportHandler),
+		vanguard.NewService(apikeyPath, apikeyHandler),
+		vanguard.NewService(policyPath, policyHandler),
 	}, vanguard.WithCodec(restCodec))
 	if err != nil {
 		return nil, err

@@ -130,14 +130,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer bucket.Close()
-	en, err := authz.NewEnforcer()
+	en, err := authz.Open(ctx, st.Ent)
 	if err != nil {
 		return err
 	}
 	runner := jobs.New(st, bucket, log, jobs.Config{Workers: cfg.Workers, Lease: cfg.Lease})
+	rate := cfg.RateLimit
+	if rate == 0 {
+		rate = -1 // flag value 0 means no limit
+	}
 	api := server.New(st, en, bucket, runner, log, server.Config{
 		MaxPeriod:      time.Duration(cfg.MaxPeriodDays) * 24 * time.Hour,
 		TrustedProxies: cfg.TrustedProxies,
+		RateLimit:      rate,
+		RateBurst:      cfg.RateBurst,
 	})
 	h, err := api.Handler()
 	if err != nil {
@@ -159,6 +165,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	workersDone := make(chan struct{})
 	go func() { runner.Run(workCtx); close(workersDone) }()
+	go en.Watch(workCtx, authz.WatchInterval, log)
 
 	errc := make(chan error, 1)
 	go func() {

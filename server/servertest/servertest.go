@@ -31,6 +31,8 @@ type Env struct {
 	Bucket *blob.Bucket
 	Runner *jobs.Runner
 	Log    *LogBuffer
+	// Enforcer is the server's: it persists custom roles.
+	Enforcer *authz.Enforcer
 }
 
 // Options tune Start.
@@ -58,7 +60,7 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 	}
 	logs := &LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	en, err := authz.NewEnforcer()
+	en, err := authz.Open(ctx, st.Ent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +78,8 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 	srv := httptest.NewUnstartedServer(h)
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
+	watched := make(chan struct{})
+	go func() { en.Watch(ctx, authz.WatchInterval, log); close(watched) }()
 	done := make(chan struct{})
 	if o.NoWorkers {
 		close(done)
@@ -86,9 +90,10 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 		srv.Close()
 		cancel()
 		<-done
+		<-watched
 		bucket.Close()
 	})
-	return &Env{URL: srv.URL, Client: srv.Client(), Store: st, Bucket: bucket, Runner: runner, Log: logs}
+	return &Env{URL: srv.URL, Client: srv.Client(), Store: st, Bucket: bucket, Runner: runner, Log: logs, Enforcer: en}
 }
 
 // Tenant creates a tenant and returns its id.
