@@ -68,7 +68,9 @@ func isolate(c *ent.Client) {
 				}
 				return next.Mutate(ctx, m)
 			}
-			w, ok := m.(interface{ WhereP(...func(*entsql.Selector)) })
+			w, ok := m.(interface {
+				WhereP(...func(*entsql.Selector))
+			})
 			if !ok {
 				return nil, &ErrNoTenant{Entity: m.Type()}
 			}
