@@ -85,10 +85,7 @@ func (a *Adapter) load(m model.Model, where []predicate.CasbinRule) error {
 		return fmt.Errorf("load casbin rules: %w", err)
 	}
 	for _, r := range rows {
-		line := []string{r.Ptype}
-		for _, v := range []string{r.V0, r.V1, r.V2, r.V3, r.V4, r.V5} {
-			line = append(line, v)
-		}
+		line := []string{r.Ptype, r.V0, r.V1, r.V2, r.V3, r.V4, r.V5}
 		// Trailing empty values are absent fields, not empty ones.
 		for len(line) > 1 && line[len(line)-1] == "" {
 			line = line[:len(line)-1]
