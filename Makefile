@@ -54,10 +54,11 @@ lint: node_modules $(GOLANGCI) ## go vet, golangci-lint, buf lint and buf format
 .PHONY: fuzz
 fuzz: ## Run each fuzz target briefly (FUZZTIME, default 10s)
 	$(GO) test ./reports -run '^$$' -fuzz FuzzCell -fuzztime $${FUZZTIME:-10s}
+	$(GO) test ./internal/apikey -run '^$$' -fuzz FuzzParseKey -fuzztime $${FUZZTIME:-10s}
 
 .PHONY: bench
 bench: ## Run the benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem ./reports/...
+	$(GO) test -run '^$$' -bench . -benchmem ./reports/... ./authz/...
 	$(GO) test -run '^$$' -bench Download256MiB -benchtime 3x ./server/
 
 .PHONY: ci

@@ -17,9 +17,12 @@ import (
 	"github.com/exportd/exportd/ent/apikey"
 	"github.com/exportd/exportd/ent/attestationrecord"
 	"github.com/exportd/exportd/ent/auditevent"
+	"github.com/exportd/exportd/ent/authzversion"
+	"github.com/exportd/exportd/ent/casbinrule"
 	"github.com/exportd/exportd/ent/downloadlink"
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
+	"github.com/exportd/exportd/ent/issuancepolicy"
 	"github.com/exportd/exportd/ent/issuer"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/signingkey"
@@ -39,12 +42,18 @@ type Client struct {
 	AttestationRecord *AttestationRecordClient
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
+	// AuthzVersion is the client for interacting with the AuthzVersion builders.
+	AuthzVersion *AuthzVersionClient
+	// CasbinRule is the client for interacting with the CasbinRule builders.
+	CasbinRule *CasbinRuleClient
 	// DownloadLink is the client for interacting with the DownloadLink builders.
 	DownloadLink *DownloadLinkClient
 	// DownloadRecord is the client for interacting with the DownloadRecord builders.
 	DownloadRecord *DownloadRecordClient
 	// ExportJob is the client for interacting with the ExportJob builders.
 	ExportJob *ExportJobClient
+	// IssuancePolicy is the client for interacting with the IssuancePolicy builders.
+	IssuancePolicy *IssuancePolicyClient
 	// Issuer is the client for interacting with the Issuer builders.
 	Issuer *IssuerClient
 	// Principal is the client for interacting with the Principal builders.
@@ -67,9 +76,12 @@ func (c *Client) init() {
 	c.APIKey = NewAPIKeyClient(c.config)
 	c.AttestationRecord = NewAttestationRecordClient(c.config)
 	c.AuditEvent = NewAuditEventClient(c.config)
+	c.AuthzVersion = NewAuthzVersionClient(c.config)
+	c.CasbinRule = NewCasbinRuleClient(c.config)
 	c.DownloadLink = NewDownloadLinkClient(c.config)
 	c.DownloadRecord = NewDownloadRecordClient(c.config)
 	c.ExportJob = NewExportJobClient(c.config)
+	c.IssuancePolicy = NewIssuancePolicyClient(c.config)
 	c.Issuer = NewIssuerClient(c.config)
 	c.Principal = NewPrincipalClient(c.config)
 	c.SigningKey = NewSigningKeyClient(c.config)
@@ -169,9 +181,12 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		APIKey:            NewAPIKeyClient(cfg),
 		AttestationRecord: NewAttestationRecordClient(cfg),
 		AuditEvent:        NewAuditEventClient(cfg),
+		AuthzVersion:      NewAuthzVersionClient(cfg),
+		CasbinRule:        NewCasbinRuleClient(cfg),
 		DownloadLink:      NewDownloadLinkClient(cfg),
 		DownloadRecord:    NewDownloadRecordClient(cfg),
 		ExportJob:         NewExportJobClient(cfg),
+		IssuancePolicy:    NewIssuancePolicyClient(cfg),
 		Issuer:            NewIssuerClient(cfg),
 		Principal:         NewPrincipalClient(cfg),
 		SigningKey:        NewSigningKeyClient(cfg),
@@ -198,9 +213,12 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		APIKey:            NewAPIKeyClient(cfg),
 		AttestationRecord: NewAttestationRecordClient(cfg),
 		AuditEvent:        NewAuditEventClient(cfg),
+		AuthzVersion:      NewAuthzVersionClient(cfg),
+		CasbinRule:        NewCasbinRuleClient(cfg),
 		DownloadLink:      NewDownloadLinkClient(cfg),
 		DownloadRecord:    NewDownloadRecordClient(cfg),
 		ExportJob:         NewExportJobClient(cfg),
+		IssuancePolicy:    NewIssuancePolicyClient(cfg),
 		Issuer:            NewIssuerClient(cfg),
 		Principal:         NewPrincipalClient(cfg),
 		SigningKey:        NewSigningKeyClient(cfg),
@@ -234,8 +252,9 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AttestationRecord, c.AuditEvent, c.DownloadLink, c.DownloadRecord,
-		c.ExportJob, c.Issuer, c.Principal, c.SigningKey, c.Tenant,
+		c.APIKey, c.AttestationRecord, c.AuditEvent, c.AuthzVersion, c.CasbinRule,
+		c.DownloadLink, c.DownloadRecord, c.ExportJob, c.IssuancePolicy, c.Issuer,
+		c.Principal, c.SigningKey, c.Tenant,
 	} {
 		n.Use(hooks...)
 	}
@@ -245,8 +264,9 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AttestationRecord, c.AuditEvent, c.DownloadLink, c.DownloadRecord,
-		c.ExportJob, c.Issuer, c.Principal, c.SigningKey, c.Tenant,
+		c.APIKey, c.AttestationRecord, c.AuditEvent, c.AuthzVersion, c.CasbinRule,
+		c.DownloadLink, c.DownloadRecord, c.ExportJob, c.IssuancePolicy, c.Issuer,
+		c.Principal, c.SigningKey, c.Tenant,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -261,12 +281,18 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.AttestationRecord.mutate(ctx, m)
 	case *AuditEventMutation:
 		return c.AuditEvent.mutate(ctx, m)
+	case *AuthzVersionMutation:
+		return c.AuthzVersion.mutate(ctx, m)
+	case *CasbinRuleMutation:
+		return c.CasbinRule.mutate(ctx, m)
 	case *DownloadLinkMutation:
 		return c.DownloadLink.mutate(ctx, m)
 	case *DownloadRecordMutation:
 		return c.DownloadRecord.mutate(ctx, m)
 	case *ExportJobMutation:
 		return c.ExportJob.mutate(ctx, m)
+	case *IssuancePolicyMutation:
+		return c.IssuancePolicy.mutate(ctx, m)
 	case *IssuerMutation:
 		return c.Issuer.mutate(ctx, m)
 	case *PrincipalMutation:
@@ -679,6 +705,272 @@ func (c *AuditEventClient) mutate(ctx context.Context, m *AuditEventMutation) (V
 	}
 }
 
+// AuthzVersionClient is a client for the AuthzVersion schema.
+type AuthzVersionClient struct {
+	config
+}
+
+// NewAuthzVersionClient returns a client for the AuthzVersion from the given config.
+func NewAuthzVersionClient(c config) *AuthzVersionClient {
+	return &AuthzVersionClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `authzversion.Hooks(f(g(h())))`.
+func (c *AuthzVersionClient) Use(hooks ...Hook) {
+	c.hooks.AuthzVersion = append(c.hooks.AuthzVersion, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `authzversion.Intercept(f(g(h())))`.
+func (c *AuthzVersionClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuthzVersion = append(c.inters.AuthzVersion, interceptors...)
+}
+
+// Create returns a builder for creating a AuthzVersion entity.
+func (c *AuthzVersionClient) Create() *AuthzVersionCreate {
+	mutation := newAuthzVersionMutation(c.config, OpCreate)
+	return &AuthzVersionCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuthzVersion entities.
+func (c *AuthzVersionClient) CreateBulk(builders ...*AuthzVersionCreate) *AuthzVersionCreateBulk {
+	return &AuthzVersionCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuthzVersionClient) MapCreateBulk(slice any, setFunc func(*AuthzVersionCreate, int)) *AuthzVersionCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuthzVersionCreateBulk{err: fmt.Errorf("calling to AuthzVersionClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuthzVersionCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuthzVersionCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuthzVersion.
+func (c *AuthzVersionClient) Update() *AuthzVersionUpdate {
+	mutation := newAuthzVersionMutation(c.config, OpUpdate)
+	return &AuthzVersionUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuthzVersionClient) UpdateOne(_m *AuthzVersion) *AuthzVersionUpdateOne {
+	mutation := newAuthzVersionMutation(c.config, OpUpdateOne, withAuthzVersion(_m))
+	return &AuthzVersionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuthzVersionClient) UpdateOneID(id string) *AuthzVersionUpdateOne {
+	mutation := newAuthzVersionMutation(c.config, OpUpdateOne, withAuthzVersionID(id))
+	return &AuthzVersionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuthzVersion.
+func (c *AuthzVersionClient) Delete() *AuthzVersionDelete {
+	mutation := newAuthzVersionMutation(c.config, OpDelete)
+	return &AuthzVersionDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuthzVersionClient) DeleteOne(_m *AuthzVersion) *AuthzVersionDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuthzVersionClient) DeleteOneID(id string) *AuthzVersionDeleteOne {
+	builder := c.Delete().Where(authzversion.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuthzVersionDeleteOne{builder}
+}
+
+// Query returns a query builder for AuthzVersion.
+func (c *AuthzVersionClient) Query() *AuthzVersionQuery {
+	return &AuthzVersionQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuthzVersion},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuthzVersion entity by its id.
+func (c *AuthzVersionClient) Get(ctx context.Context, id string) (*AuthzVersion, error) {
+	return c.Query().Where(authzversion.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuthzVersionClient) GetX(ctx context.Context, id string) *AuthzVersion {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AuthzVersionClient) Hooks() []Hook {
+	return c.hooks.AuthzVersion
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuthzVersionClient) Interceptors() []Interceptor {
+	return c.inters.AuthzVersion
+}
+
+func (c *AuthzVersionClient) mutate(ctx context.Context, m *AuthzVersionMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuthzVersionCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuthzVersionUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuthzVersionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuthzVersionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AuthzVersion mutation op: %q", m.Op())
+	}
+}
+
+// CasbinRuleClient is a client for the CasbinRule schema.
+type CasbinRuleClient struct {
+	config
+}
+
+// NewCasbinRuleClient returns a client for the CasbinRule from the given config.
+func NewCasbinRuleClient(c config) *CasbinRuleClient {
+	return &CasbinRuleClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `casbinrule.Hooks(f(g(h())))`.
+func (c *CasbinRuleClient) Use(hooks ...Hook) {
+	c.hooks.CasbinRule = append(c.hooks.CasbinRule, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `casbinrule.Intercept(f(g(h())))`.
+func (c *CasbinRuleClient) Intercept(interceptors ...Interceptor) {
+	c.inters.CasbinRule = append(c.inters.CasbinRule, interceptors...)
+}
+
+// Create returns a builder for creating a CasbinRule entity.
+func (c *CasbinRuleClient) Create() *CasbinRuleCreate {
+	mutation := newCasbinRuleMutation(c.config, OpCreate)
+	return &CasbinRuleCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of CasbinRule entities.
+func (c *CasbinRuleClient) CreateBulk(builders ...*CasbinRuleCreate) *CasbinRuleCreateBulk {
+	return &CasbinRuleCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *CasbinRuleClient) MapCreateBulk(slice any, setFunc func(*CasbinRuleCreate, int)) *CasbinRuleCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &CasbinRuleCreateBulk{err: fmt.Errorf("calling to CasbinRuleClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*CasbinRuleCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &CasbinRuleCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for CasbinRule.
+func (c *CasbinRuleClient) Update() *CasbinRuleUpdate {
+	mutation := newCasbinRuleMutation(c.config, OpUpdate)
+	return &CasbinRuleUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *CasbinRuleClient) UpdateOne(_m *CasbinRule) *CasbinRuleUpdateOne {
+	mutation := newCasbinRuleMutation(c.config, OpUpdateOne, withCasbinRule(_m))
+	return &CasbinRuleUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *CasbinRuleClient) UpdateOneID(id int) *CasbinRuleUpdateOne {
+	mutation := newCasbinRuleMutation(c.config, OpUpdateOne, withCasbinRuleID(id))
+	return &CasbinRuleUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for CasbinRule.
+func (c *CasbinRuleClient) Delete() *CasbinRuleDelete {
+	mutation := newCasbinRuleMutation(c.config, OpDelete)
+	return &CasbinRuleDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *CasbinRuleClient) DeleteOne(_m *CasbinRule) *CasbinRuleDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *CasbinRuleClient) DeleteOneID(id int) *CasbinRuleDeleteOne {
+	builder := c.Delete().Where(casbinrule.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &CasbinRuleDeleteOne{builder}
+}
+
+// Query returns a query builder for CasbinRule.
+func (c *CasbinRuleClient) Query() *CasbinRuleQuery {
+	return &CasbinRuleQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeCasbinRule},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a CasbinRule entity by its id.
+func (c *CasbinRuleClient) Get(ctx context.Context, id int) (*CasbinRule, error) {
+	return c.Query().Where(casbinrule.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *CasbinRuleClient) GetX(ctx context.Context, id int) *CasbinRule {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *CasbinRuleClient) Hooks() []Hook {
+	return c.hooks.CasbinRule
+}
+
+// Interceptors returns the client interceptors.
+func (c *CasbinRuleClient) Interceptors() []Interceptor {
+	return c.inters.CasbinRule
+}
+
+func (c *CasbinRuleClient) mutate(ctx context.Context, m *CasbinRuleMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&CasbinRuleCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&CasbinRuleUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&CasbinRuleUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&CasbinRuleDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown CasbinRule mutation op: %q", m.Op())
+	}
+}
+
 // DownloadLinkClient is a client for the DownloadLink schema.
 type DownloadLinkClient struct {
 	config
@@ -1075,6 +1367,139 @@ func (c *ExportJobClient) mutate(ctx context.Context, m *ExportJobMutation) (Val
 		return (&ExportJobDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown ExportJob mutation op: %q", m.Op())
+	}
+}
+
+// IssuancePolicyClient is a client for the IssuancePolicy schema.
+type IssuancePolicyClient struct {
+	config
+}
+
+// NewIssuancePolicyClient returns a client for the IssuancePolicy from the given config.
+func NewIssuancePolicyClient(c config) *IssuancePolicyClient {
+	return &IssuancePolicyClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `issuancepolicy.Hooks(f(g(h())))`.
+func (c *IssuancePolicyClient) Use(hooks ...Hook) {
+	c.hooks.IssuancePolicy = append(c.hooks.IssuancePolicy, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `issuancepolicy.Intercept(f(g(h())))`.
+func (c *IssuancePolicyClient) Intercept(interceptors ...Interceptor) {
+	c.inters.IssuancePolicy = append(c.inters.IssuancePolicy, interceptors...)
+}
+
+// Create returns a builder for creating a IssuancePolicy entity.
+func (c *IssuancePolicyClient) Create() *IssuancePolicyCreate {
+	mutation := newIssuancePolicyMutation(c.config, OpCreate)
+	return &IssuancePolicyCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of IssuancePolicy entities.
+func (c *IssuancePolicyClient) CreateBulk(builders ...*IssuancePolicyCreate) *IssuancePolicyCreateBulk {
+	return &IssuancePolicyCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *IssuancePolicyClient) MapCreateBulk(slice any, setFunc func(*IssuancePolicyCreate, int)) *IssuancePolicyCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &IssuancePolicyCreateBulk{err: fmt.Errorf("calling to IssuancePolicyClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*IssuancePolicyCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &IssuancePolicyCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for IssuancePolicy.
+func (c *IssuancePolicyClient) Update() *IssuancePolicyUpdate {
+	mutation := newIssuancePolicyMutation(c.config, OpUpdate)
+	return &IssuancePolicyUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *IssuancePolicyClient) UpdateOne(_m *IssuancePolicy) *IssuancePolicyUpdateOne {
+	mutation := newIssuancePolicyMutation(c.config, OpUpdateOne, withIssuancePolicy(_m))
+	return &IssuancePolicyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *IssuancePolicyClient) UpdateOneID(id string) *IssuancePolicyUpdateOne {
+	mutation := newIssuancePolicyMutation(c.config, OpUpdateOne, withIssuancePolicyID(id))
+	return &IssuancePolicyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for IssuancePolicy.
+func (c *IssuancePolicyClient) Delete() *IssuancePolicyDelete {
+	mutation := newIssuancePolicyMutation(c.config, OpDelete)
+	return &IssuancePolicyDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *IssuancePolicyClient) DeleteOne(_m *IssuancePolicy) *IssuancePolicyDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *IssuancePolicyClient) DeleteOneID(id string) *IssuancePolicyDeleteOne {
+	builder := c.Delete().Where(issuancepolicy.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &IssuancePolicyDeleteOne{builder}
+}
+
+// Query returns a query builder for IssuancePolicy.
+func (c *IssuancePolicyClient) Query() *IssuancePolicyQuery {
+	return &IssuancePolicyQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeIssuancePolicy},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a IssuancePolicy entity by its id.
+func (c *IssuancePolicyClient) Get(ctx context.Context, id string) (*IssuancePolicy, error) {
+	return c.Query().Where(issuancepolicy.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *IssuancePolicyClient) GetX(ctx context.Context, id string) *IssuancePolicy {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *IssuancePolicyClient) Hooks() []Hook {
+	return c.hooks.IssuancePolicy
+}
+
+// Interceptors returns the client interceptors.
+func (c *IssuancePolicyClient) Interceptors() []Interceptor {
+	return c.inters.IssuancePolicy
+}
+
+func (c *IssuancePolicyClient) mutate(ctx context.Context, m *IssuancePolicyMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&IssuancePolicyCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&IssuancePolicyUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&IssuancePolicyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&IssuancePolicyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown IssuancePolicy mutation op: %q", m.Op())
 	}
 }
 
@@ -1613,12 +2038,14 @@ func (c *TenantClient) mutate(ctx context.Context, m *TenantMutation) (Value, er
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AttestationRecord, AuditEvent, DownloadLink, DownloadRecord, ExportJob,
-		Issuer, Principal, SigningKey, Tenant []ent.Hook
+		APIKey, AttestationRecord, AuditEvent, AuthzVersion, CasbinRule, DownloadLink,
+		DownloadRecord, ExportJob, IssuancePolicy, Issuer, Principal, SigningKey,
+		Tenant []ent.Hook
 	}
 	inters struct {
-		APIKey, AttestationRecord, AuditEvent, DownloadLink, DownloadRecord, ExportJob,
-		Issuer, Principal, SigningKey, Tenant []ent.Interceptor
+		APIKey, AttestationRecord, AuditEvent, AuthzVersion, CasbinRule, DownloadLink,
+		DownloadRecord, ExportJob, IssuancePolicy, Issuer, Principal, SigningKey,
+		Tenant []ent.Interceptor
 	}
 )
 

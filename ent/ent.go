@@ -15,9 +15,12 @@ import (
 	"github.com/exportd/exportd/ent/apikey"
 	"github.com/exportd/exportd/ent/attestationrecord"
 	"github.com/exportd/exportd/ent/auditevent"
+	"github.com/exportd/exportd/ent/authzversion"
+	"github.com/exportd/exportd/ent/casbinrule"
 	"github.com/exportd/exportd/ent/downloadlink"
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
+	"github.com/exportd/exportd/ent/issuancepolicy"
 	"github.com/exportd/exportd/ent/issuer"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/signingkey"
@@ -85,9 +88,12 @@ func checkColumn(t, c string) error {
 			apikey.Table:            apikey.ValidColumn,
 			attestationrecord.Table: attestationrecord.ValidColumn,
 			auditevent.Table:        auditevent.ValidColumn,
+			authzversion.Table:      authzversion.ValidColumn,
+			casbinrule.Table:        casbinrule.ValidColumn,
 			downloadlink.Table:      downloadlink.ValidColumn,
 			downloadrecord.Table:    downloadrecord.ValidColumn,
 			exportjob.Table:         exportjob.ValidColumn,
+			issuancepolicy.Table:    issuancepolicy.ValidColumn,
 			issuer.Table:            issuer.ValidColumn,
 			principal.Table:         principal.ValidColumn,
 			signingkey.Table:        signingkey.ValidColumn,

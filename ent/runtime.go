@@ -8,9 +8,12 @@ import (
 	"github.com/exportd/exportd/ent/apikey"
 	"github.com/exportd/exportd/ent/attestationrecord"
 	"github.com/exportd/exportd/ent/auditevent"
+	"github.com/exportd/exportd/ent/authzversion"
+	"github.com/exportd/exportd/ent/casbinrule"
 	"github.com/exportd/exportd/ent/downloadlink"
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
+	"github.com/exportd/exportd/ent/issuancepolicy"
 	"github.com/exportd/exportd/ent/issuer"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/schema"
@@ -116,6 +119,50 @@ func init() {
 	auditeventDescRequestID := auditeventFields[14].Descriptor()
 	// auditevent.DefaultRequestID holds the default value on creation for the request_id field.
 	auditevent.DefaultRequestID = auditeventDescRequestID.Default.(string)
+	authzversionFields := schema.AuthzVersion{}.Fields()
+	_ = authzversionFields
+	// authzversionDescVersion is the schema descriptor for version field.
+	authzversionDescVersion := authzversionFields[1].Descriptor()
+	// authzversion.DefaultVersion holds the default value on creation for the version field.
+	authzversion.DefaultVersion = authzversionDescVersion.Default.(int64)
+	// authzversionDescID is the schema descriptor for id field.
+	authzversionDescID := authzversionFields[0].Descriptor()
+	// authzversion.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	authzversion.IDValidator = authzversionDescID.Validators[0].(func(string) error)
+	casbinruleFields := schema.CasbinRule{}.Fields()
+	_ = casbinruleFields
+	// casbinruleDescTenantID is the schema descriptor for tenant_id field.
+	casbinruleDescTenantID := casbinruleFields[0].Descriptor()
+	// casbinrule.TenantIDValidator is a validator for the "tenant_id" field. It is called by the builders before save.
+	casbinrule.TenantIDValidator = casbinruleDescTenantID.Validators[0].(func(string) error)
+	// casbinruleDescPtype is the schema descriptor for ptype field.
+	casbinruleDescPtype := casbinruleFields[1].Descriptor()
+	// casbinrule.PtypeValidator is a validator for the "ptype" field. It is called by the builders before save.
+	casbinrule.PtypeValidator = casbinruleDescPtype.Validators[0].(func(string) error)
+	// casbinruleDescV0 is the schema descriptor for v0 field.
+	casbinruleDescV0 := casbinruleFields[2].Descriptor()
+	// casbinrule.DefaultV0 holds the default value on creation for the v0 field.
+	casbinrule.DefaultV0 = casbinruleDescV0.Default.(string)
+	// casbinruleDescV1 is the schema descriptor for v1 field.
+	casbinruleDescV1 := casbinruleFields[3].Descriptor()
+	// casbinrule.DefaultV1 holds the default value on creation for the v1 field.
+	casbinrule.DefaultV1 = casbinruleDescV1.Default.(string)
+	// casbinruleDescV2 is the schema descriptor for v2 field.
+	casbinruleDescV2 := casbinruleFields[4].Descriptor()
+	// casbinrule.DefaultV2 holds the default value on creation for the v2 field.
+	casbinrule.DefaultV2 = casbinruleDescV2.Default.(string)
+	// casbinruleDescV3 is the schema descriptor for v3 field.
+	casbinruleDescV3 := casbinruleFields[5].Descriptor()
+	// casbinrule.DefaultV3 holds the default value on creation for the v3 field.
+	casbinrule.DefaultV3 = casbinruleDescV3.Default.(string)
+	// casbinruleDescV4 is the schema descriptor for v4 field.
+	casbinruleDescV4 := casbinruleFields[6].Descriptor()
+	// casbinrule.DefaultV4 holds the default value on creation for the v4 field.
+	casbinrule.DefaultV4 = casbinruleDescV4.Default.(string)
+	// casbinruleDescV5 is the schema descriptor for v5 field.
+	casbinruleDescV5 := casbinruleFields[7].Descriptor()
+	// casbinrule.DefaultV5 holds the default value on creation for the v5 field.
+	casbinrule.DefaultV5 = casbinruleDescV5.Default.(string)
 	downloadlinkFields := schema.DownloadLink{}.Fields()
 	_ = downloadlinkFields
 	// downloadlinkDescTokenHash is the schema descriptor for token_hash field.
@@ -246,6 +293,36 @@ func init() {
 	exportjobDescID := exportjobFields[0].Descriptor()
 	// exportjob.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	exportjob.IDValidator = exportjobDescID.Validators[0].(func(string) error)
+	issuancepolicyFields := schema.IssuancePolicy{}.Fields()
+	_ = issuancepolicyFields
+	// issuancepolicyDescTenantID is the schema descriptor for tenant_id field.
+	issuancepolicyDescTenantID := issuancepolicyFields[1].Descriptor()
+	// issuancepolicy.TenantIDValidator is a validator for the "tenant_id" field. It is called by the builders before save.
+	issuancepolicy.TenantIDValidator = issuancepolicyDescTenantID.Validators[0].(func(string) error)
+	// issuancepolicyDescName is the schema descriptor for name field.
+	issuancepolicyDescName := issuancepolicyFields[2].Descriptor()
+	// issuancepolicy.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	issuancepolicy.NameValidator = issuancepolicyDescName.Validators[0].(func(string) error)
+	// issuancepolicyDescIssuerMatch is the schema descriptor for issuer_match field.
+	issuancepolicyDescIssuerMatch := issuancepolicyFields[5].Descriptor()
+	// issuancepolicy.DefaultIssuerMatch holds the default value on creation for the issuer_match field.
+	issuancepolicy.DefaultIssuerMatch = issuancepolicyDescIssuerMatch.Default.(string)
+	// issuancepolicyDescEnabled is the schema descriptor for enabled field.
+	issuancepolicyDescEnabled := issuancepolicyFields[7].Descriptor()
+	// issuancepolicy.DefaultEnabled holds the default value on creation for the enabled field.
+	issuancepolicy.DefaultEnabled = issuancepolicyDescEnabled.Default.(bool)
+	// issuancepolicyDescCreatedAt is the schema descriptor for created_at field.
+	issuancepolicyDescCreatedAt := issuancepolicyFields[8].Descriptor()
+	// issuancepolicy.DefaultCreatedAt holds the default value on creation for the created_at field.
+	issuancepolicy.DefaultCreatedAt = issuancepolicyDescCreatedAt.Default.(func() time.Time)
+	// issuancepolicyDescUpdatedAt is the schema descriptor for updated_at field.
+	issuancepolicyDescUpdatedAt := issuancepolicyFields[9].Descriptor()
+	// issuancepolicy.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	issuancepolicy.DefaultUpdatedAt = issuancepolicyDescUpdatedAt.Default.(func() time.Time)
+	// issuancepolicyDescID is the schema descriptor for id field.
+	issuancepolicyDescID := issuancepolicyFields[0].Descriptor()
+	// issuancepolicy.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	issuancepolicy.IDValidator = issuancepolicyDescID.Validators[0].(func(string) error)
 	issuerFields := schema.Issuer{}.Fields()
 	_ = issuerFields
 	// issuerDescTenantID is the schema descriptor for tenant_id field.

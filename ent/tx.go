@@ -20,12 +20,18 @@ type Tx struct {
 	AttestationRecord *AttestationRecordClient
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
+	// AuthzVersion is the client for interacting with the AuthzVersion builders.
+	AuthzVersion *AuthzVersionClient
+	// CasbinRule is the client for interacting with the CasbinRule builders.
+	CasbinRule *CasbinRuleClient
 	// DownloadLink is the client for interacting with the DownloadLink builders.
 	DownloadLink *DownloadLinkClient
 	// DownloadRecord is the client for interacting with the DownloadRecord builders.
 	DownloadRecord *DownloadRecordClient
 	// ExportJob is the client for interacting with the ExportJob builders.
 	ExportJob *ExportJobClient
+	// IssuancePolicy is the client for interacting with the IssuancePolicy builders.
+	IssuancePolicy *IssuancePolicyClient
 	// Issuer is the client for interacting with the Issuer builders.
 	Issuer *IssuerClient
 	// Principal is the client for interacting with the Principal builders.
@@ -168,9 +174,12 @@ func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
 	tx.AttestationRecord = NewAttestationRecordClient(tx.config)
 	tx.AuditEvent = NewAuditEventClient(tx.config)
+	tx.AuthzVersion = NewAuthzVersionClient(tx.config)
+	tx.CasbinRule = NewCasbinRuleClient(tx.config)
 	tx.DownloadLink = NewDownloadLinkClient(tx.config)
 	tx.DownloadRecord = NewDownloadRecordClient(tx.config)
 	tx.ExportJob = NewExportJobClient(tx.config)
+	tx.IssuancePolicy = NewIssuancePolicyClient(tx.config)
 	tx.Issuer = NewIssuerClient(tx.config)
 	tx.Principal = NewPrincipalClient(tx.config)
 	tx.SigningKey = NewSigningKeyClient(tx.config)

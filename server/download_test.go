@@ -21,6 +21,7 @@ import (
 	"github.com/exportd/exportd/ent/auditevent"
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
+	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/store/storetest"
 	"github.com/exportd/exportd/server/servertest"
 )
@@ -274,7 +275,7 @@ func TestDownload(t *testing.T) {
 				}
 				// Every download is an access event of the tenant.
 				n, err := env.Store.Ent.AuditEvent.Query().Where(auditevent.TenantID(tenant), auditevent.Action("export.download"),
-					auditevent.CategoryEQ(auditevent.CategoryAccess)).Count(context.Background())
+					auditevent.CategoryEQ(auditevent.CategoryAccess)).Count(store.WithTenant(context.Background(), tenant))
 				if err != nil || n < 18 {
 					t.Fatalf("%d export.download access events (%v)", n, err)
 				}
@@ -458,7 +459,7 @@ func TestDownloadLinks(t *testing.T) {
 					t.Fatalf("%d link downloads on the record, want 2", links)
 				}
 				evs, err := env.Store.Ent.AuditEvent.Query().Where(auditevent.TenantID(tenant), auditevent.Action("export.download"),
-					auditevent.CategoryEQ(auditevent.CategoryAccess)).All(context.Background())
+					auditevent.CategoryEQ(auditevent.CategoryAccess)).All(store.WithTenant(context.Background(), tenant))
 				if err != nil {
 					t.Fatal(err)
 				}

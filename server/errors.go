@@ -8,10 +8,12 @@ import (
 
 	validatepb "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/exportd/exportd/internal/fault"
 )
@@ -52,6 +54,11 @@ func toConnect(ctx context.Context, log *slog.Logger, err error) *connect.Error 
 		return connect.NewError(connect.CodeInternal, errors.New("internal error; it has been logged"))
 	}
 	out := connect.NewError(code, errors.New(fe.Message))
+	if fe.RetryAfter > 0 {
+		if d, err := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(fe.RetryAfter)}); err == nil {
+			out.AddDetail(d)
+		}
+	}
 	if len(fe.Violations) > 0 {
 		vs := &validatepb.Violations{}
 		for _, v := range fe.Violations {

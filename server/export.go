@@ -58,7 +58,7 @@ func (h exportService) CreateExport(ctx context.Context, req *connect.Request[au
 		AppliedEnd:      to,
 		IdempotencyKey:  idem,
 		RequestHash:     hex.EncodeToString(sum[:]),
-		PolicyDecision:  "allowed: no enabled BUNDLE_EXPORT policy",
+		PolicyDecision:  c.ExportDecision.String(),
 		Estimate:        estimate(s.store.Now(), rows),
 		RowsTotal:       rows,
 	})

@@ -5,14 +5,18 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 
 	"github.com/exportd/exportd/authz"
+	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/apikey"
 	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/internal/store"
+	"github.com/exportd/exportd/internal/tenancy"
 	"github.com/exportd/exportd/reports"
 )
 
@@ -22,23 +26,40 @@ type rule struct {
 	perm     string // permission; "" for any authenticated key
 	pack     bool   // needs the Compliance Pack
 	category string // audit category when allowed
+	policy   bool   // passes the BUNDLE_EXPORT issuance policies
 }
 
 var rules = map[string]rule{
-	auditv1connect.ExportServiceCreateExportProcedure:         {"export.create", authz.PermExport, true, "api"},
-	auditv1connect.ExportServiceGetExportProcedure:            {"export.get", authz.PermRead, false, "api"},
-	auditv1connect.ExportServiceListExportsProcedure:          {"export.list", authz.PermRead, false, "api"},
-	auditv1connect.ExportServiceWatchExportProcedure:          {"export.watch", authz.PermRead, false, "api"},
-	auditv1connect.ExportServiceCancelExportProcedure:         {"export.cancel", authz.PermExport, false, "api"},
-	auditv1connect.ExportServiceWhoAmIProcedure:               {"auth.whoami", "", false, "api"},
-	auditv1connect.DownloadServiceDownloadProcedure:           {"export.download", authz.PermExport, false, "access"},
-	restDownloadProcedure:                                     {"export.download", authz.PermExport, false, "access"},
-	auditv1connect.DownloadServiceCreateDownloadLinkProcedure: {"export.link.create", authz.PermExport, true, "access"},
-	auditv1connect.DownloadServiceListDownloadsProcedure:      {"export.downloads.list", authz.PermRead, false, "api"},
-	restManifestProcedure:                                     {"export.manifest", authz.PermExport, false, "api"},
+	auditv1connect.ExportServiceCreateExportProcedure:         {"export.create", authz.PermExport, true, "api", true},
+	auditv1connect.ExportServiceGetExportProcedure:            {"export.get", authz.PermRead, false, "api", false},
+	auditv1connect.ExportServiceListExportsProcedure:          {"export.list", authz.PermRead, false, "api", false},
+	auditv1connect.ExportServiceWatchExportProcedure:          {"export.watch", authz.PermRead, false, "api", false},
+	auditv1connect.ExportServiceCancelExportProcedure:         {"export.cancel", authz.PermExport, false, "api", false},
+	auditv1connect.ExportServiceWhoAmIProcedure:               {"auth.whoami", "", false, "api", false},
+	auditv1connect.DownloadServiceDownloadProcedure:           {"export.download", authz.PermExport, false, "access", false},
+	auditv1connect.DownloadServiceCreateDownloadLinkProcedure: {"export.link", authz.PermExport, true, "access", true},
+	auditv1connect.DownloadServiceListDownloadsProcedure:      {"export.downloads", authz.PermRead, false, "api", false},
+	restDownloadProcedure:                                     {"export.download", authz.PermExport, false, "access", false},
+	restManifestProcedure:                                     {"export.manifest", authz.PermExport, false, "api", false},
 	// A link carries its own authority (the minting principal's); the
 	// handler checks the link instead of a key.
-	linkDownloadProcedure: {"export.download", "", false, "access"},
+	linkDownloadProcedure: {"export.download", "", false, "access", false},
+
+	auditv1connect.ApiKeyServiceCreateApiKeyProcedure: {"apikey.create", authz.PermAPIKeyManage, false, "access", false},
+	auditv1connect.ApiKeyServiceListApiKeysProcedure:  {"apikey.list", authz.PermAPIKeyManage, false, "api", false},
+	auditv1connect.ApiKeyServiceRevokeApiKeyProcedure: {"apikey.revoke", authz.PermAPIKeyManage, false, "access", false},
+	auditv1connect.ApiKeyServiceCreateRoleProcedure:   {"role.create", authz.PermAPIKeyManage, false, "access", false},
+	auditv1connect.ApiKeyServiceListRolesProcedure:    {"role.list", authz.PermAPIKeyManage, false, "api", false},
+	auditv1connect.ApiKeyServiceDeleteRoleProcedure:   {"role.delete", authz.PermAPIKeyManage, false, "access", false},
+
+	auditv1connect.PolicyServiceCreatePolicyProcedure: {"policy.create", authz.PermPolicyManage, false, "access", false},
+	auditv1connect.PolicyServiceListPoliciesProcedure: {"policy.list", authz.PermPolicyManage, false, "api", false},
+	auditv1connect.PolicyServiceGetPolicyProcedure:    {"policy.get", authz.PermPolicyManage, false, "api", false},
+	auditv1connect.PolicyServiceUpdatePolicyProcedure: {"policy.update", authz.PermPolicyManage, false, "access", false},
+	auditv1connect.PolicyServiceDeletePolicyProcedure: {"policy.delete", authz.PermPolicyManage, false, "access", false},
+	auditv1connect.PolicyServiceCreateIssuerProcedure: {"issuer.create", authz.PermPolicyManage, false, "access", false},
+	auditv1connect.PolicyServiceListIssuersProcedure:  {"issuer.list", authz.PermPolicyManage, false, "api", false},
+	auditv1connect.PolicyServiceCheckExportProcedure:  {"export.check", authz.PermRead, false, "api", false},
 }
 
 // Names of the plain REST handlers, for rules and logs.
@@ -55,6 +76,23 @@ type denial struct{ err error }
 func (d *denial) Error() string { return d.err.Error() }
 func (d *denial) Unwrap() error { return d.err }
 
+// resourceType is what an action is about, from its prefix.
+func resourceType(action string) string {
+	switch strings.SplitN(action, ".", 2)[0] {
+	case "apikey":
+		return "api_key"
+	case "role":
+		return "role"
+	case "policy":
+		return "policy"
+	case "issuer":
+		return "issuer"
+	case "auth":
+		return "api_key"
+	}
+	return "export_job"
+}
+
 // callInfo is what the audit record needs to know about a request.
 type callInfo struct {
 	procedure string
@@ -68,7 +106,7 @@ type callInfo struct {
 // order: key, Compliance Pack, permission. Policies and field validation come
 // after, in the handler chain.
 func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, error) {
-	r := rules[ci.procedure]
+	r, ok := rules[ci.procedure]
 	c, err := s.store.Authenticate(ctx, ci.header.Get("X-API-Key"))
 	if err != nil {
 		var ae *store.AuthError
@@ -94,14 +132,50 @@ func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, 
 		}
 		return nil, &denial{fault.New(fault.Unauthenticated, "%s", msg)}
 	}
+	if wait := s.limiter.take(c.KeyID); wait > 0 {
+		e := fault.New(fault.ResourceExhausted, "API key %s is over its rate limit; retry in %s", c.KeyID, wait.Round(time.Millisecond))
+		e.RetryAfter = wait
+		return c, &denial{e}
+	}
+	if !ok {
+		// A procedure without a rule is refused, never open to every key.
+		return c, &denial{fault.New(fault.PermissionDenied, "no authorization rule for %s", ci.procedure)}
+	}
+	if _, err := s.gate(ctx, c, r); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// gate applies SPEC §3's checks after the key, in order: Compliance Pack,
+// permission, BUNDLE_EXPORT policies. It names the check that refused, and
+// records the policy decision on the caller for the job. CheckExport runs
+// it too, so the dry run and the real thing cannot disagree. Nothing here
+// reads an audit row.
+func (s *Server) gate(ctx context.Context, c *authz.Caller, r rule) (check string, err error) {
 	if r.pack && !c.CompliancePack {
-		return c, &denial{fault.New(fault.FailedPrecondition,
+		return authz.CheckCompliancePack, &denial{fault.New(fault.FailedPrecondition,
 			"the Compliance Pack add-on is not enabled for this tenant: enable it from Settings › Billing › Add-ons in the console, or ask your account manager")}
 	}
 	if r.perm != "" && !s.enforcer.Allowed(c.TenantID, c.Role, r.perm) {
-		return c, &denial{fault.New(fault.PermissionDenied, "role %q lacks the %s permission", c.Role, r.perm)}
+		return authz.CheckPermission, &denial{fault.New(fault.PermissionDenied, "role %q lacks the %s permission", c.Role, r.perm)}
 	}
-	return c, nil
+	if r.policy {
+		policies, err := s.store.ExportPolicies(ctx, c.TenantID)
+		if err != nil {
+			return authz.CheckPolicy, err
+		}
+		iss, err := s.store.KeyIssuer(ctx, c.TenantID, c.IssuerID)
+		if err != nil {
+			return authz.CheckPolicy, err
+		}
+		d := authz.DecideExport(policies, iss)
+		c.ExportDecision = d
+		if !d.Allowed {
+			return authz.CheckPolicy, &denial{fault.New(fault.PermissionDenied, "%s", d.Reason)}
+		}
+	}
+	return "", nil
 }
 
 // audit appends one event to the tenant's log. A failure to write it is
@@ -130,7 +204,7 @@ func (s *Server) finish(ctx context.Context, c *authz.Caller, ci callInfo, resou
 	r := rules[ci.procedure]
 	e := reports.Event{
 		ActorID: c.PrincipalID, ActorType: "user", Action: r.action,
-		ResourceType: "export_job", ResourceID: resource, Outcome: "success", Category: r.category,
+		ResourceType: resourceType(r.action), ResourceID: resource, Outcome: "success", Category: r.category,
 		Metadata: map[string]any{"procedure": ci.procedure, "key_id": c.KeyID, "principal": c.PrincipalName},
 	}
 	if err != nil {
@@ -156,6 +230,7 @@ func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if c == nil && err != nil {
 			return nil, toConnect(ctx, i.s.log, err)
 		}
+		ctx = tenancy.WithTenant(ctx, c.TenantID)
 		if err == nil {
 			ctx = authz.WithCaller(ctx, c)
 			var resp connect.AnyResponse
@@ -182,6 +257,7 @@ func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) con
 		if c == nil && err != nil {
 			return toConnect(ctx, i.s.log, err)
 		}
+		ctx = tenancy.WithTenant(ctx, c.TenantID)
 		rc := &recordingConn{StreamingHandlerConn: conn}
 		if err == nil {
 			ctx = authz.WithCaller(ctx, c)
@@ -210,16 +286,36 @@ func (r *recordingConn) Receive(m any) error {
 	return err
 }
 
-// resourceOf names the job a request or response is about.
+// resourceOf names the job, key, role, policy or issuer a request or
+// response is about.
 func resourceOf(req any, resp connect.AnyResponse) string {
-	type jobIDer interface{ GetJobId() string }
-	if j, ok := req.(jobIDer); ok && j.GetJobId() != "" {
-		return j.GetJobId()
+	if id := idOf(req); id != "" {
+		return id
 	}
 	if resp != nil {
-		if j, ok := resp.Any().(jobIDer); ok {
-			return j.GetJobId()
-		}
+		return idOf(resp.Any())
+	}
+	return ""
+}
+
+func idOf(m any) string {
+	switch v := m.(type) {
+	case interface{ GetJobId() string }:
+		return v.GetJobId()
+	case interface{ GetKeyId() string }:
+		return v.GetKeyId()
+	case interface{ GetPolicyId() string }:
+		return v.GetPolicyId()
+	case interface{ GetApiKey() *auditv1.ApiKey }:
+		return v.GetApiKey().GetKeyId()
+	case interface{ GetPolicy() *auditv1.Policy }:
+		return v.GetPolicy().GetPolicyId()
+	case interface{ GetIssuer() *auditv1.Issuer }:
+		return v.GetIssuer().GetIssuerId()
+	case interface{ GetRole() *auditv1.Role }:
+		return v.GetRole().GetName()
+	case *auditv1.DeleteRoleRequest:
+		return v.GetName()
 	}
 	return ""
 }
@@ -282,3 +378,5 @@ func withRequestID(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
 	})
 }
+
+func asDenial(err error, d **denial) bool { return errors.As(err, d) }

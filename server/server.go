@@ -37,6 +37,12 @@ type Config struct {
 	WatchInterval time.Duration
 	// TrustedProxies may set X-Forwarded-For / Forwarded.
 	TrustedProxies []*net.IPNet
+	// RateLimit is the requests per second one API key may make, sustained,
+	// and RateBurst how many at once; beyond them calls answer
+	// resource_exhausted with a retry delay. Zero RateLimit means the default
+	// (50/s, burst 200); a negative one, no limit.
+	RateLimit float64
+	RateBurst int
 }
 
 // Waker is told when a job is queued.
@@ -51,6 +57,7 @@ type Server struct {
 	log      *slog.Logger
 	cfg      Config
 	keys     KeySource
+	limiter  *limiter
 }
 
 // KeySource gives the manifest signing keys to publish.
@@ -69,7 +76,14 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = 250 * time.Millisecond
 	}
-	return &Server{store: st, enforcer: en, bucket: bucket, runner: runner, log: log, cfg: cfg}
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = 50
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = 200
+	}
+	return &Server{store: st, enforcer: en, bucket: bucket, runner: runner, log: log, cfg: cfg,
+		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst)}
 }
 
 // Handler serves Connect, gRPC and gRPC-Web for both services, REST under
@@ -89,10 +103,15 @@ func (s *Server) Handler() (http.Handler, error) {
 	// BenchmarkDownload256MiB), and clients accept gzip by default.
 	downloadOpts := append(slices.Clip(opts), connect.WithCompressMinBytes(math.MaxInt))
 	downloadPath, downloadHandler := auditv1connect.NewDownloadServiceHandler(downloadService{s: s}, downloadOpts...)
+	apikeyPath, apikeyHandler := auditv1connect.NewApiKeyServiceHandler(apikeyService{s}, opts...)
+	policyPath, policyHandler := auditv1connect.NewPolicyServiceHandler(policyService{s}, opts...)
 	mux.Handle(exportPath, exportHandler)
 	mux.Handle(downloadPath, downloadHandler)
+	mux.Handle(apikeyPath, apikeyHandler)
+	mux.Handle(policyPath, policyHandler)
 
-	names := []string{auditv1connect.ExportServiceName, auditv1connect.DownloadServiceName}
+	names := []string{auditv1connect.ExportServiceName, auditv1connect.DownloadServiceName,
+		auditv1connect.ApiKeyServiceName, auditv1connect.PolicyServiceName}
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
@@ -104,6 +123,8 @@ func (s *Server) Handler() (http.Handler, error) {
 	rest, err := vanguard.NewTranscoder([]*vanguard.Service{
 		vanguard.NewService(exportPath, exportHandler),
 		vanguard.NewService(downloadPath, downloadHandler),
+		vanguard.NewService(apikeyPath, apikeyHandler),
+		vanguard.NewService(policyPath, policyHandler),
 	}, vanguard.WithCodec(restCodec))
 	if err != nil {
 		return nil, err

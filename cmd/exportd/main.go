@@ -33,7 +33,14 @@ Usage:
   exportd serve [flags]                                   run the API and workers
   exportd tenant create --name NAME [--compliance-pack] [--sandbox]
   exportd tenant addon enable|disable compliance-pack --tenant ID
-  exportd apikey create --tenant ID --role ROLE [--principal EMAIL] [--name N] [--expires-in 720h]
+  exportd apikey create --tenant ID --role ROLE [--principal EMAIL] [--name N] [--issuer ID] [--expires-in 720h]
+  exportd apikey list --tenant ID
+  exportd apikey revoke --tenant ID --key KEY_ID
+  exportd policy create --tenant ID --name N --effect allow|deny [--kind BUNDLE_EXPORT] [--issuer-match GLOB] [--tiers TIER_1,TIER_2] [--disabled]
+  exportd policy list --tenant ID
+  exportd policy delete|enable|disable --tenant ID --policy POLICY_ID
+  exportd issuer create --tenant ID --name N --tier TIER_1|TIER_2|TIER_3 [--uri DID]
+  exportd issuer list --tenant ID
   exportd seed-demo --tenant ID --events N [--from T --to T]
   exportd signing-key list|rotate|remove [--id KID]         manifest signing keys
 
@@ -62,7 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if (cmd == "tenant" || cmd == "apikey" || cmd == "signing-key") && len(rest) > 0 {
+	if (cmd == "tenant" || cmd == "apikey" || cmd == "policy" || cmd == "issuer" || cmd == "signing-key") && len(rest) > 0 {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 		if cmd == "tenant addon" && len(rest) > 0 {
 			cmd, rest = cmd+" "+rest[0], rest[1:]
@@ -77,6 +84,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return tenantAddon(ctx, strings.HasSuffix(cmd, "enable"), rest, stdout, stderr)
 	case "apikey create":
 		return apikeyCreate(ctx, rest, stdout, stderr)
+	case "apikey list":
+		return apikeyList(ctx, rest, stdout, stderr)
+	case "apikey revoke":
+		return apikeyRevoke(ctx, rest, stdout, stderr)
+	case "policy create":
+		return policyCreate(ctx, rest, stdout, stderr)
+	case "policy list":
+		return policyList(ctx, rest, stdout, stderr)
+	case "policy delete", "policy enable", "policy disable":
+		return policyChange(ctx, strings.TrimPrefix(cmd, "policy "), rest, stdout, stderr)
+	case "issuer create":
+		return issuerCreate(ctx, rest, stdout, stderr)
+	case "issuer list":
+		return issuerList(ctx, rest, stdout, stderr)
 	case "seed-demo":
 		return seedDemo(ctx, rest, stdout, stderr)
 	case "signing-key list", "signing-key rotate", "signing-key remove":
@@ -134,7 +155,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer bucket.Close()
-	en, err := authz.NewEnforcer()
+	en, err := authz.Open(ctx, st.Ent)
 	if err != nil {
 		return err
 	}
@@ -144,9 +165,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	runner := jobs.New(st, bucket, log, jobs.Config{Workers: cfg.Workers, Lease: cfg.Lease})
 	runner.SignWith(keys)
+	rate := cfg.RateLimit
+	if rate == 0 {
+		rate = -1 // flag value 0 means no limit
+	}
 	api := server.New(st, en, bucket, runner, log, server.Config{
 		MaxPeriod:      time.Duration(cfg.MaxPeriodDays) * 24 * time.Hour,
 		TrustedProxies: cfg.TrustedProxies,
+		RateLimit:      rate,
+		RateBurst:      cfg.RateBurst,
 	})
 	api.PublishKeys(keys)
 	h, err := api.Handler()
@@ -170,6 +197,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	workersDone := make(chan struct{})
 	go func() { runner.Run(workCtx); close(workersDone) }()
 	go keys.Run(workCtx, 10*time.Second)
+	go en.Watch(workCtx, authz.WatchInterval, log)
 
 	errc := make(chan error, 1)
 	go func() {
@@ -295,6 +323,7 @@ func apikeyCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var (
 		cfg                           config.Config
 		tenant, role, principal, name string
+		issuer                        string
 		expiresIn                     time.Duration
 	)
 	fs := flag.NewFlagSet("apikey create", flag.ContinueOnError)
@@ -303,6 +332,7 @@ func apikeyCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&role, "role", "", "role: admin, auditor, viewer or ingester (required)")
 	fs.StringVar(&principal, "principal", "", "the user's email or service name the key belongs to (default: operator)")
 	fs.StringVar(&name, "name", "", "a label for the key")
+	fs.StringVar(&issuer, "issuer", "", "the issuer id the key acts for (optional)")
 	fs.DurationVar(&expiresIn, "expires-in", 0, "the key stops working after this long (default: never)")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
@@ -318,7 +348,7 @@ func apikeyCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer st.Close()
-	nk := store.NewKey{TenantID: tenant, Role: role, Principal: principal, Name: name}
+	nk := store.NewKey{TenantID: tenant, Role: role, Principal: principal, Name: name, IssuerID: issuer}
 	if expiresIn > 0 {
 		t := st.Now().Add(expiresIn)
 		nk.ExpiresAt = &t
@@ -327,7 +357,7 @@ func apikeyCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if err := operatorEvent(ctx, st, tenant, "apikey.create", "api_key", row.ID, map[string]any{"role": role, "principal": principal}); err != nil {
+	if err := operatorEvent(ctx, st, tenant, "apikey.create", "api_key", row.ID, map[string]any{"role": role, "principal": principal, "issuer_id": issuer}); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, key.String())

@@ -45,6 +45,30 @@ func (f AuditEventFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, 
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuditEventMutation", m)
 }
 
+// The AuthzVersionFunc type is an adapter to allow the use of ordinary
+// function as AuthzVersion mutator.
+type AuthzVersionFunc func(context.Context, *ent.AuthzVersionMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AuthzVersionFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.AuthzVersionMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuthzVersionMutation", m)
+}
+
+// The CasbinRuleFunc type is an adapter to allow the use of ordinary
+// function as CasbinRule mutator.
+type CasbinRuleFunc func(context.Context, *ent.CasbinRuleMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f CasbinRuleFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.CasbinRuleMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.CasbinRuleMutation", m)
+}
+
 // The DownloadLinkFunc type is an adapter to allow the use of ordinary
 // function as DownloadLink mutator.
 type DownloadLinkFunc func(context.Context, *ent.DownloadLinkMutation) (ent.Value, error)
@@ -79,6 +103,18 @@ func (f ExportJobFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, e
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ExportJobMutation", m)
+}
+
+// The IssuancePolicyFunc type is an adapter to allow the use of ordinary
+// function as IssuancePolicy mutator.
+type IssuancePolicyFunc func(context.Context, *ent.IssuancePolicyMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f IssuancePolicyFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.IssuancePolicyMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.IssuancePolicyMutation", m)
 }
 
 // The IssuerFunc type is an adapter to allow the use of ordinary

@@ -11,9 +11,12 @@ import (
 	"github.com/exportd/exportd/ent/apikey"
 	"github.com/exportd/exportd/ent/attestationrecord"
 	"github.com/exportd/exportd/ent/auditevent"
+	"github.com/exportd/exportd/ent/authzversion"
+	"github.com/exportd/exportd/ent/casbinrule"
 	"github.com/exportd/exportd/ent/downloadlink"
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
+	"github.com/exportd/exportd/ent/issuancepolicy"
 	"github.com/exportd/exportd/ent/issuer"
 	"github.com/exportd/exportd/ent/predicate"
 	"github.com/exportd/exportd/ent/principal"
@@ -158,6 +161,60 @@ func (f TraverseAuditEvent) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.AuditEventQuery", q)
 }
 
+// The AuthzVersionFunc type is an adapter to allow the use of ordinary function as a Querier.
+type AuthzVersionFunc func(context.Context, *ent.AuthzVersionQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f AuthzVersionFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.AuthzVersionQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.AuthzVersionQuery", q)
+}
+
+// The TraverseAuthzVersion type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseAuthzVersion func(context.Context, *ent.AuthzVersionQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseAuthzVersion) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseAuthzVersion) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.AuthzVersionQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.AuthzVersionQuery", q)
+}
+
+// The CasbinRuleFunc type is an adapter to allow the use of ordinary function as a Querier.
+type CasbinRuleFunc func(context.Context, *ent.CasbinRuleQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f CasbinRuleFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.CasbinRuleQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.CasbinRuleQuery", q)
+}
+
+// The TraverseCasbinRule type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseCasbinRule func(context.Context, *ent.CasbinRuleQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseCasbinRule) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseCasbinRule) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.CasbinRuleQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.CasbinRuleQuery", q)
+}
+
 // The DownloadLinkFunc type is an adapter to allow the use of ordinary function as a Querier.
 type DownloadLinkFunc func(context.Context, *ent.DownloadLinkQuery) (ent.Value, error)
 
@@ -237,6 +294,33 @@ func (f TraverseExportJob) Traverse(ctx context.Context, q ent.Query) error {
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *ent.ExportJobQuery", q)
+}
+
+// The IssuancePolicyFunc type is an adapter to allow the use of ordinary function as a Querier.
+type IssuancePolicyFunc func(context.Context, *ent.IssuancePolicyQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f IssuancePolicyFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.IssuancePolicyQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.IssuancePolicyQuery", q)
+}
+
+// The TraverseIssuancePolicy type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseIssuancePolicy func(context.Context, *ent.IssuancePolicyQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseIssuancePolicy) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseIssuancePolicy) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.IssuancePolicyQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.IssuancePolicyQuery", q)
 }
 
 // The IssuerFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -356,12 +440,18 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.AttestationRecordQuery, predicate.AttestationRecord, attestationrecord.OrderOption]{typ: ent.TypeAttestationRecord, tq: q}, nil
 	case *ent.AuditEventQuery:
 		return &query[*ent.AuditEventQuery, predicate.AuditEvent, auditevent.OrderOption]{typ: ent.TypeAuditEvent, tq: q}, nil
+	case *ent.AuthzVersionQuery:
+		return &query[*ent.AuthzVersionQuery, predicate.AuthzVersion, authzversion.OrderOption]{typ: ent.TypeAuthzVersion, tq: q}, nil
+	case *ent.CasbinRuleQuery:
+		return &query[*ent.CasbinRuleQuery, predicate.CasbinRule, casbinrule.OrderOption]{typ: ent.TypeCasbinRule, tq: q}, nil
 	case *ent.DownloadLinkQuery:
 		return &query[*ent.DownloadLinkQuery, predicate.DownloadLink, downloadlink.OrderOption]{typ: ent.TypeDownloadLink, tq: q}, nil
 	case *ent.DownloadRecordQuery:
 		return &query[*ent.DownloadRecordQuery, predicate.DownloadRecord, downloadrecord.OrderOption]{typ: ent.TypeDownloadRecord, tq: q}, nil
 	case *ent.ExportJobQuery:
 		return &query[*ent.ExportJobQuery, predicate.ExportJob, exportjob.OrderOption]{typ: ent.TypeExportJob, tq: q}, nil
+	case *ent.IssuancePolicyQuery:
+		return &query[*ent.IssuancePolicyQuery, predicate.IssuancePolicy, issuancepolicy.OrderOption]{typ: ent.TypeIssuancePolicy, tq: q}, nil
 	case *ent.IssuerQuery:
 		return &query[*ent.IssuerQuery, predicate.Issuer, issuer.OrderOption]{typ: ent.TypeIssuer, tq: q}, nil
 	case *ent.PrincipalQuery:

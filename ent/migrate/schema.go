@@ -102,6 +102,47 @@ var (
 			},
 		},
 	}
+	// AuthzVersionsColumns holds the columns for the "authz_versions" table.
+	AuthzVersionsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "version", Type: field.TypeInt64, Default: 0},
+	}
+	// AuthzVersionsTable holds the schema information for the "authz_versions" table.
+	AuthzVersionsTable = &schema.Table{
+		Name:       "authz_versions",
+		Columns:    AuthzVersionsColumns,
+		PrimaryKey: []*schema.Column{AuthzVersionsColumns[0]},
+	}
+	// CasbinRulesColumns holds the columns for the "casbin_rules" table.
+	CasbinRulesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "tenant_id", Type: field.TypeString},
+		{Name: "ptype", Type: field.TypeString},
+		{Name: "v0", Type: field.TypeString, Default: ""},
+		{Name: "v1", Type: field.TypeString, Default: ""},
+		{Name: "v2", Type: field.TypeString, Default: ""},
+		{Name: "v3", Type: field.TypeString, Default: ""},
+		{Name: "v4", Type: field.TypeString, Default: ""},
+		{Name: "v5", Type: field.TypeString, Default: ""},
+	}
+	// CasbinRulesTable holds the schema information for the "casbin_rules" table.
+	CasbinRulesTable = &schema.Table{
+		Name:       "casbin_rules",
+		Columns:    CasbinRulesColumns,
+		PrimaryKey: []*schema.Column{CasbinRulesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "casbinrule_ptype_v0_v1_v2_v3_v4_v5",
+				Unique:  true,
+				Columns: []*schema.Column{CasbinRulesColumns[2], CasbinRulesColumns[3], CasbinRulesColumns[4], CasbinRulesColumns[5], CasbinRulesColumns[6], CasbinRulesColumns[7], CasbinRulesColumns[8]},
+			},
+			{
+				Name:    "casbinrule_tenant_id",
+				Unique:  false,
+				Columns: []*schema.Column{CasbinRulesColumns[1]},
+			},
+		},
+	}
 	// DownloadLinksColumns holds the columns for the "download_links" table.
 	DownloadLinksColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt64, Increment: true},
@@ -208,6 +249,32 @@ var (
 			},
 		},
 	}
+	// IssuancePoliciesColumns holds the columns for the "issuance_policies" table.
+	IssuancePoliciesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "tenant_id", Type: field.TypeString},
+		{Name: "name", Type: field.TypeString},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"BUNDLE_EXPORT", "MINT", "VERIFY"}},
+		{Name: "effect", Type: field.TypeEnum, Enums: []string{"allow", "deny"}},
+		{Name: "issuer_match", Type: field.TypeString, Default: ""},
+		{Name: "trust_tiers", Type: field.TypeJSON, Nullable: true},
+		{Name: "enabled", Type: field.TypeBool, Default: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+	}
+	// IssuancePoliciesTable holds the schema information for the "issuance_policies" table.
+	IssuancePoliciesTable = &schema.Table{
+		Name:       "issuance_policies",
+		Columns:    IssuancePoliciesColumns,
+		PrimaryKey: []*schema.Column{IssuancePoliciesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "issuancepolicy_tenant_id_name",
+				Unique:  true,
+				Columns: []*schema.Column{IssuancePoliciesColumns[1], IssuancePoliciesColumns[2]},
+			},
+		},
+	}
 	// IssuersColumns holds the columns for the "issuers" table.
 	IssuersColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString},
@@ -290,9 +357,12 @@ var (
 		APIKeysTable,
 		AttestationRecordsTable,
 		AuditEventsTable,
+		AuthzVersionsTable,
+		CasbinRulesTable,
 		DownloadLinksTable,
 		DownloadRecordsTable,
 		ExportJobsTable,
+		IssuancePoliciesTable,
 		IssuersTable,
 		PrincipalsTable,
 		SigningKeysTable,
@@ -303,5 +373,11 @@ var (
 func init() {
 	AuditEventsTable.Annotation = &entsql.Annotation{
 		Table: "audit_events",
+	}
+	AuthzVersionsTable.Annotation = &entsql.Annotation{
+		Table: "authz_versions",
+	}
+	CasbinRulesTable.Annotation = &entsql.Annotation{
+		Table: "casbin_rules",
 	}
 }

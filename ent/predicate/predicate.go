@@ -15,6 +15,12 @@ type AttestationRecord func(*sql.Selector)
 // AuditEvent is the predicate function for auditevent builders.
 type AuditEvent func(*sql.Selector)
 
+// AuthzVersion is the predicate function for authzversion builders.
+type AuthzVersion func(*sql.Selector)
+
+// CasbinRule is the predicate function for casbinrule builders.
+type CasbinRule func(*sql.Selector)
+
 // DownloadLink is the predicate function for downloadlink builders.
 type DownloadLink func(*sql.Selector)
 
@@ -23,6 +29,9 @@ type DownloadRecord func(*sql.Selector)
 
 // ExportJob is the predicate function for exportjob builders.
 type ExportJob func(*sql.Selector)
+
+// IssuancePolicy is the predicate function for issuancepolicy builders.
+type IssuancePolicy func(*sql.Selector)
 
 // Issuer is the predicate function for issuer builders.
 type Issuer func(*sql.Selector)

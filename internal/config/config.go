@@ -28,6 +28,8 @@ type Config struct {
 	TLSCert        string
 	TLSKey         string
 	SigningKey     string
+	RateLimit      float64 // requests per second per API key
+	RateBurst      int
 
 	trustedProxies string
 	signingKeyFile string
@@ -51,6 +53,8 @@ func (c *Config) Serve(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Lease, "lease", c.envDuration("EXPORTD_LEASE", 30*time.Second), "job lease: a crashed worker's job is taken over after this (env EXPORTD_LEASE)")
 	fs.IntVar(&c.MaxPeriodDays, "max-period-days", c.envInt("EXPORTD_MAX_PERIOD_DAYS", 366), "longest period one export may cover (env EXPORTD_MAX_PERIOD_DAYS)")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", env("EXPORTD_TRUSTED_PROXIES", ""), "comma-separated CIDRs whose X-Forwarded-For is believed (env EXPORTD_TRUSTED_PROXIES)")
+	fs.Float64Var(&c.RateLimit, "rate-limit", c.envFloat("EXPORTD_RATE_LIMIT", 50), "requests per second one API key may make, sustained (env EXPORTD_RATE_LIMIT)")
+	fs.IntVar(&c.RateBurst, "rate-burst", c.envInt("EXPORTD_RATE_BURST", 200), "requests one API key may make at once above the rate (env EXPORTD_RATE_BURST)")
 	fs.StringVar(&c.TLSCert, "tls-cert", env("EXPORTD_TLS_CERT", ""), "TLS certificate file; with --tls-key serves HTTPS (env EXPORTD_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", env("EXPORTD_TLS_KEY", ""), "TLS key file (env EXPORTD_TLS_KEY)")
 	fs.StringVar(&c.signingKeyFile, "signing-key-file", env("EXPORTD_SIGNING_KEY_FILE", ""), "file holding the base64 Ed25519 seed that signs manifests; default: a key kept in the database (env EXPORTD_SIGNING_KEY_FILE)")
@@ -70,6 +74,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxPeriodDays < 0 {
 		errs = append(errs, errors.New("--max-period-days must be positive"))
+	}
+	if c.RateLimit < 0 || c.RateBurst < 0 {
+		errs = append(errs, errors.New("--rate-limit and --rate-burst must be 0 (no limit) or more"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
@@ -124,6 +131,18 @@ func (c *Config) envInt(k string, def int) int {
 			return def
 		}
 		return n
+	}
+	return def
+}
+
+func (c *Config) envFloat(k string, def float64) float64 {
+	if v, ok := os.LookupEnv(k); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q: want a number", k, v))
+			return def
+		}
+		return f
 	}
 	return def
 }

@@ -71,6 +71,7 @@ type Options struct {
 // order, plus attestation records and issuers, and returns how many events it
 // wrote.
 func Seed(ctx context.Context, st *store.Store, tenantID string, o Options) (int, error) {
+	ctx = store.WithTenant(ctx, tenantID)
 	if o.Batch <= 0 {
 		o.Batch = 5000
 	}

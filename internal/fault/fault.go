@@ -5,6 +5,7 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies a domain error. The zero value is an unexpected failure.
@@ -36,6 +37,9 @@ type Error struct {
 	Kind       Kind
 	Message    string
 	Violations []Violation
+	// RetryAfter, when set, tells the client how long to wait before trying
+	// again (resource_exhausted).
+	RetryAfter time.Duration
 	err        error
 }
 

@@ -2,12 +2,19 @@ package store
 
 import (
 	"context"
+	"strconv"
 	"time"
+
+	entsql "entgo.io/ent/dialect/sql"
 
 	"github.com/exportd/exportd/authz"
 	"github.com/exportd/exportd/ent"
+	entkey "github.com/exportd/exportd/ent/apikey"
+	"github.com/exportd/exportd/ent/casbinrule"
+	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/internal/apikey"
 	"github.com/exportd/exportd/internal/fault"
+	"github.com/exportd/exportd/internal/tenancy"
 )
 
 // NewKey describes a key to mint.
@@ -27,9 +34,26 @@ func (s *Store) CreateAPIKey(ctx context.Context, nk NewKey) (apikey.Key, *ent.A
 	if err != nil {
 		return apikey.Key{}, nil, err
 	}
+	ctx = scoped(ctx, t.ID)
 	if !authz.IsBuiltinRole(nk.Role) {
-		return apikey.Key{}, nil, fault.Invalid(fault.Violation{Field: "role", Rule: "role.known",
-			Message: "unknown role " + nk.Role + " (admin, auditor, viewer or ingester)"})
+		n, err := s.Ent.CasbinRule.Query().Where(casbinrule.Ptype("p"), casbinrule.V0(nk.Role), casbinrule.V1(t.ID)).Count(ctx)
+		if err != nil {
+			return apikey.Key{}, nil, translate(err, "role")
+		}
+		if n == 0 {
+			return apikey.Key{}, nil, fault.Invalid(fault.Violation{Field: "role", Number: 2, Rule: "role.known",
+				Message: "unknown role " + strconv.Quote(nk.Role) + " (admin, auditor, viewer, ingester or a custom role of the tenant)"})
+		}
+	}
+	if nk.IssuerID != "" {
+		if _, err := s.Issuer(ctx, t.ID, nk.IssuerID); err != nil {
+			return apikey.Key{}, nil, fault.Invalid(fault.Violation{Field: "issuer_id", Number: 4, Rule: "issuer.known",
+				Message: "no issuer " + strconv.Quote(nk.IssuerID) + " in this tenant"})
+		}
+	}
+	if nk.ExpiresAt != nil && !nk.ExpiresAt.After(s.now()) {
+		return apikey.Key{}, nil, fault.Invalid(fault.Violation{Field: "expire_time", Number: 5, Rule: "expire_time.future",
+			Message: "must be in the future"})
 	}
 	if nk.Principal == "" {
 		nk.Principal = "operator"
@@ -39,24 +63,111 @@ func (s *Store) CreateAPIKey(ctx context.Context, nk NewKey) (apikey.Key, *ent.A
 		return apikey.Key{}, nil, err
 	}
 	k := apikey.New(!t.Sandbox)
-	c := s.Ent.APIKey.Create().
-		SetID(k.ID).
-		SetTenantID(t.ID).
-		SetPrincipalID(p.ID).
-		SetName(nk.Name).
-		SetRole(nk.Role).
-		SetSecretHash(apikey.Hash(k.Secret)).
-		SetLive(k.Live).
-		SetCreatedAt(s.now()).
-		SetNillableExpiresAt(nk.ExpiresAt)
+	var issuer *string
 	if nk.IssuerID != "" {
-		c.SetIssuerID(nk.IssuerID)
+		issuer = &nk.IssuerID
 	}
-	row, err := c.Save(ctx)
+	var row *ent.APIKey
+	err = s.tx(ctx, func(tx *ent.Tx) error {
+		var err error
+		if row, err = tx.APIKey.Create().SetID(k.ID).
+			SetTenantID(t.ID).
+			SetPrincipalID(p.ID).
+			SetName(nk.Name).
+			SetRole(nk.Role).
+			SetSecretHash(apikey.Hash(k.Secret)).
+			SetLive(k.Live).
+			SetCreatedAt(micro(s.now())).
+			SetNillableExpiresAt(nk.ExpiresAt).
+			SetNillableIssuerID(issuer).
+			Save(ctx); err != nil {
+			return translate(err, "api key")
+		}
+		_, err = authz.BumpVersion(ctx, tx.Client())
+		return err
+	})
 	if err != nil {
-		return apikey.Key{}, nil, translate(err, "api key")
+		return apikey.Key{}, nil, err
 	}
 	return k, row, nil
+}
+
+// KeyInfo is a key as listed: never its secret.
+type KeyInfo struct {
+	*ent.APIKey
+	Principal string
+}
+
+// APIKeys lists a tenant's keys, newest first.
+func (s *Store) APIKeys(ctx context.Context, tenantID string) ([]KeyInfo, error) {
+	ctx = scoped(ctx, tenantID)
+	rows, err := s.Ent.APIKey.Query().Where(entkey.TenantID(tenantID)).
+		Order(entkey.ByCreatedAt(entsql.OrderDesc()), entkey.ByID()).All(ctx)
+	if err != nil {
+		return nil, translate(err, "api keys")
+	}
+	names, err := s.principalNames(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KeyInfo, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, KeyInfo{APIKey: r, Principal: names[r.PrincipalID]})
+	}
+	return out, nil
+}
+
+func (s *Store) principalNames(ctx context.Context, tenantID string) (map[string]string, error) {
+	ps, err := s.Ent.Principal.Query().Where(principal.TenantID(tenantID)).All(ctx)
+	if err != nil {
+		return nil, translate(err, "principals")
+	}
+	m := make(map[string]string, len(ps))
+	for _, p := range ps {
+		m[p.ID] = p.Name
+	}
+	return m, nil
+}
+
+// KeyNotFound is the one answer for a missing or foreign key id.
+func KeyNotFound(id string) error {
+	return fault.New(fault.NotFound, "API key %s not found", strconv.Quote(id))
+}
+
+// RevokeAPIKey stops a key of the tenant from working. Revoking a revoked key
+// changes nothing. Authenticate reads the key row on every call, so the
+// revocation applies in every process at once.
+func (s *Store) RevokeAPIKey(ctx context.Context, tenantID, keyID string) (KeyInfo, error) {
+	ctx = scoped(ctx, tenantID)
+	err := s.tx(ctx, func(tx *ent.Tx) error {
+		row, err := tx.APIKey.Query().Where(entkey.ID(keyID), entkey.TenantID(tenantID)).Only(ctx)
+		if ent.IsNotFound(err) {
+			return KeyNotFound(keyID)
+		}
+		if err != nil {
+			return translate(err, "api key")
+		}
+		if row.RevokedAt != nil {
+			return nil
+		}
+		if err := tx.APIKey.UpdateOne(row).SetRevokedAt(micro(s.now())).Exec(ctx); err != nil {
+			return translate(err, "api key")
+		}
+		_, err = authz.BumpVersion(ctx, tx.Client())
+		return err
+	})
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	row, err := s.Ent.APIKey.Get(ctx, keyID)
+	if err != nil {
+		return KeyInfo{}, translate(err, "api key")
+	}
+	p, err := s.Ent.Principal.Get(ctx, row.PrincipalID)
+	if err != nil {
+		return KeyInfo{}, translate(err, "principal")
+	}
+	return KeyInfo{APIKey: row, Principal: p.Name}, nil
 }
 
 // Auth failure reasons: the server logs them; the client sees one message.
@@ -79,6 +190,10 @@ type AuthError struct {
 
 func (e *AuthError) Error() string { return "api key " + e.Reason }
 
+// lastUsedResolution bounds how often a key's last use is written: once a
+// minute is precise enough for a list, and spares a write per request.
+const lastUsedResolution = time.Minute
+
 // Authenticate resolves a raw X-API-Key value to its caller.
 func (s *Store) Authenticate(ctx context.Context, raw string) (*authz.Caller, error) {
 	if raw == "" {
@@ -88,7 +203,9 @@ func (s *Store) Authenticate(ctx context.Context, raw string) (*authz.Caller, er
 	if err != nil {
 		return nil, &AuthError{Reason: AuthMalformed}
 	}
-	row, err := s.Ent.APIKey.Get(ctx, k.ID)
+	// The key id is all we know yet: the lookup is the one cross-tenant read
+	// of the request.
+	row, err := s.Ent.APIKey.Get(tenancy.System(ctx), k.ID)
 	if ent.IsNotFound(err) {
 		// Hash anyway so that unknown ids and wrong secrets take equal time.
 		apikey.Matches(k.Secret, make([]byte, 32))
@@ -107,9 +224,14 @@ func (s *Store) Authenticate(ctx context.Context, raw string) (*authz.Caller, er
 	if row.ExpiresAt != nil && !now.Before(*row.ExpiresAt) {
 		return nil, &AuthError{Reason: AuthExpired, TenantID: row.TenantID, KeyID: row.ID}
 	}
+	ctx = tenancy.WithTenant(ctx, row.TenantID)
 	t, err := s.Tenant(ctx, row.TenantID)
 	if err != nil {
 		return nil, err
+	}
+	if row.LastUsedAt == nil || now.Sub(*row.LastUsedAt) > lastUsedResolution {
+		// Best effort: a lost update only makes "last used" a little older.
+		_ = s.Ent.APIKey.UpdateOne(row).SetLastUsedAt(micro(now)).Exec(ctx)
 	}
 	p, err := s.Ent.Principal.Get(ctx, row.PrincipalID)
 	if err != nil {

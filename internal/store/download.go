@@ -22,6 +22,7 @@ type Download struct {
 
 // RecordDownload stores a download record.
 func (s *Store) RecordDownload(ctx context.Context, d Download) (*ent.DownloadRecord, error) {
+	ctx = scoped(ctx, d.TenantID)
 	r, err := s.Ent.DownloadRecord.Create().
 		SetJobID(d.JobID).
 		SetTenantID(d.TenantID).
@@ -39,6 +40,7 @@ func (s *Store) RecordDownload(ctx context.Context, d Download) (*ent.DownloadRe
 
 // Downloads lists the downloads of one job, oldest first.
 func (s *Store) Downloads(ctx context.Context, tenantID, jobID string) ([]*ent.DownloadRecord, error) {
+	ctx = scoped(ctx, tenantID)
 	rs, err := s.Ent.DownloadRecord.Query().
 		Where(downloadrecord.TenantID(tenantID), downloadrecord.JobID(jobID)).
 		Order(downloadrecord.ByCreatedAt(), downloadrecord.ByID()).

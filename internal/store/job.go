@@ -16,6 +16,7 @@ import (
 	"github.com/exportd/exportd/ent/predicate"
 	"github.com/exportd/exportd/internal/apikey"
 	"github.com/exportd/exportd/internal/fault"
+	"github.com/exportd/exportd/internal/tenancy"
 )
 
 // NewJob is a validated export request.
@@ -40,6 +41,7 @@ type NewJob struct {
 // returns the existing job (created = false) and a different request under the
 // same key is refused.
 func (s *Store) CreateJob(ctx context.Context, nj NewJob) (job *ent.ExportJob, created bool, err error) {
+	ctx = scoped(ctx, nj.TenantID)
 	if nj.IdempotencyKey != "" {
 		if j, err := s.jobByIdempotencyKey(ctx, nj); j != nil || err != nil {
 			return j, false, err
@@ -98,6 +100,7 @@ func (s *Store) jobByIdempotencyKey(ctx context.Context, nj NewJob) (*ent.Export
 // Job returns a job of the tenant. A job of another tenant answers exactly as
 // a missing one.
 func (s *Store) Job(ctx context.Context, tenantID, jobID string) (*ent.ExportJob, error) {
+	ctx = scoped(ctx, tenantID)
 	j, err := s.Ent.ExportJob.Query().Where(exportjob.ID(jobID), exportjob.TenantID(tenantID)).Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil, JobNotFound(jobID)
@@ -121,6 +124,7 @@ type JobFilter struct {
 // ListJobs returns the tenant's jobs newest first, and the token of the next
 // page ("" on the last).
 func (s *Store) ListJobs(ctx context.Context, tenantID string, f JobFilter) ([]*ent.ExportJob, string, error) {
+	ctx = scoped(ctx, tenantID)
 	if f.PageSize <= 0 {
 		f.PageSize = 20
 	}
@@ -178,6 +182,7 @@ func decodeToken(tok string) (time.Time, string, bool) {
 
 // CancelJob ends a PENDING or RUNNING job as FAILED.
 func (s *Store) CancelJob(ctx context.Context, tenantID, jobID, by string) (*ent.ExportJob, error) {
+	ctx = scoped(ctx, tenantID)
 	j, err := s.Job(ctx, tenantID, jobID)
 	if err != nil {
 		return nil, err
@@ -202,6 +207,8 @@ func (s *Store) CancelJob(ctx context.Context, tenantID, jobID, by string) (*ent
 // ClaimJob takes the lease of the oldest PENDING job (or of a RUNNING job
 // whose lease lapsed) for owner, and returns it; nil when there is none.
 func (s *Store) ClaimJob(ctx context.Context, owner string, lease time.Duration) (*ent.ExportJob, error) {
+	// Workers serve every tenant.
+	ctx = tenancy.System(ctx)
 	var claimed *ent.ExportJob
 	err := s.tx(ctx, func(tx *ent.Tx) error {
 		now := micro(s.now())
@@ -253,6 +260,7 @@ var ErrLeaseLost = fault.New(fault.FailedPrecondition, "lease lost")
 
 // Heartbeat renews the lease and records progress.
 func (s *Store) Heartbeat(ctx context.Context, j *ent.ExportJob, lease time.Duration, rowsDone, rowsTotal int64, eta time.Time) error {
+	ctx = scoped(ctx, j.TenantID)
 	n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
 		SetLeaseUntil(micro(s.now()).Add(lease)).
 		SetRowsDone(rowsDone).
@@ -280,6 +288,7 @@ type Artifact struct {
 // CompleteJob marks the job COMPLETED with its artifact, if attempt still
 // holds it.
 func (s *Store) CompleteJob(ctx context.Context, j *ent.ExportJob, a Artifact, window time.Duration) error {
+	ctx = scoped(ctx, j.TenantID)
 	now := micro(s.now())
 	n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
 		SetStatus(exportjob.StatusCOMPLETED).
@@ -306,6 +315,7 @@ func (s *Store) CompleteJob(ctx context.Context, j *ent.ExportJob, a Artifact, w
 
 // FailJob marks the job FAILED with a message a person can act on.
 func (s *Store) FailJob(ctx context.Context, j *ent.ExportJob, msg string) error {
+	ctx = scoped(ctx, j.TenantID)
 	n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
 		SetStatus(exportjob.StatusFAILED).
 		SetError(msg).
@@ -324,12 +334,14 @@ func (s *Store) FailJob(ctx context.Context, j *ent.ExportJob, msg string) error
 
 // JobByID returns a job whatever its tenant, for workers.
 func (s *Store) JobByID(ctx context.Context, id string) (*ent.ExportJob, error) {
+	ctx = tenancy.System(ctx)
 	j, err := s.Ent.ExportJob.Get(ctx, id)
 	return j, translate(err, "export job")
 }
 
 // CountJobs counts a tenant's jobs, for tests and limits.
 func (s *Store) CountJobs(ctx context.Context, tenantID string) (int, error) {
+	ctx = scoped(ctx, tenantID)
 	n, err := s.Ent.ExportJob.Query().Where(exportjob.TenantID(tenantID)).Count(ctx)
 	return n, translate(err, "export jobs")
 }

@@ -28,6 +28,7 @@ type NewLink struct {
 // CreateLink stores a new single-use link and returns its token, which exists
 // only in this answer: the table keeps its SHA-256.
 func (s *Store) CreateLink(ctx context.Context, nl NewLink) (string, *ent.DownloadLink, error) {
+	ctx = scoped(ctx, nl.TenantID)
 	token := apikey.RandomID(linkTokenPrefix, 52)
 	l, err := s.Ent.DownloadLink.Create().
 		SetTokenHash(hashToken(token)).
@@ -53,6 +54,8 @@ func hashToken(token string) string {
 // which, and when, and is returned beside the error so that the refusal can
 // be filed in its tenant's audit log.
 func (s *Store) Link(ctx context.Context, token string) (*ent.DownloadLink, error) {
+	// The token is the only key a link request carries; it names the tenant.
+	ctx = System(ctx)
 	l, err := s.Ent.DownloadLink.Query().Where(downloadlink.TokenHash(hashToken(token))).Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil, fault.New(fault.NotFound, "download link not found; ask for a new link")
@@ -78,6 +81,7 @@ func linkUsed(at time.Time) error {
 // UseLink marks the link used. Only one caller wins: the row is updated only
 // while used_at is still empty, so a link raced by two clients serves one.
 func (s *Store) UseLink(ctx context.Context, l *ent.DownloadLink) error {
+	ctx = scoped(ctx, l.TenantID)
 	n, err := s.Ent.DownloadLink.Update().
 		Where(downloadlink.ID(l.ID), downloadlink.UsedAtIsNil()).
 		SetUsedAt(micro(s.now())).
@@ -101,6 +105,7 @@ func (s *Store) UseLink(ctx context.Context, l *ent.DownloadLink) error {
 // PrincipalNames maps principal ids of a tenant to their email or service
 // name; ids it does not know are left out.
 func (s *Store) PrincipalNames(ctx context.Context, tenantID string, ids []string) (map[string]string, error) {
+	ctx = scoped(ctx, tenantID)
 	out := make(map[string]string, len(ids))
 	if len(ids) == 0 {
 		return out, nil

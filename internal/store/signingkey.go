@@ -14,6 +14,7 @@ import (
 
 // SigningKeys returns every published key, the active one first.
 func (s *Store) SigningKeys(ctx context.Context) (reports.KeySet, error) {
+	ctx = System(ctx) // signing keys belong to the installation, not a tenant
 	rows, err := s.Ent.SigningKey.Query().
 		Order(signingkey.ByActive(), signingkey.ByCreatedAt()).
 		All(ctx)
@@ -37,6 +38,7 @@ func (s *Store) SigningKeys(ctx context.Context) (reports.KeySet, error) {
 // second active key is never created because the check and insert share one
 // transaction serialised by a lock on the table.
 func (s *Store) EnsureSigningKey(ctx context.Context) error {
+	ctx = System(ctx) // signing keys belong to the installation, not a tenant
 	return s.tx(ctx, func(tx *ent.Tx) error {
 		if s.Dialect == "postgres" {
 			if _, err := tx.ExecContext(ctx, "LOCK TABLE signing_keys IN EXCLUSIVE MODE"); err != nil {
@@ -71,6 +73,7 @@ func createKey(ctx context.Context, tx *ent.Tx, s *Store) error {
 // RotateSigningKey makes a new key active; the old ones stay published, as
 // retired, so manifests they signed still verify.
 func (s *Store) RotateSigningKey(ctx context.Context) (string, error) {
+	ctx = System(ctx) // signing keys belong to the installation, not a tenant
 	var id string
 	err := s.tx(ctx, func(tx *ent.Tx) error {
 		if s.Dialect == "postgres" {
@@ -98,6 +101,7 @@ func (s *Store) RotateSigningKey(ctx context.Context) (string, error) {
 // RemoveSigningKey takes a retired key out of the published set: manifests
 // it signed no longer verify. The active key cannot be removed.
 func (s *Store) RemoveSigningKey(ctx context.Context, id string) error {
+	ctx = System(ctx) // signing keys belong to the installation, not a tenant
 	n, err := s.Ent.SigningKey.Delete().Where(signingkey.ID(id), signingkey.Active(false)).Exec(ctx)
 	if err != nil {
 		return translate(err, "signing key")

@@ -56,6 +56,13 @@ func Open(ctx context.Context, databaseURL, dataDir string) (*Store, error) {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
 	}
+	return OpenDB(ctx, d, db)
+}
+
+// OpenDB builds a store over an open database of dialect d and migrates the
+// schema; the store owns db from then on. Tests use it to put an
+// instrumented driver underneath.
+func OpenDB(ctx context.Context, d string, db *sql.DB) (*Store, error) {
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
@@ -66,6 +73,7 @@ func Open(ctx context.Context, databaseURL, dataDir string) (*Store, error) {
 		Dialect: d,
 		now:     func() time.Time { return time.Now().UTC() },
 	}
+	isolate(s.Ent)
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err

@@ -37,6 +37,8 @@ type Env struct {
 	Runner *jobs.Runner
 	Keys   *signing.Manager
 	Log    *LogBuffer
+	// Enforcer is the server's: it persists custom roles.
+	Enforcer *authz.Enforcer
 }
 
 // Options tune Start.
@@ -69,7 +71,7 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 	}
 	logs := &LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	en, err := authz.NewEnforcer()
+	en, err := authz.Open(ctx, st.Ent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +96,8 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 	srv := httptest.NewUnstartedServer(h)
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
+	watched := make(chan struct{})
+	go func() { en.Watch(ctx, authz.WatchInterval, log); close(watched) }()
 	done := make(chan struct{})
 	if o.NoWorkers {
 		close(done)
@@ -104,9 +108,10 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 		srv.Close()
 		cancel()
 		<-done
+		<-watched
 		bucket.Close()
 	})
-	return &Env{URL: srv.URL, Client: srv.Client(), Store: st, Bucket: bucket, Runner: runner, Keys: keys, Log: logs}
+	return &Env{URL: srv.URL, Client: srv.Client(), Store: st, Bucket: bucket, Runner: runner, Keys: keys, Log: logs, Enforcer: en}
 }
 
 // Tenant creates a tenant and returns its id.
