@@ -17,6 +17,7 @@ import (
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/internal/store"
+	"github.com/exportd/exportd/internal/telemetry"
 	"github.com/exportd/exportd/reports"
 )
 
@@ -60,6 +61,7 @@ func (h exportService) CreateExport(ctx context.Context, req *connect.Request[au
 		PolicyDecision:  "allowed: no enabled BUNDLE_EXPORT policy",
 		Estimate:        estimate(s.store.Now(), rows),
 		RowsTotal:       rows,
+		TraceParent:     telemetry.TraceParent(ctx),
 	})
 	if err != nil {
 		return nil, err

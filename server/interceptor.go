@@ -13,6 +13,7 @@ import (
 	"github.com/exportd/exportd/internal/apikey"
 	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/internal/store"
+	"github.com/exportd/exportd/internal/telemetry"
 	"github.com/exportd/exportd/reports"
 )
 
@@ -66,6 +67,7 @@ func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, 
 		}
 		s.log.WarnContext(ctx, "authentication failed", "reason", ae.Reason, "key_id", ae.KeyID,
 			"procedure", ci.procedure, "peer", ci.peer)
+		s.cfg.Telemetry.Metrics.Deny(ctx, ae.Reason)
 		if ae.TenantID != "" {
 			// The key id was real: the attempt belongs in that tenant's log.
 			s.audit(ctx, ae.TenantID, reports.Event{
@@ -84,10 +86,12 @@ func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, 
 		return nil, &denial{fault.New(fault.Unauthenticated, "%s", msg)}
 	}
 	if r.pack && !c.CompliancePack {
+		s.cfg.Telemetry.Metrics.Deny(ctx, "compliance_pack")
 		return c, &denial{fault.New(fault.FailedPrecondition,
 			"the Compliance Pack add-on is not enabled for this tenant: enable it from Settings › Billing › Add-ons in the console, or ask your account manager")}
 	}
 	if r.perm != "" && !s.enforcer.Allowed(c.TenantID, c.Role, r.perm) {
+		s.cfg.Telemetry.Metrics.Deny(ctx, "permission")
 		return c, &denial{fault.New(fault.PermissionDenied, "role %q lacks the %s permission", c.Role, r.perm)}
 	}
 	return c, nil
@@ -243,12 +247,7 @@ func (s *Server) trusted(ip string) bool {
 	return false
 }
 
-type requestIDKey struct{}
-
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
+func requestID(ctx context.Context) string { return telemetry.RequestID(ctx) }
 
 // withRequestID gives every request an id (the client's X-Request-Id when it
 // sent a sane one), echoed in the response.
@@ -259,6 +258,6 @@ func withRequestID(next http.Handler) http.Handler {
 			id = apikey.RandomID("req_", 20)
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		next.ServeHTTP(w, r.WithContext(telemetry.WithRequestID(r.Context(), id)))
 	})
 }

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	"connectrpc.com/otelconnect"
 	"connectrpc.com/validate"
 	"connectrpc.com/vanguard"
 	"gocloud.dev/blob"
@@ -22,6 +24,7 @@ import (
 	"github.com/exportd/exportd/authz"
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/store"
+	"github.com/exportd/exportd/internal/telemetry"
 )
 
 // Config tunes the API.
@@ -32,6 +35,9 @@ type Config struct {
 	WatchInterval time.Duration
 	// TrustedProxies may set X-Forwarded-For / Forwarded.
 	TrustedProxies []*net.IPNet
+	// Telemetry traces and meters every RPC and serves /metrics; nil
+	// records nothing.
+	Telemetry *telemetry.Telemetry
 }
 
 // Waker is told when a job is queued.
@@ -55,14 +61,28 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = 250 * time.Millisecond
 	}
+	if cfg.Telemetry == nil {
+		cfg.Telemetry = telemetry.Nop()
+	}
 	return &Server{store: st, enforcer: en, bucket: bucket, runner: runner, log: log, cfg: cfg}
 }
 
 // Handler serves Connect, gRPC and gRPC-Web for both services, REST under
 // /v1/, reflection, health, and the plain download handler.
 func (s *Server) Handler() (http.Handler, error) {
+	// otelconnect is outermost so the RPC span covers authentication,
+	// auditing and validation, and their database calls nest under it.
+	// Remote spans are linked, not trusted as parents (its default).
+	otel, err := otelconnect.NewInterceptor(
+		otelconnect.WithTracerProvider(s.cfg.Telemetry.Tracer),
+		otelconnect.WithMeterProvider(s.cfg.Telemetry.Meter),
+		otelconnect.WithPropagator(telemetry.Propagator()),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create telemetry interceptor: %w", err)
+	}
 	opts := []connect.HandlerOption{
-		connect.WithInterceptors(interceptor{s}, validate.NewInterceptor()),
+		connect.WithInterceptors(otel, interceptor{s}, validate.NewInterceptor()),
 		connect.WithCodec(jsonCodec{name: "json"}),
 		connect.WithCodec(jsonCodec{name: "json; charset=utf-8"}),
 		connect.WithReadMaxBytes(1 << 20),
@@ -96,6 +116,9 @@ func (s *Server) Handler() (http.Handler, error) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	if s.cfg.Telemetry.Handler != nil {
+		mux.Handle("GET /metrics", s.cfg.Telemetry.Handler)
+	}
 	return withRequestID(mux), nil
 }
 

@@ -4,6 +4,7 @@ package servertest
 
 import (
 	"context"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/exportd/exportd/internal/jobs"
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/store/storetest"
+	"github.com/exportd/exportd/internal/telemetry"
 	"github.com/exportd/exportd/server"
 )
 
@@ -31,6 +33,9 @@ type Env struct {
 	Bucket *blob.Bucket
 	Runner *jobs.Runner
 	Log    *LogBuffer
+	// Certificate is the server's self-signed certificate, for clients
+	// that need it as a CA file.
+	Certificate *x509.Certificate
 }
 
 // Options tune Start.
@@ -39,6 +44,9 @@ type Options struct {
 	Jobs   jobs.Config
 	// NoWorkers leaves jobs PENDING.
 	NoWorkers bool
+	// Telemetry, when set, traces and meters the server and workers and
+	// serves /metrics (open the store with the same providers to trace SQL).
+	Telemetry *telemetry.Telemetry
 }
 
 // Start runs exportd on a fresh store of dialect until the test ends.
@@ -57,13 +65,19 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 		t.Fatal(err)
 	}
 	logs := &LogBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := telemetry.NewLogger(logs, "text", slog.LevelDebug)
 	en, err := authz.NewEnforcer()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.Jobs.PollInterval == 0 {
 		o.Jobs.PollInterval = 50 * time.Millisecond
+	}
+	if o.Telemetry != nil {
+		o.Jobs.Telemetry, o.Server.Telemetry = o.Telemetry, o.Telemetry
+		if err := o.Telemetry.Metrics.ObserveJobs(st.JobCounts, store.JobStatuses...); err != nil {
+			t.Fatal(err)
+		}
 	}
 	runner := jobs.New(st, bucket, log, o.Jobs)
 	if o.Server.WatchInterval == 0 {
@@ -88,7 +102,7 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 		<-done
 		bucket.Close()
 	})
-	return &Env{URL: srv.URL, Client: srv.Client(), Store: st, Bucket: bucket, Runner: runner, Log: logs}
+	return &Env{URL: srv.URL, Client: srv.Client(), Store: st, Bucket: bucket, Runner: runner, Log: logs, Certificate: srv.Certificate()}
 }
 
 // Tenant creates a tenant and returns its id.
