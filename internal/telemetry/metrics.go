@@ -37,7 +37,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 		metric.WithExplicitBucketBoundaries(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)); err != nil {
 		return nil, fmt.Errorf("create job duration histogram: %w", err)
 	}
-	if m.JobRowsPerSecond, err = m.meter.Float64Histogram("exportd.job.rows_per_second", metric.WithUnit("{row}/s"),
+	if m.JobRowsPerSecond, err = m.meter.Float64Histogram("exportd.job.rows", metric.WithUnit("{row}/s"),
 		metric.WithDescription("Rows written per second by each completed export job."),
 		metric.WithExplicitBucketBoundaries(100, 1e3, 1e4, 5e4, 1e5, 2.5e5, 5e5, 1e6, 2.5e6)); err != nil {
 		return nil, fmt.Errorf("create rows per second histogram: %w", err)
