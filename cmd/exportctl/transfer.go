@@ -27,7 +27,7 @@ func (a *app) watch(ctx context.Context, exports auditv1connect.ExportServiceCli
 	if err != nil {
 		return nil, err
 	}
-	defer stream.Close()
+	defer func() { _ = stream.Close() }()
 	var (
 		bar  *progressbar.ProgressBar
 		last *auditv1.ExportJob
@@ -66,7 +66,7 @@ func (a *app) watch(ctx context.Context, exports auditv1connect.ExportServiceCli
 		}
 		line := fmt.Sprintf("%s %s rows %s", jobID, status(j), progress(j))
 		if t := j.GetRowsTotal(); t > 0 {
-			line += fmt.Sprintf(" (%d%%)", j.GetRowsDone()*100/t)
+			line += fmt.Sprintf(" (%d%%)", min(j.GetRowsDone()*100/t, 100))
 		}
 		if !terminalStatus(j.GetStatus()) && j.GetEstimatedCompletion() != nil {
 			line += fmt.Sprintf(" eta %s", max(time.Until(j.GetEstimatedCompletion().AsTime()).Round(time.Second), 0))
@@ -111,16 +111,16 @@ func (a *app) download(ctx context.Context, downloads auditv1connect.DownloadSer
 	if err != nil {
 		return err
 	}
-	defer stream.Close()
+	defer func() { _ = stream.Close() }()
 	// Open the file only once the server has said yes, so a refused
 	// download leaves no empty file behind.
 	var (
 		f       *os.File
-		bar     io.Writer = io.Discard
 		trailer *auditv1.DownloadTrailer
 		info    *auditv1.DownloadInfo
 		written = offset
 	)
+	bar := io.Writer(io.Discard) // a progress bar on a terminal
 	defer func() {
 		if f != nil {
 			_ = f.Close()
@@ -197,7 +197,7 @@ func fileSHA256(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("verify %s: %w", path, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", fmt.Errorf("verify %s: %w", path, err)
