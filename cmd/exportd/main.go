@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -119,7 +120,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	log := newLogger(&cfg, stderr)
-	tel, err := telemetry.New(ctx, telemetry.Config{})
+	tel, err := telemetry.New(ctx, telemetry.Config{ServiceVersion: version()})
 	if err != nil {
 		return err
 	}
@@ -226,6 +227,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 // maxRequestBody caps every request body; the largest real request is a
 // few hundred bytes.
 const maxRequestBody = 4 << 20
+
+// version is the module version this binary was built from, for the
+// service.version resource attribute.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return ""
+}
 
 func dbKind(cfg *config.Config) string {
 	if cfg.DatabaseURL != "" {
