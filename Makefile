@@ -16,8 +16,9 @@ node_modules: package.json package-lock.json
 	@touch node_modules
 
 .PHONY: build
-build: ## Build exportd into bin/
+build: ## Build exportd and exportctl into bin/
 	CGO_ENABLED=0 $(GO) build -o bin/exportd ./cmd/exportd
+	CGO_ENABLED=0 $(GO) build -o bin/exportctl ./cmd/exportctl
 
 .PHONY: run
 run: ## Run exportd on the embedded default (SQLite and artifacts in ./data)

@@ -73,7 +73,9 @@ type ExportJob struct {
 	// ArtifactSha256 holds the value of the "artifact_sha256" field.
 	ArtifactSha256 string `json:"artifact_sha256,omitempty"`
 	// signed manifest JSON
-	Manifest     []byte `json:"manifest,omitempty"`
+	Manifest []byte `json:"manifest,omitempty"`
+	// W3C traceparent of the creating request; the worker's spans link to it
+	TraceParent  string `json:"trace_parent,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -86,7 +88,7 @@ func (*ExportJob) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case exportjob.FieldRowsDone, exportjob.FieldRowsTotal, exportjob.FieldAttempt, exportjob.FieldArtifactSize:
 			values[i] = new(sql.NullInt64)
-		case exportjob.FieldID, exportjob.FieldTenantID, exportjob.FieldRequestedBy, exportjob.FieldRequestedByName, exportjob.FieldReportType, exportjob.FieldFormat, exportjob.FieldStatus, exportjob.FieldError, exportjob.FieldLeaseOwner, exportjob.FieldIdempotencyKey, exportjob.FieldRequestHash, exportjob.FieldPolicyDecision, exportjob.FieldArtifactKey, exportjob.FieldArtifactSha256:
+		case exportjob.FieldID, exportjob.FieldTenantID, exportjob.FieldRequestedBy, exportjob.FieldRequestedByName, exportjob.FieldReportType, exportjob.FieldFormat, exportjob.FieldStatus, exportjob.FieldError, exportjob.FieldLeaseOwner, exportjob.FieldIdempotencyKey, exportjob.FieldRequestHash, exportjob.FieldPolicyDecision, exportjob.FieldArtifactKey, exportjob.FieldArtifactSha256, exportjob.FieldTraceParent:
 			values[i] = new(sql.NullString)
 		case exportjob.FieldPeriodStart, exportjob.FieldPeriodEnd, exportjob.FieldAppliedStart, exportjob.FieldAppliedEnd, exportjob.FieldEstimatedCompletion, exportjob.FieldCreatedAt, exportjob.FieldStartedAt, exportjob.FieldCompletedAt, exportjob.FieldExpiresAt, exportjob.FieldLeaseUntil:
 			values[i] = new(sql.NullTime)
@@ -285,6 +287,12 @@ func (_m *ExportJob) assignValues(columns []string, values []any) error {
 			} else if value != nil {
 				_m.Manifest = *value
 			}
+		case exportjob.FieldTraceParent:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field trace_parent", values[i])
+			} else if value.Valid {
+				_m.TraceParent = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -416,6 +424,9 @@ func (_m *ExportJob) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("manifest=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Manifest))
+	builder.WriteString(", ")
+	builder.WriteString("trace_parent=")
+	builder.WriteString(_m.TraceParent)
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -343,6 +343,20 @@ func (_c *ExportJobCreate) SetManifest(v []byte) *ExportJobCreate {
 	return _c
 }
 
+// SetTraceParent sets the "trace_parent" field.
+func (_c *ExportJobCreate) SetTraceParent(v string) *ExportJobCreate {
+	_c.mutation.SetTraceParent(v)
+	return _c
+}
+
+// SetNillableTraceParent sets the "trace_parent" field if the given value is not nil.
+func (_c *ExportJobCreate) SetNillableTraceParent(v *string) *ExportJobCreate {
+	if v != nil {
+		_c.SetTraceParent(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *ExportJobCreate) SetID(v string) *ExportJobCreate {
 	_c.mutation.SetID(v)
@@ -436,6 +450,10 @@ func (_c *ExportJobCreate) defaults() {
 		v := exportjob.DefaultArtifactSha256
 		_c.mutation.SetArtifactSha256(v)
 	}
+	if _, ok := _c.mutation.TraceParent(); !ok {
+		v := exportjob.DefaultTraceParent
+		_c.mutation.SetTraceParent(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -527,6 +545,9 @@ func (_c *ExportJobCreate) check() error {
 	}
 	if _, ok := _c.mutation.ArtifactSha256(); !ok {
 		return &ValidationError{Name: "artifact_sha256", err: errors.New(`ent: missing required field "ExportJob.artifact_sha256"`)}
+	}
+	if _, ok := _c.mutation.TraceParent(); !ok {
+		return &ValidationError{Name: "trace_parent", err: errors.New(`ent: missing required field "ExportJob.trace_parent"`)}
 	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := exportjob.IDValidator(v); err != nil {
@@ -680,6 +701,10 @@ func (_c *ExportJobCreate) createSpec() (*ExportJob, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Manifest(); ok {
 		_spec.SetField(exportjob.FieldManifest, field.TypeBytes, value)
 		_node.Manifest = value
+	}
+	if value, ok := _c.mutation.TraceParent(); ok {
+		_spec.SetField(exportjob.FieldTraceParent, field.TypeString, value)
+		_node.TraceParent = value
 	}
 	return _node, _spec
 }
@@ -1061,6 +1086,9 @@ func (u *ExportJobUpsertOne) UpdateNewValues() *ExportJobUpsertOne {
 		}
 		if _, exists := u.create.mutation.CreatedAt(); exists {
 			s.SetIgnore(exportjob.FieldCreatedAt)
+		}
+		if _, exists := u.create.mutation.TraceParent(); exists {
+			s.SetIgnore(exportjob.FieldTraceParent)
 		}
 	}))
 	return u
@@ -1634,6 +1662,9 @@ func (u *ExportJobUpsertBulk) UpdateNewValues() *ExportJobUpsertBulk {
 			}
 			if _, exists := b.mutation.CreatedAt(); exists {
 				s.SetIgnore(exportjob.FieldCreatedAt)
+			}
+			if _, exists := b.mutation.TraceParent(); exists {
+				s.SetIgnore(exportjob.FieldTraceParent)
 			}
 		}
 	}))

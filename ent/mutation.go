@@ -5791,6 +5791,7 @@ type ExportJobMutation struct {
 	addartifact_size     *int64
 	artifact_sha256      *string
 	manifest             *[]byte
+	trace_parent         *string
 	clearedFields        map[string]struct{}
 	done                 bool
 	oldValue             func(context.Context) (*ExportJob, error)
@@ -7080,6 +7081,42 @@ func (m *ExportJobMutation) ResetManifest() {
 	delete(m.clearedFields, exportjob.FieldManifest)
 }
 
+// SetTraceParent sets the "trace_parent" field.
+func (m *ExportJobMutation) SetTraceParent(s string) {
+	m.trace_parent = &s
+}
+
+// TraceParent returns the value of the "trace_parent" field in the mutation.
+func (m *ExportJobMutation) TraceParent() (r string, exists bool) {
+	v := m.trace_parent
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTraceParent returns the old "trace_parent" field's value of the ExportJob entity.
+// If the ExportJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ExportJobMutation) OldTraceParent(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTraceParent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTraceParent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTraceParent: %w", err)
+	}
+	return oldValue.TraceParent, nil
+}
+
+// ResetTraceParent resets all changes to the "trace_parent" field.
+func (m *ExportJobMutation) ResetTraceParent() {
+	m.trace_parent = nil
+}
+
 // Where appends a list predicates to the ExportJobMutation builder.
 func (m *ExportJobMutation) Where(ps ...predicate.ExportJob) {
 	m.predicates = append(m.predicates, ps...)
@@ -7114,7 +7151,7 @@ func (m *ExportJobMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ExportJobMutation) Fields() []string {
-	fields := make([]string, 0, 28)
+	fields := make([]string, 0, 29)
 	if m.tenant_id != nil {
 		fields = append(fields, exportjob.FieldTenantID)
 	}
@@ -7199,6 +7236,9 @@ func (m *ExportJobMutation) Fields() []string {
 	if m.manifest != nil {
 		fields = append(fields, exportjob.FieldManifest)
 	}
+	if m.trace_parent != nil {
+		fields = append(fields, exportjob.FieldTraceParent)
+	}
 	return fields
 }
 
@@ -7263,6 +7303,8 @@ func (m *ExportJobMutation) Field(name string) (ent.Value, bool) {
 		return m.ArtifactSha256()
 	case exportjob.FieldManifest:
 		return m.Manifest()
+	case exportjob.FieldTraceParent:
+		return m.TraceParent()
 	}
 	return nil, false
 }
@@ -7328,6 +7370,8 @@ func (m *ExportJobMutation) OldField(ctx context.Context, name string) (ent.Valu
 		return m.OldArtifactSha256(ctx)
 	case exportjob.FieldManifest:
 		return m.OldManifest(ctx)
+	case exportjob.FieldTraceParent:
+		return m.OldTraceParent(ctx)
 	}
 	return nil, fmt.Errorf("unknown ExportJob field %s", name)
 }
@@ -7532,6 +7576,13 @@ func (m *ExportJobMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetManifest(v)
+		return nil
+	case exportjob.FieldTraceParent:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTraceParent(v)
 		return nil
 	}
 	return fmt.Errorf("unknown ExportJob field %s", name)
@@ -7761,6 +7812,9 @@ func (m *ExportJobMutation) ResetField(name string) error {
 		return nil
 	case exportjob.FieldManifest:
 		m.ResetManifest()
+		return nil
+	case exportjob.FieldTraceParent:
+		m.ResetTraceParent()
 		return nil
 	}
 	return fmt.Errorf("unknown ExportJob field %s", name)

@@ -289,6 +289,10 @@ func init() {
 	exportjobDescArtifactSha256 := exportjobFields[27].Descriptor()
 	// exportjob.DefaultArtifactSha256 holds the default value on creation for the artifact_sha256 field.
 	exportjob.DefaultArtifactSha256 = exportjobDescArtifactSha256.Default.(string)
+	// exportjobDescTraceParent is the schema descriptor for trace_parent field.
+	exportjobDescTraceParent := exportjobFields[29].Descriptor()
+	// exportjob.DefaultTraceParent holds the default value on creation for the trace_parent field.
+	exportjob.DefaultTraceParent = exportjobDescTraceParent.Default.(string)
 	// exportjobDescID is the schema descriptor for id field.
 	exportjobDescID := exportjobFields[0].Descriptor()
 	// exportjob.IDValidator is a validator for the "id" field. It is called by the builders before save.

@@ -13,6 +13,8 @@ import (
 
 	"connectrpc.com/connect"
 	"gocloud.dev/blob"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/exportd/exportd/authz"
 	"github.com/exportd/exportd/ent"
@@ -125,6 +127,7 @@ func (h downloadService) Download(ctx context.Context, req *connect.Request[audi
 }
 
 func (s *Server) recordDownload(ctx context.Context, rec store.Download) {
+	s.cfg.Telemetry.Metrics.DownloadBytes.Add(ctx, rec.BytesSent, metric.WithAttributes(attribute.String("protocol", rec.Protocol)))
 	if _, err := s.store.RecordDownload(context.WithoutCancel(ctx), rec); err != nil {
 		s.log.ErrorContext(ctx, "record download", "err", err, "job_id", rec.JobID)
 	}

@@ -18,6 +18,7 @@ import (
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/internal/store"
+	"github.com/exportd/exportd/internal/telemetry"
 	"github.com/exportd/exportd/reports"
 )
 
@@ -61,6 +62,7 @@ func (h exportService) CreateExport(ctx context.Context, req *connect.Request[au
 		PolicyDecision:  c.ExportDecision.String(),
 		Estimate:        estimate(s.store.Now(), rows),
 		RowsTotal:       rows,
+		TraceParent:     telemetry.TraceParent(ctx),
 	})
 	if err != nil {
 		return nil, err

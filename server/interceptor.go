@@ -17,6 +17,7 @@ import (
 	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/tenancy"
+	"github.com/exportd/exportd/internal/telemetry"
 	"github.com/exportd/exportd/reports"
 )
 
@@ -115,6 +116,7 @@ func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, 
 		}
 		s.log.WarnContext(ctx, "authentication failed", "reason", ae.Reason, "key_id", ae.KeyID,
 			"procedure", ci.procedure, "peer", ci.peer)
+		s.cfg.Telemetry.Metrics.Deny(ctx, ae.Reason)
 		if ae.TenantID != "" {
 			// The key id was real: the attempt belongs in that tenant's log.
 			s.audit(ctx, ae.TenantID, reports.Event{
@@ -154,10 +156,12 @@ func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, 
 // reads an audit row.
 func (s *Server) gate(ctx context.Context, c *authz.Caller, r rule) (check string, err error) {
 	if r.pack && !c.CompliancePack {
+		s.cfg.Telemetry.Metrics.Deny(ctx, "compliance_pack")
 		return authz.CheckCompliancePack, &denial{fault.New(fault.FailedPrecondition,
 			"the Compliance Pack add-on is not enabled for this tenant: enable it from Settings › Billing › Add-ons in the console, or ask your account manager")}
 	}
 	if r.perm != "" && !s.enforcer.Allowed(c.TenantID, c.Role, r.perm) {
+		s.cfg.Telemetry.Metrics.Deny(ctx, "permission")
 		return authz.CheckPermission, &denial{fault.New(fault.PermissionDenied, "role %q lacks the %s permission", c.Role, r.perm)}
 	}
 	if r.policy {
@@ -359,12 +363,7 @@ func (s *Server) trusted(ip string) bool {
 	return false
 }
 
-type requestIDKey struct{}
-
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
+func requestID(ctx context.Context) string { return telemetry.RequestID(ctx) }
 
 // withRequestID gives every request an id (the client's X-Request-Id when it
 // sent a sane one), echoed in the response.
@@ -375,7 +374,7 @@ func withRequestID(next http.Handler) http.Handler {
 			id = apikey.RandomID("req_", 20)
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		next.ServeHTTP(w, r.WithContext(telemetry.WithRequestID(r.Context(), id)))
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	"connectrpc.com/otelconnect"
 	"connectrpc.com/validate"
 	"connectrpc.com/vanguard"
 	"gocloud.dev/blob"
@@ -27,6 +29,7 @@ import (
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/reports"
+	"github.com/exportd/exportd/internal/telemetry"
 )
 
 // Config tunes the API.
@@ -43,6 +46,9 @@ type Config struct {
 	// (50/s, burst 200); a negative one, no limit.
 	RateLimit float64
 	RateBurst int
+	// Telemetry traces and meters every RPC and serves /metrics; nil
+	// records nothing.
+	Telemetry *telemetry.Telemetry
 }
 
 // Waker is told when a job is queued.
@@ -82,6 +88,9 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 	if cfg.RateBurst <= 0 {
 		cfg.RateBurst = 200
 	}
+	if cfg.Telemetry == nil {
+		cfg.Telemetry = telemetry.Nop()
+	}
 	return &Server{store: st, enforcer: en, bucket: bucket, runner: runner, log: log, cfg: cfg,
 		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst)}
 }
@@ -89,8 +98,19 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 // Handler serves Connect, gRPC and gRPC-Web for both services, REST under
 // /v1/, reflection, health, and the plain download handler.
 func (s *Server) Handler() (http.Handler, error) {
+	// otelconnect is outermost so the RPC span covers authentication,
+	// auditing and validation, and their database calls nest under it.
+	// Remote spans are linked, not trusted as parents (its default).
+	otel, err := otelconnect.NewInterceptor(
+		otelconnect.WithTracerProvider(s.cfg.Telemetry.Tracer),
+		otelconnect.WithMeterProvider(s.cfg.Telemetry.Meter),
+		otelconnect.WithPropagator(telemetry.Propagator()),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create telemetry interceptor: %w", err)
+	}
 	opts := []connect.HandlerOption{
-		connect.WithInterceptors(interceptor{s}, validate.NewInterceptor()),
+		connect.WithInterceptors(otel, interceptor{s}, validate.NewInterceptor()),
 		connect.WithCodec(jsonCodec{name: "json"}),
 		connect.WithCodec(jsonCodec{name: "json; charset=utf-8"}),
 		connect.WithReadMaxBytes(1 << 20),
@@ -140,6 +160,9 @@ func (s *Server) Handler() (http.Handler, error) {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.HandleFunc("GET /.well-known/exportd-keys.json", s.publicKeys)
+	if s.cfg.Telemetry.Handler != nil {
+		mux.Handle("GET /metrics", s.cfg.Telemetry.Handler)
+	}
 	return withRequestID(mux), nil
 }
 

@@ -9,20 +9,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/exportd/exportd/authz"
 	"github.com/exportd/exportd/internal/blobstore"
+	"github.com/exportd/exportd/internal/certfile"
 	"github.com/exportd/exportd/internal/config"
 	"github.com/exportd/exportd/internal/demo"
 	"github.com/exportd/exportd/internal/jobs"
 	"github.com/exportd/exportd/internal/signing"
 	"github.com/exportd/exportd/internal/store"
+	"github.com/exportd/exportd/internal/telemetry"
 	"github.com/exportd/exportd/reports"
 	"github.com/exportd/exportd/server"
 )
@@ -120,11 +124,7 @@ func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: lvl}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return telemetry.NewLogger(w, cfg.LogFormat, lvl)
 }
 
 func openStore(ctx context.Context, cfg *config.Config) (*store.Store, error) {
@@ -145,11 +145,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	log := newLogger(&cfg, stderr)
-	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
+	tel, err := telemetry.New(ctx, telemetry.Config{ServiceVersion: version()})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(shutCtx); err != nil {
+			log.Warn("flush telemetry", "err", err)
+		}
+	}()
+	st, err := store.OpenWith(ctx, cfg.DatabaseURL, cfg.DataDir, store.Options{TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if err := tel.Metrics.ObserveJobs(st.JobCounts, store.JobStatuses...); err != nil {
+		return err
+	}
 	bucket, err := blobstore.Open(ctx, cfg.BlobURL, cfg.DataDir)
 	if err != nil {
 		return err
@@ -163,7 +177,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	runner := jobs.New(st, bucket, log, jobs.Config{Workers: cfg.Workers, Lease: cfg.Lease})
+	runner := jobs.New(st, bucket, log, jobs.Config{Workers: cfg.Workers, Lease: cfg.Lease, Telemetry: tel})
 	runner.SignWith(keys)
 	rate := cfg.RateLimit
 	if rate == 0 {
@@ -174,24 +188,48 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		TrustedProxies: cfg.TrustedProxies,
 		RateLimit:      rate,
 		RateBurst:      cfg.RateBurst,
+		Telemetry:      tel,
 	})
 	api.PublishKeys(keys)
 	h, err := api.Handler()
 	if err != nil {
 		return err
 	}
-	protocols := new(http.Protocols)
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	protocols.SetHTTP2(true)
 	srv := &http.Server{
-		Addr:              cfg.Addr,
-		Handler:           h,
-		Protocols:         protocols,
+		// Requests are small (no client streaming): anything bigger is
+		// refused before a handler reads it.
+		Handler:           http.MaxBytesHandler(h, maxRequestBody),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		// No WriteTimeout: downloads and WatchExport streams run long.
+		// No ReadTimeout or WriteTimeout: downloads and WatchExport streams
+		// run as long as the artifact takes; the header timeout, the body
+		// limit and the idle timeout bound what a slow client can hold.
+		HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: 250, MaxReceiveBufferPerStream: 1 << 20},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		certs, err := certfile.New(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = certs.Config()
+		protocols.SetHTTP2(true)
+		scheme = "https"
+	} else {
+		// Plain HTTP serves HTTP/1.1 and h2c, for gRPC behind a proxy that
+		// terminates TLS, and for grpcurl -plaintext.
+		protocols.SetUnencryptedHTTP2(true)
+	}
+	srv.Protocols = protocols
+
+	// Listen before logging, so the log names the real port (":0" picks one).
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
 	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	workersDone := make(chan struct{})
@@ -201,11 +239,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	errc := make(chan error, 1)
 	go func() {
-		log.Info("exportd listening", "addr", cfg.Addr, "database", dbKind(&cfg), "workers", cfg.Workers)
-		if cfg.TLSCert != "" {
-			errc <- srv.ListenAndServeTLS(cfg.TLSCert, cfg.TLSKey)
+		log.Info("exportd listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(),
+			"database", dbKind(&cfg), "workers", cfg.Workers)
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
 		} else {
-			errc <- srv.ListenAndServe()
+			errc <- srv.Serve(ln)
 		}
 	}()
 	select {
@@ -222,6 +261,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	stopWork()
 	<-workersDone
 	return err
+}
+
+// maxRequestBody caps every request body; the largest real request is a
+// few hundred bytes.
+const maxRequestBody = 4 << 20
+
+// version is the module version this binary was built from, for the
+// service.version resource attribute.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return ""
 }
 
 func dbKind(cfg *config.Config) string {

@@ -21,16 +21,10 @@ func repoRoot(t *testing.T) string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// buildExportd compiles the real binary.
+// buildExportd returns the real binary, built once by TestMain.
 func buildExportd(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "exportd")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build exportd: %v\n%s", err, out)
-	}
-	return bin
+	return bins.exportd
 }
 
 func freeAddr(t *testing.T) string {

@@ -70,6 +70,8 @@ const (
 	FieldArtifactSha256 = "artifact_sha256"
 	// FieldManifest holds the string denoting the manifest field in the database.
 	FieldManifest = "manifest"
+	// FieldTraceParent holds the string denoting the trace_parent field in the database.
+	FieldTraceParent = "trace_parent"
 	// Table holds the table name of the exportjob in the database.
 	Table = "export_jobs"
 )
@@ -105,6 +107,7 @@ var Columns = []string{
 	FieldArtifactSize,
 	FieldArtifactSha256,
 	FieldManifest,
+	FieldTraceParent,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -150,6 +153,8 @@ var (
 	DefaultArtifactSize int64
 	// DefaultArtifactSha256 holds the default value on creation for the "artifact_sha256" field.
 	DefaultArtifactSha256 string
+	// DefaultTraceParent holds the default value on creation for the "trace_parent" field.
+	DefaultTraceParent string
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
 	IDValidator func(string) error
 )
@@ -324,4 +329,9 @@ func ByArtifactSize(opts ...sql.OrderTermOption) OrderOption {
 // ByArtifactSha256 orders the results by the artifact_sha256 field.
 func ByArtifactSha256(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldArtifactSha256, opts...).ToFunc()
+}
+
+// ByTraceParent orders the results by the trace_parent field.
+func ByTraceParent(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTraceParent, opts...).ToFunc()
 }

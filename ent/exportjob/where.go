@@ -199,6 +199,11 @@ func Manifest(v []byte) predicate.ExportJob {
 	return predicate.ExportJob(sql.FieldEQ(FieldManifest, v))
 }
 
+// TraceParent applies equality check predicate on the "trace_parent" field. It's identical to TraceParentEQ.
+func TraceParent(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldEQ(FieldTraceParent, v))
+}
+
 // TenantIDEQ applies the EQ predicate on the "tenant_id" field.
 func TenantIDEQ(v string) predicate.ExportJob {
 	return predicate.ExportJob(sql.FieldEQ(FieldTenantID, v))
@@ -1667,6 +1672,71 @@ func ManifestIsNil() predicate.ExportJob {
 // ManifestNotNil applies the NotNil predicate on the "manifest" field.
 func ManifestNotNil() predicate.ExportJob {
 	return predicate.ExportJob(sql.FieldNotNull(FieldManifest))
+}
+
+// TraceParentEQ applies the EQ predicate on the "trace_parent" field.
+func TraceParentEQ(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldEQ(FieldTraceParent, v))
+}
+
+// TraceParentNEQ applies the NEQ predicate on the "trace_parent" field.
+func TraceParentNEQ(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldNEQ(FieldTraceParent, v))
+}
+
+// TraceParentIn applies the In predicate on the "trace_parent" field.
+func TraceParentIn(vs ...string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldIn(FieldTraceParent, vs...))
+}
+
+// TraceParentNotIn applies the NotIn predicate on the "trace_parent" field.
+func TraceParentNotIn(vs ...string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldNotIn(FieldTraceParent, vs...))
+}
+
+// TraceParentGT applies the GT predicate on the "trace_parent" field.
+func TraceParentGT(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldGT(FieldTraceParent, v))
+}
+
+// TraceParentGTE applies the GTE predicate on the "trace_parent" field.
+func TraceParentGTE(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldGTE(FieldTraceParent, v))
+}
+
+// TraceParentLT applies the LT predicate on the "trace_parent" field.
+func TraceParentLT(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldLT(FieldTraceParent, v))
+}
+
+// TraceParentLTE applies the LTE predicate on the "trace_parent" field.
+func TraceParentLTE(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldLTE(FieldTraceParent, v))
+}
+
+// TraceParentContains applies the Contains predicate on the "trace_parent" field.
+func TraceParentContains(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldContains(FieldTraceParent, v))
+}
+
+// TraceParentHasPrefix applies the HasPrefix predicate on the "trace_parent" field.
+func TraceParentHasPrefix(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldHasPrefix(FieldTraceParent, v))
+}
+
+// TraceParentHasSuffix applies the HasSuffix predicate on the "trace_parent" field.
+func TraceParentHasSuffix(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldHasSuffix(FieldTraceParent, v))
+}
+
+// TraceParentEqualFold applies the EqualFold predicate on the "trace_parent" field.
+func TraceParentEqualFold(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldEqualFold(FieldTraceParent, v))
+}
+
+// TraceParentContainsFold applies the ContainsFold predicate on the "trace_parent" field.
+func TraceParentContainsFold(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldContainsFold(FieldTraceParent, v))
 }
 
 // And groups predicates with the AND operator between them.

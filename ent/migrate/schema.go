@@ -225,6 +225,7 @@ var (
 		{Name: "artifact_size", Type: field.TypeInt64, Default: 0},
 		{Name: "artifact_sha256", Type: field.TypeString, Default: ""},
 		{Name: "manifest", Type: field.TypeBytes, Nullable: true},
+		{Name: "trace_parent", Type: field.TypeString, Default: ""},
 	}
 	// ExportJobsTable holds the schema information for the "export_jobs" table.
 	ExportJobsTable = &schema.Table{

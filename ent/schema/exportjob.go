@@ -46,6 +46,7 @@ func (ExportJob) Fields() []ent.Field {
 		field.Int64("artifact_size").Default(0),
 		field.String("artifact_sha256").Default(""),
 		field.Bytes("manifest").Optional().Comment("signed manifest JSON"),
+		field.String("trace_parent").Default("").Immutable().Comment("W3C traceparent of the creating request; the worker's spans link to it"),
 	}
 }
 

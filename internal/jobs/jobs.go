@@ -18,11 +18,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"gocloud.dev/blob"
 
 	"github.com/exportd/exportd/ent"
 	"github.com/exportd/exportd/internal/apikey"
 	"github.com/exportd/exportd/internal/store"
+	"github.com/exportd/exportd/internal/telemetry"
 	"github.com/exportd/exportd/reports"
 )
 
@@ -31,6 +36,9 @@ type Config struct {
 	Workers      int           // concurrent jobs in this process
 	Lease        time.Duration // how long a claim lasts without a heartbeat
 	PollInterval time.Duration // how often idle workers look for work
+	// Telemetry traces each job's stages and meters jobs; nil records
+	// nothing.
+	Telemetry *telemetry.Telemetry
 }
 
 // Runner executes export jobs in this process.
@@ -42,6 +50,7 @@ type Runner struct {
 	owner  string
 	wake   chan struct{}
 	signer Signer
+	tracer trace.Tracer
 }
 
 // Signer signs manifests.
@@ -60,6 +69,9 @@ func New(st *store.Store, bucket *blob.Bucket, log *slog.Logger, cfg Config) *Ru
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
 	}
+	if cfg.Telemetry == nil {
+		cfg.Telemetry = telemetry.Nop()
+	}
 	host, _ := os.Hostname()
 	return &Runner{
 		store:  st,
@@ -68,6 +80,7 @@ func New(st *store.Store, bucket *blob.Bucket, log *slog.Logger, cfg Config) *Ru
 		cfg:    cfg,
 		owner:  host + "/" + strconv.Itoa(os.Getpid()) + "/" + apikey.RandomID("", 6),
 		wake:   make(chan struct{}, 1),
+		tracer: cfg.Telemetry.Tracer.Tracer("github.com/exportd/exportd/internal/jobs"),
 	}
 }
 
@@ -96,17 +109,18 @@ func (r *Runner) loop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		for {
+			claimed := time.Now()
 			j, err := r.store.ClaimJob(ctx, r.owner, r.cfg.Lease)
 			if err != nil {
 				if ctx.Err() == nil {
-					r.log.Error("claim job", "err", err)
+					r.log.ErrorContext(ctx, "claim job", "err", err)
 				}
 				break
 			}
 			if j == nil {
 				break
 			}
-			r.execute(ctx, j)
+			r.execute(ctx, j, claimed)
 		}
 		select {
 		case <-ctx.Done():
@@ -117,38 +131,75 @@ func (r *Runner) loop(ctx context.Context) {
 	}
 }
 
-// execute runs one claimed job to COMPLETED or FAILED.
-func (r *Runner) execute(ctx context.Context, j *ent.ExportJob) {
+// execute runs one claimed job to COMPLETED or FAILED. The job's trace is
+// a new one, linked to the request that created the job: a job outlives its
+// request and may run on another replica, after a retry.
+func (r *Runner) execute(ctx context.Context, j *ent.ExportJob, claimed time.Time) {
+	attrs := []attribute.KeyValue{
+		attribute.String("exportd.job_id", j.ID), attribute.String("exportd.report_type", j.ReportType),
+		attribute.String("exportd.format", j.Format), attribute.Int("exportd.attempt", j.Attempt),
+	}
+	opts := []trace.SpanStartOption{trace.WithNewRoot(), trace.WithTimestamp(claimed), trace.WithAttributes(attrs...)}
+	if l, ok := telemetry.LinkTo(j.TraceParent); ok {
+		opts = append(opts, trace.WithLinks(l))
+	}
+	ctx, span := r.tracer.Start(ctx, "export.job", opts...)
+	defer span.End()
+	// The claim already happened; its span is recorded after the fact so
+	// that idle polls leave no traces.
+	_, claim := r.tracer.Start(ctx, "export.claim", trace.WithTimestamp(claimed))
+	claim.End()
+
 	log := r.log.With("job_id", j.ID, "tenant_id", j.TenantID, "attempt", j.Attempt)
-	log.Info("export started", "report_type", j.ReportType, "format", j.Format)
-	start := time.Now()
+	log.InfoContext(ctx, "export started", "report_type", j.ReportType, "format", j.Format)
+	start := claimed
+	m := r.cfg.Telemetry.Metrics
+	kind := metric.WithAttributes(attribute.String("report_type", j.ReportType), attribute.String("format", j.Format))
 	art, err := r.generate(ctx, j)
 	if errors.Is(err, store.ErrLeaseLost) {
-		log.Warn("export lost its lease; another attempt owns it")
+		log.WarnContext(ctx, "export lost its lease; another attempt owns it")
+		span.SetStatus(codes.Error, "lease lost")
 		return
 	}
 	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "generation failed")
 		if ctx.Err() != nil {
 			// Shutting down: leave the lease to lapse so another worker resumes.
-			log.Info("export interrupted by shutdown")
+			log.InfoContext(ctx, "export interrupted by shutdown")
 			return
 		}
-		log.Error("export failed", "err", err)
+		log.ErrorContext(ctx, "export failed", "err", err)
 		if ferr := r.store.FailJob(context.WithoutCancel(ctx), j, failureMessage(err)); ferr != nil && !errors.Is(ferr, store.ErrLeaseLost) {
-			log.Error("record failure", "err", ferr)
+			log.ErrorContext(ctx, "record failure", "err", ferr)
+			return
 		}
+		m.JobsFinished.Add(ctx, 1, kind, metric.WithAttributes(attribute.String("status", "FAILED")))
+		m.JobDuration.Record(ctx, time.Since(start).Seconds(), kind, metric.WithAttributes(attribute.String("status", "FAILED")))
 		return
 	}
-	tenant, err := r.store.Tenant(ctx, j.TenantID)
+	cctx, commit := r.tracer.Start(ctx, "export.commit")
+	tenant, err := r.store.Tenant(cctx, j.TenantID)
 	window := 7 * 24 * time.Hour
 	if err == nil {
 		window = time.Duration(tenant.DownloadWindowDays) * 24 * time.Hour
 	}
-	if err := r.store.CompleteJob(ctx, j, art, window); err != nil {
-		log.Error("commit export", "err", err)
+	err = r.store.CompleteJob(cctx, j, art, window)
+	commit.End()
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "commit failed")
+		log.ErrorContext(ctx, "commit export", "err", err)
 		return
 	}
-	log.Info("export completed", "rows", art.Rows, "bytes", art.Size, "duration", time.Since(start))
+	took := time.Since(start)
+	span.SetAttributes(attribute.Int64("exportd.rows", art.Rows), attribute.Int64("exportd.bytes", art.Size))
+	m.JobsFinished.Add(ctx, 1, kind, metric.WithAttributes(attribute.String("status", "COMPLETED")))
+	m.JobDuration.Record(ctx, took.Seconds(), kind, metric.WithAttributes(attribute.String("status", "COMPLETED")))
+	if took > 0 {
+		m.JobRowsPerSecond.Record(ctx, float64(art.Rows)/took.Seconds(), kind)
+	}
+	log.InfoContext(ctx, "export completed", "rows", art.Rows, "bytes", art.Size, "duration", took)
 }
 
 func failureMessage(err error) string {
@@ -163,11 +214,14 @@ func ArtifactKey(j *ent.ExportJob) string {
 
 // generate writes the report to the blob store while heartbeating.
 func (r *Runner) generate(ctx context.Context, j *ent.ExportJob) (store.Artifact, error) {
-	tenant, err := r.store.Tenant(ctx, j.TenantID)
+	qctx, query := r.tracer.Start(ctx, "export.query")
+	tenant, err := r.store.Tenant(qctx, j.TenantID)
 	if err != nil {
+		query.End()
 		return store.Artifact{}, err
 	}
-	watermark, err := r.store.LastSequence(ctx, j.TenantID)
+	watermark, err := r.store.LastSequence(qctx, j.TenantID)
+	query.End()
 	if err != nil {
 		return store.Artifact{}, err
 	}
@@ -220,7 +274,16 @@ func (r *Runner) generate(ctx context.Context, j *ent.ExportJob) (store.Artifact
 	}
 	h := sha256.New()
 	cw := &countingWriter{w: io.MultiWriter(w, h)}
-	sum, genErr := reports.Generate(jobCtx, cw, req, r.store.Source(j.TenantID), func(n int64) { rows.Store(n) })
+	// Generation reads the log and streams the encoded report into the
+	// upload as it goes; "upload" is the final flush that commits the object.
+	gctx, gen := r.tracer.Start(jobCtx, "export.generate")
+	sum, genErr := reports.Generate(gctx, cw, req, r.store.Source(j.TenantID), func(n int64) { rows.Store(n) })
+	gen.SetAttributes(attribute.Int64("exportd.rows", rows.Load()))
+	if genErr != nil {
+		gen.RecordError(genErr)
+		gen.SetStatus(codes.Error, "generate failed")
+	}
+	gen.End()
 	if genErr != nil {
 		// Closing a writer whose context is cancelled discards the upload.
 		cancel(genErr)
@@ -231,7 +294,10 @@ func (r *Runner) generate(ctx context.Context, j *ent.ExportJob) (store.Artifact
 		}
 		return store.Artifact{}, genErr
 	}
-	if err := w.Close(); err != nil {
+	_, upload := r.tracer.Start(jobCtx, "export.upload", trace.WithAttributes(attribute.Int64("exportd.bytes", cw.n)))
+	err = w.Close()
+	upload.End()
+	if err != nil {
 		cancel(err)
 		<-hbDone
 		return store.Artifact{}, fmt.Errorf("commit artifact: %w", err)
@@ -242,7 +308,10 @@ func (r *Runner) generate(ctx context.Context, j *ent.ExportJob) (store.Artifact
 	digest := hex.EncodeToString(h.Sum(nil))
 	m := reports.NewManifest(j.ID, req, sum, digest, cw.n)
 	if r.signer != nil {
-		if err := r.signer.Sign(&m); err != nil {
+		_, sign := r.tracer.Start(ctx, "export.sign")
+		err := r.signer.Sign(&m)
+		sign.End()
+		if err != nil {
 			return store.Artifact{}, err
 		}
 	}

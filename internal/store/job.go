@@ -35,6 +35,7 @@ type NewJob struct {
 	PolicyDecision  string
 	Estimate        time.Time
 	RowsTotal       int64
+	TraceParent     string // W3C traceparent of the creating request
 }
 
 // CreateJob queues a job. With an idempotency key, a retry of the same request
@@ -63,7 +64,8 @@ func (s *Store) CreateJob(ctx context.Context, nj NewJob) (job *ent.ExportJob, c
 		SetEstimatedCompletion(micro(nj.Estimate)).
 		SetCreatedAt(micro(s.now())).
 		SetRequestHash(nj.RequestHash).
-		SetPolicyDecision(nj.PolicyDecision)
+		SetPolicyDecision(nj.PolicyDecision).
+		SetTraceParent(nj.TraceParent)
 	if nj.IdempotencyKey != "" {
 		c.SetIdempotencyKey(nj.IdempotencyKey)
 	}

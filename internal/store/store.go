@@ -15,7 +15,11 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
-	_ "github.com/lib/pq"  // PostgreSQL driver
+	"github.com/XSAM/otelsql"
+	_ "github.com/lib/pq" // PostgreSQL driver
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 	_ "modernc.org/sqlite" // SQLite driver, pure Go
 
 	"github.com/exportd/exportd/ent"
@@ -30,17 +34,52 @@ type Store struct {
 	now     func() time.Time
 }
 
+// Options tune Open.
+type Options struct {
+	// TracerProvider, when set, traces every statement (otelsql) as a child
+	// of the span in the caller's context; statements outside any span are
+	// not traced.
+	TracerProvider trace.TracerProvider
+	// MeterProvider, when set with TracerProvider, receives otelsql's
+	// database latency metrics.
+	MeterProvider metric.MeterProvider
+}
+
 // Open connects to PostgreSQL when databaseURL is set, otherwise to the SQLite
 // file exportd.db in dataDir, and migrates the schema.
 func Open(ctx context.Context, databaseURL, dataDir string) (*Store, error) {
+	return OpenWith(ctx, databaseURL, dataDir, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, databaseURL, dataDir string, o Options) (*Store, error) {
 	var (
 		db  *sql.DB
 		d   string
 		err error
 	)
+	open := sql.Open
+	if o.TracerProvider != nil {
+		open = func(driverName, dsn string) (*sql.DB, error) {
+			system := semconv.DBSystemNameSQLite
+			if driverName == "postgres" {
+				system = semconv.DBSystemNamePostgreSQL
+			}
+			opts := []otelsql.Option{
+				otelsql.WithTracerProvider(o.TracerProvider),
+				otelsql.WithAttributes(system),
+				// Pool bookkeeping spans say nothing about the work.
+				otelsql.WithSpanOptions(otelsql.SpanOptions{OmitConnResetSession: true, OmitConnectorConnect: true}),
+			}
+			if o.MeterProvider != nil {
+				opts = append(opts, otelsql.WithMeterProvider(o.MeterProvider))
+			}
+			return otelsql.Open(driverName, dsn, opts...)
+		}
+	}
 	if databaseURL != "" {
 		d = dialect.Postgres
-		db, err = sql.Open("postgres", databaseURL)
+		db, err = open("postgres", databaseURL)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
@@ -51,7 +90,7 @@ func Open(ctx context.Context, databaseURL, dataDir string) (*Store, error) {
 		if err := os.MkdirAll(dataDir, 0o750); err != nil {
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
-		db, err = sql.Open("sqlite", SQLiteDSN(filepath.Join(dataDir, "exportd.db")))
+		db, err = open("sqlite", SQLiteDSN(filepath.Join(dataDir, "exportd.db")))
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}

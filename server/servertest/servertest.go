@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	"github.com/exportd/exportd/internal/signing"
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/store/storetest"
+	"github.com/exportd/exportd/internal/telemetry"
 	"github.com/exportd/exportd/server"
 )
 
@@ -39,6 +41,9 @@ type Env struct {
 	Log    *LogBuffer
 	// Enforcer is the server's: it persists custom roles.
 	Enforcer *authz.Enforcer
+	// Certificate is the server's self-signed certificate, for clients
+	// that need it as a CA file.
+	Certificate *x509.Certificate
 }
 
 // Options tune Start.
@@ -49,6 +54,9 @@ type Options struct {
 	NoWorkers bool
 	// BlobURL is the artifact bucket; empty means mem://.
 	BlobURL string
+	// Telemetry, when set, traces and meters the server and workers and
+	// serves /metrics (open the store with the same providers to trace SQL).
+	Telemetry *telemetry.Telemetry
 }
 
 // Start runs exportd on a fresh store of dialect until the test ends.
@@ -70,7 +78,7 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 		t.Fatal(err)
 	}
 	logs := &LogBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := telemetry.NewLogger(logs, "text", slog.LevelDebug)
 	en, err := authz.Open(ctx, st.Ent)
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +89,12 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 	keys, err := signing.New(ctx, st, "", log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.Telemetry != nil {
+		o.Jobs.Telemetry, o.Server.Telemetry = o.Telemetry, o.Telemetry
+		if err := o.Telemetry.Metrics.ObserveJobs(st.JobCounts, store.JobStatuses...); err != nil {
+			t.Fatal(err)
+		}
 	}
 	runner := jobs.New(st, bucket, log, o.Jobs)
 	runner.SignWith(keys)
@@ -111,7 +125,7 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 		<-watched
 		bucket.Close()
 	})
-	return &Env{URL: srv.URL, Client: srv.Client(), Store: st, Bucket: bucket, Runner: runner, Keys: keys, Log: logs, Enforcer: en}
+	return &Env{URL: srv.URL, Client: srv.Client(), Store: st, Bucket: bucket, Runner: runner, Keys: keys, Log: logs, Enforcer: en, Certificate: srv.Certificate()}
 }
 
 // Tenant creates a tenant and returns its id.
