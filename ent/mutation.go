@@ -1963,29 +1963,31 @@ func (m *AttestationRecordMutation) ResetEdge(name string) error {
 // AuditEventMutation represents an operation that mutates the AuditEvent nodes in the graph.
 type AuditEventMutation struct {
 	config
-	op            Op
-	typ           string
-	id            *int64
-	tenant_id     *string
-	sequence      *int64
-	addsequence   *int64
-	occurred_at   *time.Time
-	actor_id      *string
-	actor_type    *string
-	action        *string
-	resource_type *string
-	resource_id   *string
-	outcome       *auditevent.Outcome
-	category      *auditevent.Category
-	phi           *bool
-	ip            *string
-	user_agent    *string
-	request_id    *string
-	metadata      *map[string]interface{}
-	clearedFields map[string]struct{}
-	done          bool
-	oldValue      func(context.Context) (*AuditEvent, error)
-	predicates    []predicate.AuditEvent
+	op              Op
+	typ             string
+	id              *int64
+	tenant_id       *string
+	sequence        *int64
+	addsequence     *int64
+	occurred_at     *time.Time
+	actor_id        *string
+	actor_type      *string
+	action          *string
+	resource_type   *string
+	resource_id     *string
+	outcome         *auditevent.Outcome
+	category        *auditevent.Category
+	phi             *bool
+	ip              *string
+	user_agent      *string
+	request_id      *string
+	metadata        *map[string]interface{}
+	client_event_id *string
+	hash            *string
+	clearedFields   map[string]struct{}
+	done            bool
+	oldValue        func(context.Context) (*AuditEvent, error)
+	predicates      []predicate.AuditEvent
 }
 
 var _ ent.Mutation = (*AuditEventMutation)(nil)
@@ -2665,6 +2667,91 @@ func (m *AuditEventMutation) ResetMetadata() {
 	delete(m.clearedFields, auditevent.FieldMetadata)
 }
 
+// SetClientEventID sets the "client_event_id" field.
+func (m *AuditEventMutation) SetClientEventID(s string) {
+	m.client_event_id = &s
+}
+
+// ClientEventID returns the value of the "client_event_id" field in the mutation.
+func (m *AuditEventMutation) ClientEventID() (r string, exists bool) {
+	v := m.client_event_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldClientEventID returns the old "client_event_id" field's value of the AuditEvent entity.
+// If the AuditEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditEventMutation) OldClientEventID(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldClientEventID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldClientEventID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldClientEventID: %w", err)
+	}
+	return oldValue.ClientEventID, nil
+}
+
+// ClearClientEventID clears the value of the "client_event_id" field.
+func (m *AuditEventMutation) ClearClientEventID() {
+	m.client_event_id = nil
+	m.clearedFields[auditevent.FieldClientEventID] = struct{}{}
+}
+
+// ClientEventIDCleared returns if the "client_event_id" field was cleared in this mutation.
+func (m *AuditEventMutation) ClientEventIDCleared() bool {
+	_, ok := m.clearedFields[auditevent.FieldClientEventID]
+	return ok
+}
+
+// ResetClientEventID resets all changes to the "client_event_id" field.
+func (m *AuditEventMutation) ResetClientEventID() {
+	m.client_event_id = nil
+	delete(m.clearedFields, auditevent.FieldClientEventID)
+}
+
+// SetHash sets the "hash" field.
+func (m *AuditEventMutation) SetHash(s string) {
+	m.hash = &s
+}
+
+// Hash returns the value of the "hash" field in the mutation.
+func (m *AuditEventMutation) Hash() (r string, exists bool) {
+	v := m.hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHash returns the old "hash" field's value of the AuditEvent entity.
+// If the AuditEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditEventMutation) OldHash(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHash: %w", err)
+	}
+	return oldValue.Hash, nil
+}
+
+// ResetHash resets all changes to the "hash" field.
+func (m *AuditEventMutation) ResetHash() {
+	m.hash = nil
+}
+
 // Where appends a list predicates to the AuditEventMutation builder.
 func (m *AuditEventMutation) Where(ps ...predicate.AuditEvent) {
 	m.predicates = append(m.predicates, ps...)
@@ -2699,7 +2786,7 @@ func (m *AuditEventMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AuditEventMutation) Fields() []string {
-	fields := make([]string, 0, 15)
+	fields := make([]string, 0, 17)
 	if m.tenant_id != nil {
 		fields = append(fields, auditevent.FieldTenantID)
 	}
@@ -2745,6 +2832,12 @@ func (m *AuditEventMutation) Fields() []string {
 	if m.metadata != nil {
 		fields = append(fields, auditevent.FieldMetadata)
 	}
+	if m.client_event_id != nil {
+		fields = append(fields, auditevent.FieldClientEventID)
+	}
+	if m.hash != nil {
+		fields = append(fields, auditevent.FieldHash)
+	}
 	return fields
 }
 
@@ -2783,6 +2876,10 @@ func (m *AuditEventMutation) Field(name string) (ent.Value, bool) {
 		return m.RequestID()
 	case auditevent.FieldMetadata:
 		return m.Metadata()
+	case auditevent.FieldClientEventID:
+		return m.ClientEventID()
+	case auditevent.FieldHash:
+		return m.Hash()
 	}
 	return nil, false
 }
@@ -2822,6 +2919,10 @@ func (m *AuditEventMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldRequestID(ctx)
 	case auditevent.FieldMetadata:
 		return m.OldMetadata(ctx)
+	case auditevent.FieldClientEventID:
+		return m.OldClientEventID(ctx)
+	case auditevent.FieldHash:
+		return m.OldHash(ctx)
 	}
 	return nil, fmt.Errorf("unknown AuditEvent field %s", name)
 }
@@ -2936,6 +3037,20 @@ func (m *AuditEventMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetMetadata(v)
 		return nil
+	case auditevent.FieldClientEventID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetClientEventID(v)
+		return nil
+	case auditevent.FieldHash:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHash(v)
+		return nil
 	}
 	return fmt.Errorf("unknown AuditEvent field %s", name)
 }
@@ -2984,6 +3099,9 @@ func (m *AuditEventMutation) ClearedFields() []string {
 	if m.FieldCleared(auditevent.FieldMetadata) {
 		fields = append(fields, auditevent.FieldMetadata)
 	}
+	if m.FieldCleared(auditevent.FieldClientEventID) {
+		fields = append(fields, auditevent.FieldClientEventID)
+	}
 	return fields
 }
 
@@ -3000,6 +3118,9 @@ func (m *AuditEventMutation) ClearField(name string) error {
 	switch name {
 	case auditevent.FieldMetadata:
 		m.ClearMetadata()
+		return nil
+	case auditevent.FieldClientEventID:
+		m.ClearClientEventID()
 		return nil
 	}
 	return fmt.Errorf("unknown AuditEvent nullable field %s", name)
@@ -3053,6 +3174,12 @@ func (m *AuditEventMutation) ResetField(name string) error {
 		return nil
 	case auditevent.FieldMetadata:
 		m.ResetMetadata()
+		return nil
+	case auditevent.FieldClientEventID:
+		m.ResetClientEventID()
+		return nil
+	case auditevent.FieldHash:
+		m.ResetHash()
 		return nil
 	}
 	return fmt.Errorf("unknown AuditEvent field %s", name)
@@ -7113,6 +7240,10 @@ type TenantMutation struct {
 	hipaa_profile           *map[string]interface{}
 	event_seq               *int64
 	addevent_seq            *int64
+	chain_head              *string
+	chain_base_seq          *int64
+	addchain_base_seq       *int64
+	chain_base_hash         *string
 	created_at              *time.Time
 	clearedFields           map[string]struct{}
 	done                    bool
@@ -7598,6 +7729,134 @@ func (m *TenantMutation) ResetEventSeq() {
 	m.addevent_seq = nil
 }
 
+// SetChainHead sets the "chain_head" field.
+func (m *TenantMutation) SetChainHead(s string) {
+	m.chain_head = &s
+}
+
+// ChainHead returns the value of the "chain_head" field in the mutation.
+func (m *TenantMutation) ChainHead() (r string, exists bool) {
+	v := m.chain_head
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldChainHead returns the old "chain_head" field's value of the Tenant entity.
+// If the Tenant object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TenantMutation) OldChainHead(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldChainHead is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldChainHead requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldChainHead: %w", err)
+	}
+	return oldValue.ChainHead, nil
+}
+
+// ResetChainHead resets all changes to the "chain_head" field.
+func (m *TenantMutation) ResetChainHead() {
+	m.chain_head = nil
+}
+
+// SetChainBaseSeq sets the "chain_base_seq" field.
+func (m *TenantMutation) SetChainBaseSeq(i int64) {
+	m.chain_base_seq = &i
+	m.addchain_base_seq = nil
+}
+
+// ChainBaseSeq returns the value of the "chain_base_seq" field in the mutation.
+func (m *TenantMutation) ChainBaseSeq() (r int64, exists bool) {
+	v := m.chain_base_seq
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldChainBaseSeq returns the old "chain_base_seq" field's value of the Tenant entity.
+// If the Tenant object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TenantMutation) OldChainBaseSeq(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldChainBaseSeq is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldChainBaseSeq requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldChainBaseSeq: %w", err)
+	}
+	return oldValue.ChainBaseSeq, nil
+}
+
+// AddChainBaseSeq adds i to the "chain_base_seq" field.
+func (m *TenantMutation) AddChainBaseSeq(i int64) {
+	if m.addchain_base_seq != nil {
+		*m.addchain_base_seq += i
+	} else {
+		m.addchain_base_seq = &i
+	}
+}
+
+// AddedChainBaseSeq returns the value that was added to the "chain_base_seq" field in this mutation.
+func (m *TenantMutation) AddedChainBaseSeq() (r int64, exists bool) {
+	v := m.addchain_base_seq
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetChainBaseSeq resets all changes to the "chain_base_seq" field.
+func (m *TenantMutation) ResetChainBaseSeq() {
+	m.chain_base_seq = nil
+	m.addchain_base_seq = nil
+}
+
+// SetChainBaseHash sets the "chain_base_hash" field.
+func (m *TenantMutation) SetChainBaseHash(s string) {
+	m.chain_base_hash = &s
+}
+
+// ChainBaseHash returns the value of the "chain_base_hash" field in the mutation.
+func (m *TenantMutation) ChainBaseHash() (r string, exists bool) {
+	v := m.chain_base_hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldChainBaseHash returns the old "chain_base_hash" field's value of the Tenant entity.
+// If the Tenant object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TenantMutation) OldChainBaseHash(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldChainBaseHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldChainBaseHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldChainBaseHash: %w", err)
+	}
+	return oldValue.ChainBaseHash, nil
+}
+
+// ResetChainBaseHash resets all changes to the "chain_base_hash" field.
+func (m *TenantMutation) ResetChainBaseHash() {
+	m.chain_base_hash = nil
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (m *TenantMutation) SetCreatedAt(t time.Time) {
 	m.created_at = &t
@@ -7668,7 +7927,7 @@ func (m *TenantMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *TenantMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 12)
 	if m.name != nil {
 		fields = append(fields, tenant.FieldName)
 	}
@@ -7692,6 +7951,15 @@ func (m *TenantMutation) Fields() []string {
 	}
 	if m.event_seq != nil {
 		fields = append(fields, tenant.FieldEventSeq)
+	}
+	if m.chain_head != nil {
+		fields = append(fields, tenant.FieldChainHead)
+	}
+	if m.chain_base_seq != nil {
+		fields = append(fields, tenant.FieldChainBaseSeq)
+	}
+	if m.chain_base_hash != nil {
+		fields = append(fields, tenant.FieldChainBaseHash)
 	}
 	if m.created_at != nil {
 		fields = append(fields, tenant.FieldCreatedAt)
@@ -7720,6 +7988,12 @@ func (m *TenantMutation) Field(name string) (ent.Value, bool) {
 		return m.HipaaProfile()
 	case tenant.FieldEventSeq:
 		return m.EventSeq()
+	case tenant.FieldChainHead:
+		return m.ChainHead()
+	case tenant.FieldChainBaseSeq:
+		return m.ChainBaseSeq()
+	case tenant.FieldChainBaseHash:
+		return m.ChainBaseHash()
 	case tenant.FieldCreatedAt:
 		return m.CreatedAt()
 	}
@@ -7747,6 +8021,12 @@ func (m *TenantMutation) OldField(ctx context.Context, name string) (ent.Value, 
 		return m.OldHipaaProfile(ctx)
 	case tenant.FieldEventSeq:
 		return m.OldEventSeq(ctx)
+	case tenant.FieldChainHead:
+		return m.OldChainHead(ctx)
+	case tenant.FieldChainBaseSeq:
+		return m.OldChainBaseSeq(ctx)
+	case tenant.FieldChainBaseHash:
+		return m.OldChainBaseHash(ctx)
 	case tenant.FieldCreatedAt:
 		return m.OldCreatedAt(ctx)
 	}
@@ -7814,6 +8094,27 @@ func (m *TenantMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetEventSeq(v)
 		return nil
+	case tenant.FieldChainHead:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetChainHead(v)
+		return nil
+	case tenant.FieldChainBaseSeq:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetChainBaseSeq(v)
+		return nil
+	case tenant.FieldChainBaseHash:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetChainBaseHash(v)
+		return nil
 	case tenant.FieldCreatedAt:
 		v, ok := value.(time.Time)
 		if !ok {
@@ -7838,6 +8139,9 @@ func (m *TenantMutation) AddedFields() []string {
 	if m.addevent_seq != nil {
 		fields = append(fields, tenant.FieldEventSeq)
 	}
+	if m.addchain_base_seq != nil {
+		fields = append(fields, tenant.FieldChainBaseSeq)
+	}
 	return fields
 }
 
@@ -7852,6 +8156,8 @@ func (m *TenantMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedDownloadWindowDays()
 	case tenant.FieldEventSeq:
 		return m.AddedEventSeq()
+	case tenant.FieldChainBaseSeq:
+		return m.AddedChainBaseSeq()
 	}
 	return nil, false
 }
@@ -7881,6 +8187,13 @@ func (m *TenantMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddEventSeq(v)
+		return nil
+	case tenant.FieldChainBaseSeq:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddChainBaseSeq(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Tenant numeric field %s", name)
@@ -7947,6 +8260,15 @@ func (m *TenantMutation) ResetField(name string) error {
 		return nil
 	case tenant.FieldEventSeq:
 		m.ResetEventSeq()
+		return nil
+	case tenant.FieldChainHead:
+		m.ResetChainHead()
+		return nil
+	case tenant.FieldChainBaseSeq:
+		m.ResetChainBaseSeq()
+		return nil
+	case tenant.FieldChainBaseHash:
+		m.ResetChainBaseHash()
 		return nil
 	case tenant.FieldCreatedAt:
 		m.ResetCreatedAt()

@@ -114,6 +114,10 @@ func init() {
 	auditeventDescRequestID := auditeventFields[14].Descriptor()
 	// auditevent.DefaultRequestID holds the default value on creation for the request_id field.
 	auditevent.DefaultRequestID = auditeventDescRequestID.Default.(string)
+	// auditeventDescHash is the schema descriptor for hash field.
+	auditeventDescHash := auditeventFields[17].Descriptor()
+	// auditevent.DefaultHash holds the default value on creation for the hash field.
+	auditevent.DefaultHash = auditeventDescHash.Default.(string)
 	downloadrecordFields := schema.DownloadRecord{}.Fields()
 	_ = downloadrecordFields
 	// downloadrecordDescJobID is the schema descriptor for job_id field.
@@ -288,8 +292,20 @@ func init() {
 	tenantDescEventSeq := tenantFields[8].Descriptor()
 	// tenant.DefaultEventSeq holds the default value on creation for the event_seq field.
 	tenant.DefaultEventSeq = tenantDescEventSeq.Default.(int64)
+	// tenantDescChainHead is the schema descriptor for chain_head field.
+	tenantDescChainHead := tenantFields[9].Descriptor()
+	// tenant.DefaultChainHead holds the default value on creation for the chain_head field.
+	tenant.DefaultChainHead = tenantDescChainHead.Default.(string)
+	// tenantDescChainBaseSeq is the schema descriptor for chain_base_seq field.
+	tenantDescChainBaseSeq := tenantFields[10].Descriptor()
+	// tenant.DefaultChainBaseSeq holds the default value on creation for the chain_base_seq field.
+	tenant.DefaultChainBaseSeq = tenantDescChainBaseSeq.Default.(int64)
+	// tenantDescChainBaseHash is the schema descriptor for chain_base_hash field.
+	tenantDescChainBaseHash := tenantFields[11].Descriptor()
+	// tenant.DefaultChainBaseHash holds the default value on creation for the chain_base_hash field.
+	tenant.DefaultChainBaseHash = tenantDescChainBaseHash.Default.(string)
 	// tenantDescCreatedAt is the schema descriptor for created_at field.
-	tenantDescCreatedAt := tenantFields[9].Descriptor()
+	tenantDescCreatedAt := tenantFields[12].Descriptor()
 	// tenant.DefaultCreatedAt holds the default value on creation for the created_at field.
 	tenant.DefaultCreatedAt = tenantDescCreatedAt.Default.(func() time.Time)
 	// tenantDescID is the schema descriptor for id field.

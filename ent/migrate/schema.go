@@ -83,6 +83,8 @@ var (
 		{Name: "user_agent", Type: field.TypeString, Default: ""},
 		{Name: "request_id", Type: field.TypeString, Default: ""},
 		{Name: "metadata", Type: field.TypeJSON, Nullable: true},
+		{Name: "client_event_id", Type: field.TypeString, Nullable: true},
+		{Name: "hash", Type: field.TypeString, Default: ""},
 	}
 	// AuditEventsTable holds the schema information for the "audit_events" table.
 	AuditEventsTable = &schema.Table{
@@ -94,6 +96,11 @@ var (
 				Name:    "auditevent_tenant_id_sequence",
 				Unique:  true,
 				Columns: []*schema.Column{AuditEventsColumns[1], AuditEventsColumns[2]},
+			},
+			{
+				Name:    "auditevent_tenant_id_client_event_id",
+				Unique:  true,
+				Columns: []*schema.Column{AuditEventsColumns[1], AuditEventsColumns[16]},
 			},
 			{
 				Name:    "auditevent_tenant_id_occurred_at_sequence",
@@ -238,6 +245,9 @@ var (
 		{Name: "gdpr_profile", Type: field.TypeJSON, Nullable: true},
 		{Name: "hipaa_profile", Type: field.TypeJSON, Nullable: true},
 		{Name: "event_seq", Type: field.TypeInt64, Default: 0},
+		{Name: "chain_head", Type: field.TypeString, Default: ""},
+		{Name: "chain_base_seq", Type: field.TypeInt64, Default: 0},
+		{Name: "chain_base_hash", Type: field.TypeString, Default: ""},
 		{Name: "created_at", Type: field.TypeTime},
 	}
 	// TenantsTable holds the schema information for the "tenants" table.
