@@ -32,6 +32,10 @@ type Config struct {
 	WatchInterval time.Duration
 	// TrustedProxies may set X-Forwarded-For / Forwarded.
 	TrustedProxies []*net.IPNet
+	// MaxBatch is the most events one WriteEvents call may carry.
+	MaxBatch int
+	// MaxClockSkew is how far in the future an event's occurred_at may be.
+	MaxClockSkew time.Duration
 }
 
 // Waker is told when a job is queued.
@@ -55,6 +59,12 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = 250 * time.Millisecond
 	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 1000
+	}
+	if cfg.MaxClockSkew <= 0 {
+		cfg.MaxClockSkew = 5 * time.Minute
+	}
 	return &Server{store: st, enforcer: en, bucket: bucket, runner: runner, log: log, cfg: cfg}
 }
 
@@ -70,10 +80,18 @@ func (s *Server) Handler() (http.Handler, error) {
 	mux := http.NewServeMux()
 	exportPath, exportHandler := auditv1connect.NewExportServiceHandler(exportService{s}, opts...)
 	downloadPath, downloadHandler := auditv1connect.NewDownloadServiceHandler(downloadService{s: s}, opts...)
+	// A full batch of events with metadata outgrows the default limit.
+	auditPath, auditHandler := auditv1connect.NewAuditLogServiceHandler(auditLogService{s}, append(opts, connect.WithReadMaxBytes(16<<20))...)
+	attestPath, attestHandler := auditv1connect.NewAttestationServiceHandler(attestationService{s}, opts...)
+	tenantPath, tenantHandler := auditv1connect.NewTenantServiceHandler(tenantService{s}, opts...)
 	mux.Handle(exportPath, exportHandler)
 	mux.Handle(downloadPath, downloadHandler)
+	mux.Handle(auditPath, auditHandler)
+	mux.Handle(attestPath, attestHandler)
+	mux.Handle(tenantPath, tenantHandler)
 
-	names := []string{auditv1connect.ExportServiceName, auditv1connect.DownloadServiceName}
+	names := []string{auditv1connect.ExportServiceName, auditv1connect.DownloadServiceName,
+		auditv1connect.AuditLogServiceName, auditv1connect.AttestationServiceName, auditv1connect.TenantServiceName}
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
@@ -84,6 +102,9 @@ func (s *Server) Handler() (http.Handler, error) {
 	// so that plain Connect calls never pass through it.
 	rest, err := vanguard.NewTranscoder([]*vanguard.Service{
 		vanguard.NewService(exportPath, exportHandler),
+		vanguard.NewService(auditPath, auditHandler),
+		vanguard.NewService(attestPath, attestHandler),
+		vanguard.NewService(tenantPath, tenantHandler),
 	}, vanguard.WithCodec(restCodec))
 	if err != nil {
 		return nil, err

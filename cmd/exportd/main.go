@@ -138,6 +138,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	api := server.New(st, en, bucket, runner, log, server.Config{
 		MaxPeriod:      time.Duration(cfg.MaxPeriodDays) * 24 * time.Hour,
 		TrustedProxies: cfg.TrustedProxies,
+		MaxBatch:       cfg.MaxBatch,
 	})
 	h, err := api.Handler()
 	if err != nil {
@@ -159,6 +160,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	workersDone := make(chan struct{})
 	go func() { runner.Run(workCtx); close(workersDone) }()
+	if cfg.Retention > 0 {
+		go st.RetentionLoop(workCtx, cfg.Retention, func(removed int64, err error) {
+			if err != nil {
+				log.Error("audit retention", "err", err)
+			} else if removed > 0 {
+				log.Info("audit retention purged events", "removed", removed)
+			}
+		})
+	}
 
 	errc := make(chan error, 1)
 	go func() {

@@ -22,6 +22,8 @@ type Config struct {
 	Workers        int
 	Lease          time.Duration
 	MaxPeriodDays  int
+	MaxBatch       int
+	Retention      time.Duration
 	TrustedProxies []*net.IPNet
 	LogFormat      string
 	LogLevel       string
@@ -48,6 +50,8 @@ func (c *Config) Serve(fs *flag.FlagSet) {
 	fs.IntVar(&c.Workers, "workers", c.envInt("EXPORTD_WORKERS", 2), "export jobs run at once by this process (env EXPORTD_WORKERS)")
 	fs.DurationVar(&c.Lease, "lease", c.envDuration("EXPORTD_LEASE", 30*time.Second), "job lease: a crashed worker's job is taken over after this (env EXPORTD_LEASE)")
 	fs.IntVar(&c.MaxPeriodDays, "max-period-days", c.envInt("EXPORTD_MAX_PERIOD_DAYS", 366), "longest period one export may cover (env EXPORTD_MAX_PERIOD_DAYS)")
+	fs.IntVar(&c.MaxBatch, "max-batch", c.envInt("EXPORTD_MAX_BATCH", 1000), "most audit events one WriteEvents call may carry (env EXPORTD_MAX_BATCH)")
+	fs.DurationVar(&c.Retention, "retention-interval", c.envDuration("EXPORTD_RETENTION_INTERVAL", time.Hour), "how often events past their tenant's retention are purged; 0 disables (env EXPORTD_RETENTION_INTERVAL)")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", env("EXPORTD_TRUSTED_PROXIES", ""), "comma-separated CIDRs whose X-Forwarded-For is believed (env EXPORTD_TRUSTED_PROXIES)")
 	fs.StringVar(&c.TLSCert, "tls-cert", env("EXPORTD_TLS_CERT", ""), "TLS certificate file; with --tls-key serves HTTPS (env EXPORTD_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", env("EXPORTD_TLS_KEY", ""), "TLS key file (env EXPORTD_TLS_KEY)")
@@ -67,6 +71,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxPeriodDays < 0 {
 		errs = append(errs, errors.New("--max-period-days must be positive"))
+	}
+	if c.MaxBatch < 0 {
+		errs = append(errs, errors.New("--max-batch must be positive"))
+	}
+	if c.Retention < 0 {
+		errs = append(errs, errors.New("--retention-interval must be 0 or more"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))

@@ -231,6 +231,12 @@ func (r *Runner) generate(ctx context.Context, j *ent.ExportJob) (store.Artifact
 	<-hbDone
 
 	digest := hex.EncodeToString(h.Sum(nil))
+	var chain string
+	if sum.LastSequence > 0 {
+		if chain, err = r.store.ChainHash(ctx, j.TenantID, sum.LastSequence); err != nil {
+			return store.Artifact{}, fmt.Errorf("read chain hash: %w", err)
+		}
+	}
 	m := reports.Manifest{
 		ManifestVersion:  reports.ManifestVersion,
 		JobID:            j.ID,
@@ -246,6 +252,7 @@ func (r *Runner) generate(ctx context.Context, j *ent.ExportJob) (store.Artifact
 		Counts:           sum.Counts,
 		FirstSequence:    sum.FirstSequence,
 		LastSequence:     sum.LastSequence,
+		ChainHash:        chain,
 		Rows:             sum.Rows,
 		ReportSHA256:     digest,
 		ReportSize:       cw.n,
