@@ -185,13 +185,17 @@ func (s *Store) PurgeEvents(ctx context.Context, tenantID string) (int64, error)
 		return 0, fmt.Errorf("read retention: %w", err)
 	}
 	cutoff := micro(s.now().AddDate(0, 0, -days))
-	var busy sql.NullTime
-	if err := tx.QueryRowContext(ctx, "SELECT min(applied_start) FROM export_jobs WHERE tenant_id = "+s.ph(1)+
-		" AND status IN ('PENDING', 'RUNNING')", tenantID).Scan(&busy); err != nil {
+	// ORDER BY … LIMIT 1 rather than min(): SQLite's min() forgets the
+	// column is a time.
+	var busy time.Time
+	err = tx.QueryRowContext(ctx, "SELECT applied_start FROM export_jobs WHERE tenant_id = "+s.ph(1)+
+		" AND status IN ('PENDING', 'RUNNING') ORDER BY applied_start LIMIT 1", tenantID).Scan(&busy)
+	switch {
+	case err == sql.ErrNoRows:
+	case err != nil:
 		return 0, fmt.Errorf("read open exports: %w", err)
-	}
-	if busy.Valid && busy.Time.Before(cutoff) {
-		cutoff = micro(busy.Time)
+	case busy.Before(cutoff):
+		cutoff = micro(busy)
 	}
 	var keep sql.NullInt64
 	if err := tx.QueryRowContext(ctx, "SELECT min(sequence) FROM audit_events WHERE tenant_id = "+s.ph(1)+" AND occurred_at >= "+s.ph(2),
