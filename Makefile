@@ -56,8 +56,9 @@ fuzz: ## Run each fuzz target briefly (FUZZTIME, default 10s)
 	$(GO) test ./reports -run '^$$' -fuzz FuzzCell -fuzztime $${FUZZTIME:-10s}
 
 .PHONY: bench
-bench: ## Run the benchmarks
+bench: ## Run the benchmarks (ingest on PostgreSQL needs EXPORTD_TEST_DATABASE_URL)
 	$(GO) test -run '^$$' -bench . -benchmem ./reports/...
+	$(GO) test -run '^$$' -bench Ingest -benchtime 100x ./internal/store/...
 
 .PHONY: ci
 ci: lint check-generate test fuzz ## What CI runs

@@ -299,7 +299,10 @@ func TestQueryEvents(t *testing.T) {
 				keep func(*auditv1.AuditEventInput) bool
 			}{
 				{"time range", &auditv1.EventFilter{StartTime: timestamppb.New(from), EndTime: timestamppb.New(to)},
-					func(e *auditv1.AuditEventInput) bool { at := e.GetOccurredAt().AsTime(); return !at.Before(from) && at.Before(to) }},
+					func(e *auditv1.AuditEventInput) bool {
+						at := e.GetOccurredAt().AsTime()
+						return !at.Before(from) && at.Before(to)
+					}},
 				{"actor", &auditv1.EventFilter{ActorId: "user1@example.com"}, func(e *auditv1.AuditEventInput) bool { return e.GetActorId() == "user1@example.com" }},
 				{"action", &auditv1.EventFilter{Action: "test.action3"}, func(e *auditv1.AuditEventInput) bool { return e.GetAction() == "test.action3" }},
 				{"category", &auditv1.EventFilter{Category: "access"}, func(e *auditv1.AuditEventInput) bool { return e.GetCategory() == "access" }},

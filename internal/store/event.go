@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -71,11 +72,12 @@ type pending struct {
 
 // Ingest writes a batch to the tenant's log in one transaction. It locks the
 // tenant row first, so writers to one tenant take turns; then it drops the
-// events whose client event id the log (or the batch) already holds, so
-// sequences are reserved only for new events and stay gap-free; then it
-// hashes each new event onto the chain and writes them (COPY on PostgreSQL)
-// and the new counter and chain head in the same transaction. Nothing is
-// written when any event is invalid.
+// events whose client event id the log (or the batch) already holds, before
+// any sequence is handed out, so sequences stay gap-free; then it hashes each
+// new event onto the chain (the previous hash is the chain_head on the
+// tenant row, no extra read) and writes the events (COPY on PostgreSQL) and
+// the new counter and chain head in the same transaction. Nothing is written
+// when any event is invalid.
 func (s *Store) Ingest(ctx context.Context, tenantID string, evs []NewEvent) (Ingested, error) {
 	var r Ingested
 	if len(evs) == 0 {
@@ -92,6 +94,28 @@ func (s *Store) Ingest(ctx context.Context, tenantID string, evs []NewEvent) (In
 		}
 		metas[i] = m
 	}
+	// On PostgreSQL the first attempt skips looking the batch's client event
+	// ids up: retries are rare, and the unique index refuses the COPY of a
+	// batch that holds a known id, which then runs again with the lookup.
+	lookup := s.Dialect != dialect.Postgres
+	r, err := s.ingest(ctx, tenantID, evs, metas, lookup)
+	if !lookup && isClientIDConflict(err) {
+		r, err = s.ingest(ctx, tenantID, evs, metas, true)
+	}
+	return r, err
+}
+
+// isClientIDConflict tells whether err is the unique index on
+// (tenant_id, client_event_id) refusing a row.
+func isClientIDConflict(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && pe.Code == "23505" && strings.Contains(pe.Constraint, "client_event_id")
+}
+
+// ingest is one attempt of Ingest; without lookup it assumes no event of
+// the batch is in the log yet.
+func (s *Store) ingest(ctx context.Context, tenantID string, evs []NewEvent, metas [][]byte, lookup bool) (Ingested, error) {
+	var r Ingested
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return r, fmt.Errorf("begin transaction: %w", err)
@@ -112,9 +136,11 @@ func (s *Store) Ingest(ctx context.Context, tenantID string, evs []NewEvent) (In
 	if err != nil {
 		return r, fmt.Errorf("lock tenant: %w", err)
 	}
-	known, err := s.knownClientIDs(ctx, tx, tenantID, evs)
-	if err != nil {
-		return r, err
+	known := map[string]int64{}
+	if lookup {
+		if known, err = s.knownClientIDs(ctx, tx, tenantID, evs); err != nil {
+			return r, err
+		}
 	}
 	prev, err := decodeHash(head)
 	if err != nil {
@@ -281,7 +307,7 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, tenantID string, r
 // client event ids were deduplicated under the tenant lock, so the unique
 // index cannot refuse a row here; if it ever did, the whole batch rolls back.
 func copyEvents(ctx context.Context, tx *sql.Tx, tenantID string, rows []pending) error {
-	stmt, err := tx.PrepareContext(ctx, pq.CopyIn("audit_events", eventColumns...))
+	stmt, err := tx.PrepareContext(ctx, "COPY audit_events ("+strings.Join(eventColumns, ", ")+") FROM STDIN")
 	if err != nil {
 		return fmt.Errorf("copy events: %w", err)
 	}
