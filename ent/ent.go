@@ -20,6 +20,7 @@ import (
 	"github.com/exportd/exportd/ent/issuer"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/tenant"
+	"github.com/exportd/exportd/ent/webhook"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -88,6 +89,7 @@ func checkColumn(t, c string) error {
 			issuer.Table:            issuer.ValidColumn,
 			principal.Table:         principal.ValidColumn,
 			tenant.Table:            tenant.ValidColumn,
+			webhook.Table:           webhook.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

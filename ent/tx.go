@@ -30,6 +30,8 @@ type Tx struct {
 	Principal *PrincipalClient
 	// Tenant is the client for interacting with the Tenant builders.
 	Tenant *TenantClient
+	// Webhook is the client for interacting with the Webhook builders.
+	Webhook *WebhookClient
 
 	// lazily loaded.
 	client     *Client
@@ -169,6 +171,7 @@ func (tx *Tx) init() {
 	tx.Issuer = NewIssuerClient(tx.config)
 	tx.Principal = NewPrincipalClient(tx.config)
 	tx.Tenant = NewTenantClient(tx.config)
+	tx.Webhook = NewWebhookClient(tx.config)
 }
 
 // txDriver wraps the given dialect.Tx with a nop dialect.Driver implementation.

@@ -51,6 +51,10 @@ var rules = map[string]rule{
 	auditv1connect.TenantServiceUpdateGDPRProfileProcedure:         {"settings.gdpr_profile.update", authz.PermSettingsManage, false, "api"},
 	auditv1connect.TenantServiceGetHIPAAProfileProcedure:           {"settings.hipaa_profile.get", authz.PermRead, false, "api"},
 	auditv1connect.TenantServiceUpdateHIPAAProfileProcedure:        {"settings.hipaa_profile.update", authz.PermSettingsManage, false, "api"},
+	auditv1connect.TenantServiceCreateWebhookProcedure:             {"settings.webhook.create", authz.PermSettingsManage, false, "api"},
+	auditv1connect.TenantServiceListWebhooksProcedure:              {"settings.webhook.list", authz.PermSettingsManage, false, "api"},
+	auditv1connect.TenantServiceUpdateWebhookProcedure:             {"settings.webhook.update", authz.PermSettingsManage, false, "api"},
+	auditv1connect.TenantServiceDeleteWebhookProcedure:             {"settings.webhook.delete", authz.PermSettingsManage, false, "api"},
 }
 
 // resourceTypeOf names what a procedure's audit event is about.

@@ -244,3 +244,60 @@ func TestAttestations(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhooks: https only, the secret shown once, CRUD confined to the
+// tenant and to tenant.settings.manage.
+func TestWebhooks(t *testing.T) {
+	t.Parallel()
+	for _, d := range storetest.Dialects {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			env := servertest.Start(t, d, servertest.Options{NoWorkers: true})
+			ctx := context.Background()
+			tn, other := env.Tenant(t, "Acme", true), env.Tenant(t, "Globex", true)
+			admin := auditv1connect.NewTenantServiceClient(env.Client, env.URL, withKey(env.Key(t, tn, "admin", "root@example.com")))
+			auditor := auditv1connect.NewTenantServiceClient(env.Client, env.URL, withKey(env.Key(t, tn, "auditor", "audrey@example.com")))
+			stranger := auditv1connect.NewTenantServiceClient(env.Client, env.URL, withKey(env.Key(t, other, "admin", "x@globex.example")))
+			for _, u := range []string{"http://hooks.example/x", "https://", "https://user:pw@hooks.example/", "ftp://hooks.example", "not a url"} {
+				_, err := admin.CreateWebhook(ctx, connect.NewRequest(&auditv1.CreateWebhookRequest{Url: u, Events: []string{"export.completed"}}))
+				if got := violationPaths(t, err); len(got) == 0 || slices.ContainsFunc(got, func(p string) bool { return p != "url" }) {
+					t.Errorf("url %q: violations %v", u, got)
+				}
+			}
+			if _, err := admin.CreateWebhook(ctx, connect.NewRequest(&auditv1.CreateWebhookRequest{Url: "https://hooks.example/x", Events: []string{"export.started"}})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+				t.Fatalf("unknown event: %v", err)
+			}
+			if _, err := auditor.CreateWebhook(ctx, connect.NewRequest(&auditv1.CreateWebhookRequest{Url: "https://hooks.example/x", Events: []string{"export.completed"}})); connect.CodeOf(err) != connect.CodePermissionDenied {
+				t.Fatalf("auditor creating: %v", err)
+			}
+			c, err := admin.CreateWebhook(ctx, connect.NewRequest(&auditv1.CreateWebhookRequest{Url: "https://hooks.example/x", Description: "SIEM", Events: []string{"export.completed", "export.failed"}}))
+			if err != nil || !strings.HasPrefix(c.Msg.GetSecret(), "whsec_") || len(c.Msg.GetSecret()) < 40 || !c.Msg.GetWebhook().GetEnabled() {
+				t.Fatalf("create = %v, %v", c.Msg, err)
+			}
+			id := c.Msg.GetWebhook().GetWebhookId()
+			l, err := admin.ListWebhooks(ctx, connect.NewRequest(&auditv1.ListWebhooksRequest{}))
+			if err != nil || len(l.Msg.GetWebhooks()) != 1 || strings.Contains(l.Msg.String(), c.Msg.GetSecret()) {
+				t.Fatalf("list = %v, %v", l.Msg, err)
+			}
+			u, err := admin.UpdateWebhook(ctx, connect.NewRequest(&auditv1.UpdateWebhookRequest{WebhookId: id, Url: "https://hooks.example/y", Events: []string{"export.expired"}}))
+			if err != nil || u.Msg.GetWebhook().GetUrl() != "https://hooks.example/y" || u.Msg.GetWebhook().GetEnabled() {
+				t.Fatalf("update = %v, %v", u.Msg, err)
+			}
+			if _, err := stranger.UpdateWebhook(ctx, connect.NewRequest(&auditv1.UpdateWebhookRequest{WebhookId: id, Url: "https://evil.example", Events: []string{"export.completed"}})); connect.CodeOf(err) != connect.CodeNotFound {
+				t.Fatalf("another tenant updating: %v", err)
+			}
+			if _, err := stranger.DeleteWebhook(ctx, connect.NewRequest(&auditv1.DeleteWebhookRequest{WebhookId: id})); connect.CodeOf(err) != connect.CodeNotFound {
+				t.Fatalf("another tenant deleting: %v", err)
+			}
+			if l, err := stranger.ListWebhooks(ctx, connect.NewRequest(&auditv1.ListWebhooksRequest{})); err != nil || len(l.Msg.GetWebhooks()) != 0 {
+				t.Fatalf("another tenant lists %v, %v", l.Msg, err)
+			}
+			if _, err := admin.DeleteWebhook(ctx, connect.NewRequest(&auditv1.DeleteWebhookRequest{WebhookId: id})); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := admin.DeleteWebhook(ctx, connect.NewRequest(&auditv1.DeleteWebhookRequest{WebhookId: id})); connect.CodeOf(err) != connect.CodeNotFound {
+				t.Fatalf("deleting twice: %v", err)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1291,11 +1292,525 @@ func (x *UpdateHIPAAProfileResponse) GetProfile() *HIPAAProfile {
 	return nil
 }
 
+// Webhook is an HTTPS endpoint told about the tenant's export events. Its
+// secret signs deliveries and is shown only when the webhook is created.
+type Webhook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// webhook_id names the webhook.
+	WebhookId string `protobuf:"bytes,1,opt,name=webhook_id,json=webhookId,proto3" json:"webhook_id,omitempty"`
+	// url is where deliveries go, https only.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// description for people.
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// events delivered: `export.completed`, `export.failed`, `export.expired`.
+	Events []string `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
+	// enabled is false while deliveries are paused.
+	Enabled bool `protobuf:"varint,5,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// created_at is when the webhook was added.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// updated_at is when it last changed.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Webhook) Reset() {
+	*x = Webhook{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Webhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Webhook) ProtoMessage() {}
+
+func (x *Webhook) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Webhook.ProtoReflect.Descriptor instead.
+func (*Webhook) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Webhook) GetWebhookId() string {
+	if x != nil {
+		return x.WebhookId
+	}
+	return ""
+}
+
+func (x *Webhook) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Webhook) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Webhook) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *Webhook) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *Webhook) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Webhook) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// CreateWebhookRequest adds a webhook.
+type CreateWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// url is where deliveries go; it must be https.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// description for people.
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// events delivered; at least one.
+	Events        []string `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookRequest) Reset() {
+	*x = CreateWebhookRequest{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookRequest) ProtoMessage() {}
+
+func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookRequest.ProtoReflect.Descriptor instead.
+func (*CreateWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CreateWebhookRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateWebhookRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateWebhookRequest) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// CreateWebhookResponse is the new webhook and its secret, shown this once.
+type CreateWebhookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// webhook as stored.
+	Webhook *Webhook `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// secret signs deliveries (HMAC-SHA256); it is never shown again.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookResponse) Reset() {
+	*x = CreateWebhookResponse{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookResponse) ProtoMessage() {}
+
+func (x *CreateWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookResponse.ProtoReflect.Descriptor instead.
+func (*CreateWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CreateWebhookResponse) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+func (x *CreateWebhookResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+// ListWebhooksRequest is empty: the tenant is the calling key's.
+type ListWebhooksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksRequest) Reset() {
+	*x = ListWebhooksRequest{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksRequest) ProtoMessage() {}
+
+func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{25}
+}
+
+// ListWebhooksResponse lists the tenant's webhooks, oldest first.
+type ListWebhooksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// webhooks of the tenant, without secrets.
+	Webhooks      []*Webhook `protobuf:"bytes,1,rep,name=webhooks,proto3" json:"webhooks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksResponse) Reset() {
+	*x = ListWebhooksResponse{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksResponse) ProtoMessage() {}
+
+func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListWebhooksResponse) GetWebhooks() []*Webhook {
+	if x != nil {
+		return x.Webhooks
+	}
+	return nil
+}
+
+// UpdateWebhookRequest changes a webhook; the secret stays.
+type UpdateWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// webhook_id names the webhook.
+	WebhookId string `protobuf:"bytes,1,opt,name=webhook_id,json=webhookId,proto3" json:"webhook_id,omitempty"`
+	// url is where deliveries go; it must be https.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// description for people.
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// events delivered; at least one.
+	Events []string `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
+	// enabled is false to pause deliveries.
+	Enabled       bool `protobuf:"varint,5,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWebhookRequest) Reset() {
+	*x = UpdateWebhookRequest{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWebhookRequest) ProtoMessage() {}
+
+func (x *UpdateWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWebhookRequest.ProtoReflect.Descriptor instead.
+func (*UpdateWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *UpdateWebhookRequest) GetWebhookId() string {
+	if x != nil {
+		return x.WebhookId
+	}
+	return ""
+}
+
+func (x *UpdateWebhookRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *UpdateWebhookRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *UpdateWebhookRequest) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *UpdateWebhookRequest) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+// UpdateWebhookResponse is the webhook after the change.
+type UpdateWebhookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// webhook as stored.
+	Webhook       *Webhook `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWebhookResponse) Reset() {
+	*x = UpdateWebhookResponse{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWebhookResponse) ProtoMessage() {}
+
+func (x *UpdateWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWebhookResponse.ProtoReflect.Descriptor instead.
+func (*UpdateWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *UpdateWebhookResponse) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+// DeleteWebhookRequest names the webhook to remove.
+type DeleteWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// webhook_id names the webhook.
+	WebhookId     string `protobuf:"bytes,1,opt,name=webhook_id,json=webhookId,proto3" json:"webhook_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookRequest) Reset() {
+	*x = DeleteWebhookRequest{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookRequest) ProtoMessage() {}
+
+func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookRequest.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *DeleteWebhookRequest) GetWebhookId() string {
+	if x != nil {
+		return x.WebhookId
+	}
+	return ""
+}
+
+// DeleteWebhookResponse is empty.
+type DeleteWebhookResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookResponse) Reset() {
+	*x = DeleteWebhookResponse{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookResponse) ProtoMessage() {}
+
+func (x *DeleteWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookResponse.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{30}
+}
+
 var File_audit_v1_tenant_proto protoreflect.FileDescriptor
 
 const file_audit_v1_tenant_proto_rawDesc = "" +
 	"\n" +
-	"\x15audit/v1/tenant.proto\x12\baudit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\"\x12\n" +
+	"\x15audit/v1/tenant.proto\x12\baudit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
 	"\x10GetTenantRequest\"=\n" +
 	"\x11GetTenantResponse\x12(\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x10.audit.v1.TenantR\x06tenant\"\xb6\x01\n" +
@@ -1384,7 +1899,42 @@ const file_audit_v1_tenant_proto_rawDesc = "" +
 	"\x19UpdateHIPAAProfileRequest\x128\n" +
 	"\aprofile\x18\x01 \x01(\v2\x16.audit.v1.HIPAAProfileB\x06\xbaH\x03\xc8\x01\x01R\aprofile\"N\n" +
 	"\x1aUpdateHIPAAProfileResponse\x120\n" +
-	"\aprofile\x18\x01 \x01(\v2\x16.audit.v1.HIPAAProfileR\aprofile2\xd3\x06\n" +
+	"\aprofile\x18\x01 \x01(\v2\x16.audit.v1.HIPAAProfileR\aprofile\"\x84\x02\n" +
+	"\aWebhook\x12\x1d\n" +
+	"\n" +
+	"webhook_id\x18\x01 \x01(\tR\twebhookId\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x16\n" +
+	"\x06events\x18\x04 \x03(\tR\x06events\x12\x18\n" +
+	"\aenabled\x18\x05 \x01(\bR\aenabled\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xc4\x01\n" +
+	"\x14CreateWebhookRequest\x12'\n" +
+	"\x03url\x18\x01 \x01(\tB\x15\xbaH\x12r\x10\x18\x80\x10:\bhttps://\x88\x01\x01R\x03url\x12*\n" +
+	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\vdescription\x12W\n" +
+	"\x06events\x18\x03 \x03(\tB?\xbaH<\x92\x019\b\x01\x18\x01\"3r1R\x10export.completedR\rexport.failedR\x0eexport.expiredR\x06events\"\\\n" +
+	"\x15CreateWebhookResponse\x12+\n" +
+	"\awebhook\x18\x01 \x01(\v2\x11.audit.v1.WebhookR\awebhook\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x15\n" +
+	"\x13ListWebhooksRequest\"E\n" +
+	"\x14ListWebhooksResponse\x12-\n" +
+	"\bwebhooks\x18\x01 \x03(\v2\x11.audit.v1.WebhookR\bwebhooks\"\x88\x02\n" +
+	"\x14UpdateWebhookRequest\x12(\n" +
+	"\n" +
+	"webhook_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\twebhookId\x12'\n" +
+	"\x03url\x18\x02 \x01(\tB\x15\xbaH\x12r\x10\x18\x80\x10:\bhttps://\x88\x01\x01R\x03url\x12*\n" +
+	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\vdescription\x12W\n" +
+	"\x06events\x18\x04 \x03(\tB?\xbaH<\x92\x019\b\x01\x18\x01\"3r1R\x10export.completedR\rexport.failedR\x0eexport.expiredR\x06events\x12\x18\n" +
+	"\aenabled\x18\x05 \x01(\bR\aenabled\"D\n" +
+	"\x15UpdateWebhookResponse\x12+\n" +
+	"\awebhook\x18\x01 \x01(\v2\x11.audit.v1.WebhookR\awebhook\"@\n" +
+	"\x14DeleteWebhookRequest\x12(\n" +
+	"\n" +
+	"webhook_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\twebhookId\"\x17\n" +
+	"\x15DeleteWebhookResponse2\xac\n" +
+	"\n" +
 	"\rTenantService\x12X\n" +
 	"\tGetTenant\x12\x1a.audit.v1.GetTenantRequest\x1a\x1b.audit.v1.GetTenantResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/tenant\x12i\n" +
@@ -1393,7 +1943,11 @@ const file_audit_v1_tenant_proto_rawDesc = "" +
 	"\x0eGetGDPRProfile\x12\x1f.audit.v1.GetGDPRProfileRequest\x1a .audit.v1.GetGDPRProfileResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/tenant/gdpr-profile\x12\x86\x01\n" +
 	"\x11UpdateGDPRProfile\x12\".audit.v1.UpdateGDPRProfileRequest\x1a#.audit.v1.UpdateGDPRProfileResponse\"(\x82\xd3\xe4\x93\x02\":\aprofile\x1a\x17/v1/tenant/gdpr-profile\x12x\n" +
 	"\x0fGetHIPAAProfile\x12 .audit.v1.GetHIPAAProfileRequest\x1a!.audit.v1.GetHIPAAProfileResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/tenant/hipaa-profile\x12\x8a\x01\n" +
-	"\x12UpdateHIPAAProfile\x12#.audit.v1.UpdateHIPAAProfileRequest\x1a$.audit.v1.UpdateHIPAAProfileResponse\")\x82\xd3\xe4\x93\x02#:\aprofile\x1a\x18/v1/tenant/hipaa-profileB4Z2github.com/exportd/exportd/gen/go/audit/v1;auditv1b\x06proto3"
+	"\x12UpdateHIPAAProfile\x12#.audit.v1.UpdateHIPAAProfileRequest\x1a$.audit.v1.UpdateHIPAAProfileResponse\")\x82\xd3\xe4\x93\x02#:\aprofile\x1a\x18/v1/tenant/hipaa-profile\x12p\n" +
+	"\rCreateWebhook\x12\x1e.audit.v1.CreateWebhookRequest\x1a\x1f.audit.v1.CreateWebhookResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/tenant/webhooks\x12j\n" +
+	"\fListWebhooks\x12\x1d.audit.v1.ListWebhooksRequest\x1a\x1e.audit.v1.ListWebhooksResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/tenant/webhooks\x12}\n" +
+	"\rUpdateWebhook\x12\x1e.audit.v1.UpdateWebhookRequest\x1a\x1f.audit.v1.UpdateWebhookResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\x1a /v1/tenant/webhooks/{webhook_id}\x12z\n" +
+	"\rDeleteWebhook\x12\x1e.audit.v1.DeleteWebhookRequest\x1a\x1f.audit.v1.DeleteWebhookResponse\"(\x82\xd3\xe4\x93\x02\"* /v1/tenant/webhooks/{webhook_id}B4Z2github.com/exportd/exportd/gen/go/audit/v1;auditv1b\x06proto3"
 
 var (
 	file_audit_v1_tenant_proto_rawDescOnce sync.Once
@@ -1407,7 +1961,7 @@ func file_audit_v1_tenant_proto_rawDescGZIP() []byte {
 	return file_audit_v1_tenant_proto_rawDescData
 }
 
-var file_audit_v1_tenant_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_audit_v1_tenant_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_audit_v1_tenant_proto_goTypes = []any{
 	(*GetTenantRequest)(nil),           // 0: audit.v1.GetTenantRequest
 	(*GetTenantResponse)(nil),          // 1: audit.v1.GetTenantResponse
@@ -1431,6 +1985,16 @@ var file_audit_v1_tenant_proto_goTypes = []any{
 	(*GetHIPAAProfileResponse)(nil),    // 19: audit.v1.GetHIPAAProfileResponse
 	(*UpdateHIPAAProfileRequest)(nil),  // 20: audit.v1.UpdateHIPAAProfileRequest
 	(*UpdateHIPAAProfileResponse)(nil), // 21: audit.v1.UpdateHIPAAProfileResponse
+	(*Webhook)(nil),                    // 22: audit.v1.Webhook
+	(*CreateWebhookRequest)(nil),       // 23: audit.v1.CreateWebhookRequest
+	(*CreateWebhookResponse)(nil),      // 24: audit.v1.CreateWebhookResponse
+	(*ListWebhooksRequest)(nil),        // 25: audit.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),       // 26: audit.v1.ListWebhooksResponse
+	(*UpdateWebhookRequest)(nil),       // 27: audit.v1.UpdateWebhookRequest
+	(*UpdateWebhookResponse)(nil),      // 28: audit.v1.UpdateWebhookResponse
+	(*DeleteWebhookRequest)(nil),       // 29: audit.v1.DeleteWebhookRequest
+	(*DeleteWebhookResponse)(nil),      // 30: audit.v1.DeleteWebhookResponse
+	(*timestamppb.Timestamp)(nil),      // 31: google.protobuf.Timestamp
 }
 var file_audit_v1_tenant_proto_depIdxs = []int32{
 	2,  // 0: audit.v1.GetTenantResponse.tenant:type_name -> audit.v1.Tenant
@@ -1450,25 +2014,38 @@ var file_audit_v1_tenant_proto_depIdxs = []int32{
 	13, // 14: audit.v1.GetHIPAAProfileResponse.profile:type_name -> audit.v1.HIPAAProfile
 	13, // 15: audit.v1.UpdateHIPAAProfileRequest.profile:type_name -> audit.v1.HIPAAProfile
 	13, // 16: audit.v1.UpdateHIPAAProfileResponse.profile:type_name -> audit.v1.HIPAAProfile
-	0,  // 17: audit.v1.TenantService.GetTenant:input_type -> audit.v1.GetTenantRequest
-	3,  // 18: audit.v1.TenantService.SetAddOn:input_type -> audit.v1.SetAddOnRequest
-	5,  // 19: audit.v1.TenantService.UpdateRetention:input_type -> audit.v1.UpdateRetentionRequest
-	14, // 20: audit.v1.TenantService.GetGDPRProfile:input_type -> audit.v1.GetGDPRProfileRequest
-	16, // 21: audit.v1.TenantService.UpdateGDPRProfile:input_type -> audit.v1.UpdateGDPRProfileRequest
-	18, // 22: audit.v1.TenantService.GetHIPAAProfile:input_type -> audit.v1.GetHIPAAProfileRequest
-	20, // 23: audit.v1.TenantService.UpdateHIPAAProfile:input_type -> audit.v1.UpdateHIPAAProfileRequest
-	1,  // 24: audit.v1.TenantService.GetTenant:output_type -> audit.v1.GetTenantResponse
-	4,  // 25: audit.v1.TenantService.SetAddOn:output_type -> audit.v1.SetAddOnResponse
-	6,  // 26: audit.v1.TenantService.UpdateRetention:output_type -> audit.v1.UpdateRetentionResponse
-	15, // 27: audit.v1.TenantService.GetGDPRProfile:output_type -> audit.v1.GetGDPRProfileResponse
-	17, // 28: audit.v1.TenantService.UpdateGDPRProfile:output_type -> audit.v1.UpdateGDPRProfileResponse
-	19, // 29: audit.v1.TenantService.GetHIPAAProfile:output_type -> audit.v1.GetHIPAAProfileResponse
-	21, // 30: audit.v1.TenantService.UpdateHIPAAProfile:output_type -> audit.v1.UpdateHIPAAProfileResponse
-	24, // [24:31] is the sub-list for method output_type
-	17, // [17:24] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	31, // 17: audit.v1.Webhook.created_at:type_name -> google.protobuf.Timestamp
+	31, // 18: audit.v1.Webhook.updated_at:type_name -> google.protobuf.Timestamp
+	22, // 19: audit.v1.CreateWebhookResponse.webhook:type_name -> audit.v1.Webhook
+	22, // 20: audit.v1.ListWebhooksResponse.webhooks:type_name -> audit.v1.Webhook
+	22, // 21: audit.v1.UpdateWebhookResponse.webhook:type_name -> audit.v1.Webhook
+	0,  // 22: audit.v1.TenantService.GetTenant:input_type -> audit.v1.GetTenantRequest
+	3,  // 23: audit.v1.TenantService.SetAddOn:input_type -> audit.v1.SetAddOnRequest
+	5,  // 24: audit.v1.TenantService.UpdateRetention:input_type -> audit.v1.UpdateRetentionRequest
+	14, // 25: audit.v1.TenantService.GetGDPRProfile:input_type -> audit.v1.GetGDPRProfileRequest
+	16, // 26: audit.v1.TenantService.UpdateGDPRProfile:input_type -> audit.v1.UpdateGDPRProfileRequest
+	18, // 27: audit.v1.TenantService.GetHIPAAProfile:input_type -> audit.v1.GetHIPAAProfileRequest
+	20, // 28: audit.v1.TenantService.UpdateHIPAAProfile:input_type -> audit.v1.UpdateHIPAAProfileRequest
+	23, // 29: audit.v1.TenantService.CreateWebhook:input_type -> audit.v1.CreateWebhookRequest
+	25, // 30: audit.v1.TenantService.ListWebhooks:input_type -> audit.v1.ListWebhooksRequest
+	27, // 31: audit.v1.TenantService.UpdateWebhook:input_type -> audit.v1.UpdateWebhookRequest
+	29, // 32: audit.v1.TenantService.DeleteWebhook:input_type -> audit.v1.DeleteWebhookRequest
+	1,  // 33: audit.v1.TenantService.GetTenant:output_type -> audit.v1.GetTenantResponse
+	4,  // 34: audit.v1.TenantService.SetAddOn:output_type -> audit.v1.SetAddOnResponse
+	6,  // 35: audit.v1.TenantService.UpdateRetention:output_type -> audit.v1.UpdateRetentionResponse
+	15, // 36: audit.v1.TenantService.GetGDPRProfile:output_type -> audit.v1.GetGDPRProfileResponse
+	17, // 37: audit.v1.TenantService.UpdateGDPRProfile:output_type -> audit.v1.UpdateGDPRProfileResponse
+	19, // 38: audit.v1.TenantService.GetHIPAAProfile:output_type -> audit.v1.GetHIPAAProfileResponse
+	21, // 39: audit.v1.TenantService.UpdateHIPAAProfile:output_type -> audit.v1.UpdateHIPAAProfileResponse
+	24, // 40: audit.v1.TenantService.CreateWebhook:output_type -> audit.v1.CreateWebhookResponse
+	26, // 41: audit.v1.TenantService.ListWebhooks:output_type -> audit.v1.ListWebhooksResponse
+	28, // 42: audit.v1.TenantService.UpdateWebhook:output_type -> audit.v1.UpdateWebhookResponse
+	30, // 43: audit.v1.TenantService.DeleteWebhook:output_type -> audit.v1.DeleteWebhookResponse
+	33, // [33:44] is the sub-list for method output_type
+	22, // [22:33] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_audit_v1_tenant_proto_init() }
@@ -1482,7 +2059,7 @@ func file_audit_v1_tenant_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_audit_v1_tenant_proto_rawDesc), len(file_audit_v1_tenant_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

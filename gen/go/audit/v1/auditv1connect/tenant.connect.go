@@ -52,6 +52,18 @@ const (
 	// TenantServiceUpdateHIPAAProfileProcedure is the fully-qualified name of the TenantService's
 	// UpdateHIPAAProfile RPC.
 	TenantServiceUpdateHIPAAProfileProcedure = "/audit.v1.TenantService/UpdateHIPAAProfile"
+	// TenantServiceCreateWebhookProcedure is the fully-qualified name of the TenantService's
+	// CreateWebhook RPC.
+	TenantServiceCreateWebhookProcedure = "/audit.v1.TenantService/CreateWebhook"
+	// TenantServiceListWebhooksProcedure is the fully-qualified name of the TenantService's
+	// ListWebhooks RPC.
+	TenantServiceListWebhooksProcedure = "/audit.v1.TenantService/ListWebhooks"
+	// TenantServiceUpdateWebhookProcedure is the fully-qualified name of the TenantService's
+	// UpdateWebhook RPC.
+	TenantServiceUpdateWebhookProcedure = "/audit.v1.TenantService/UpdateWebhook"
+	// TenantServiceDeleteWebhookProcedure is the fully-qualified name of the TenantService's
+	// DeleteWebhook RPC.
+	TenantServiceDeleteWebhookProcedure = "/audit.v1.TenantService/DeleteWebhook"
 )
 
 // TenantServiceClient is a client for the audit.v1.TenantService service.
@@ -73,6 +85,15 @@ type TenantServiceClient interface {
 	GetHIPAAProfile(context.Context, *connect.Request[v1.GetHIPAAProfileRequest]) (*connect.Response[v1.GetHIPAAProfileResponse], error)
 	// UpdateHIPAAProfile replaces the HIPAA profile.
 	UpdateHIPAAProfile(context.Context, *connect.Request[v1.UpdateHIPAAProfileRequest]) (*connect.Response[v1.UpdateHIPAAProfileResponse], error)
+	// CreateWebhook adds an HTTPS endpoint; the answer carries its signing
+	// secret, which is never shown again.
+	CreateWebhook(context.Context, *connect.Request[v1.CreateWebhookRequest]) (*connect.Response[v1.CreateWebhookResponse], error)
+	// ListWebhooks lists the tenant's webhooks, without secrets.
+	ListWebhooks(context.Context, *connect.Request[v1.ListWebhooksRequest]) (*connect.Response[v1.ListWebhooksResponse], error)
+	// UpdateWebhook changes a webhook's URL, events or state.
+	UpdateWebhook(context.Context, *connect.Request[v1.UpdateWebhookRequest]) (*connect.Response[v1.UpdateWebhookResponse], error)
+	// DeleteWebhook removes a webhook.
+	DeleteWebhook(context.Context, *connect.Request[v1.DeleteWebhookRequest]) (*connect.Response[v1.DeleteWebhookResponse], error)
 }
 
 // NewTenantServiceClient constructs a client for the audit.v1.TenantService service. By default, it
@@ -128,6 +149,30 @@ func NewTenantServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(tenantServiceMethods.ByName("UpdateHIPAAProfile")),
 			connect.WithClientOptions(opts...),
 		),
+		createWebhook: connect.NewClient[v1.CreateWebhookRequest, v1.CreateWebhookResponse](
+			httpClient,
+			baseURL+TenantServiceCreateWebhookProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("CreateWebhook")),
+			connect.WithClientOptions(opts...),
+		),
+		listWebhooks: connect.NewClient[v1.ListWebhooksRequest, v1.ListWebhooksResponse](
+			httpClient,
+			baseURL+TenantServiceListWebhooksProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("ListWebhooks")),
+			connect.WithClientOptions(opts...),
+		),
+		updateWebhook: connect.NewClient[v1.UpdateWebhookRequest, v1.UpdateWebhookResponse](
+			httpClient,
+			baseURL+TenantServiceUpdateWebhookProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("UpdateWebhook")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteWebhook: connect.NewClient[v1.DeleteWebhookRequest, v1.DeleteWebhookResponse](
+			httpClient,
+			baseURL+TenantServiceDeleteWebhookProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("DeleteWebhook")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -140,6 +185,10 @@ type tenantServiceClient struct {
 	updateGDPRProfile  *connect.Client[v1.UpdateGDPRProfileRequest, v1.UpdateGDPRProfileResponse]
 	getHIPAAProfile    *connect.Client[v1.GetHIPAAProfileRequest, v1.GetHIPAAProfileResponse]
 	updateHIPAAProfile *connect.Client[v1.UpdateHIPAAProfileRequest, v1.UpdateHIPAAProfileResponse]
+	createWebhook      *connect.Client[v1.CreateWebhookRequest, v1.CreateWebhookResponse]
+	listWebhooks       *connect.Client[v1.ListWebhooksRequest, v1.ListWebhooksResponse]
+	updateWebhook      *connect.Client[v1.UpdateWebhookRequest, v1.UpdateWebhookResponse]
+	deleteWebhook      *connect.Client[v1.DeleteWebhookRequest, v1.DeleteWebhookResponse]
 }
 
 // GetTenant calls audit.v1.TenantService.GetTenant.
@@ -177,6 +226,26 @@ func (c *tenantServiceClient) UpdateHIPAAProfile(ctx context.Context, req *conne
 	return c.updateHIPAAProfile.CallUnary(ctx, req)
 }
 
+// CreateWebhook calls audit.v1.TenantService.CreateWebhook.
+func (c *tenantServiceClient) CreateWebhook(ctx context.Context, req *connect.Request[v1.CreateWebhookRequest]) (*connect.Response[v1.CreateWebhookResponse], error) {
+	return c.createWebhook.CallUnary(ctx, req)
+}
+
+// ListWebhooks calls audit.v1.TenantService.ListWebhooks.
+func (c *tenantServiceClient) ListWebhooks(ctx context.Context, req *connect.Request[v1.ListWebhooksRequest]) (*connect.Response[v1.ListWebhooksResponse], error) {
+	return c.listWebhooks.CallUnary(ctx, req)
+}
+
+// UpdateWebhook calls audit.v1.TenantService.UpdateWebhook.
+func (c *tenantServiceClient) UpdateWebhook(ctx context.Context, req *connect.Request[v1.UpdateWebhookRequest]) (*connect.Response[v1.UpdateWebhookResponse], error) {
+	return c.updateWebhook.CallUnary(ctx, req)
+}
+
+// DeleteWebhook calls audit.v1.TenantService.DeleteWebhook.
+func (c *tenantServiceClient) DeleteWebhook(ctx context.Context, req *connect.Request[v1.DeleteWebhookRequest]) (*connect.Response[v1.DeleteWebhookResponse], error) {
+	return c.deleteWebhook.CallUnary(ctx, req)
+}
+
 // TenantServiceHandler is an implementation of the audit.v1.TenantService service.
 type TenantServiceHandler interface {
 	// GetTenant returns the tenant's settings.
@@ -196,6 +265,15 @@ type TenantServiceHandler interface {
 	GetHIPAAProfile(context.Context, *connect.Request[v1.GetHIPAAProfileRequest]) (*connect.Response[v1.GetHIPAAProfileResponse], error)
 	// UpdateHIPAAProfile replaces the HIPAA profile.
 	UpdateHIPAAProfile(context.Context, *connect.Request[v1.UpdateHIPAAProfileRequest]) (*connect.Response[v1.UpdateHIPAAProfileResponse], error)
+	// CreateWebhook adds an HTTPS endpoint; the answer carries its signing
+	// secret, which is never shown again.
+	CreateWebhook(context.Context, *connect.Request[v1.CreateWebhookRequest]) (*connect.Response[v1.CreateWebhookResponse], error)
+	// ListWebhooks lists the tenant's webhooks, without secrets.
+	ListWebhooks(context.Context, *connect.Request[v1.ListWebhooksRequest]) (*connect.Response[v1.ListWebhooksResponse], error)
+	// UpdateWebhook changes a webhook's URL, events or state.
+	UpdateWebhook(context.Context, *connect.Request[v1.UpdateWebhookRequest]) (*connect.Response[v1.UpdateWebhookResponse], error)
+	// DeleteWebhook removes a webhook.
+	DeleteWebhook(context.Context, *connect.Request[v1.DeleteWebhookRequest]) (*connect.Response[v1.DeleteWebhookResponse], error)
 }
 
 // NewTenantServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -247,6 +325,30 @@ func NewTenantServiceHandler(svc TenantServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(tenantServiceMethods.ByName("UpdateHIPAAProfile")),
 		connect.WithHandlerOptions(opts...),
 	)
+	tenantServiceCreateWebhookHandler := connect.NewUnaryHandler(
+		TenantServiceCreateWebhookProcedure,
+		svc.CreateWebhook,
+		connect.WithSchema(tenantServiceMethods.ByName("CreateWebhook")),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceListWebhooksHandler := connect.NewUnaryHandler(
+		TenantServiceListWebhooksProcedure,
+		svc.ListWebhooks,
+		connect.WithSchema(tenantServiceMethods.ByName("ListWebhooks")),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceUpdateWebhookHandler := connect.NewUnaryHandler(
+		TenantServiceUpdateWebhookProcedure,
+		svc.UpdateWebhook,
+		connect.WithSchema(tenantServiceMethods.ByName("UpdateWebhook")),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceDeleteWebhookHandler := connect.NewUnaryHandler(
+		TenantServiceDeleteWebhookProcedure,
+		svc.DeleteWebhook,
+		connect.WithSchema(tenantServiceMethods.ByName("DeleteWebhook")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/audit.v1.TenantService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case TenantServiceGetTenantProcedure:
@@ -263,6 +365,14 @@ func NewTenantServiceHandler(svc TenantServiceHandler, opts ...connect.HandlerOp
 			tenantServiceGetHIPAAProfileHandler.ServeHTTP(w, r)
 		case TenantServiceUpdateHIPAAProfileProcedure:
 			tenantServiceUpdateHIPAAProfileHandler.ServeHTTP(w, r)
+		case TenantServiceCreateWebhookProcedure:
+			tenantServiceCreateWebhookHandler.ServeHTTP(w, r)
+		case TenantServiceListWebhooksProcedure:
+			tenantServiceListWebhooksHandler.ServeHTTP(w, r)
+		case TenantServiceUpdateWebhookProcedure:
+			tenantServiceUpdateWebhookHandler.ServeHTTP(w, r)
+		case TenantServiceDeleteWebhookProcedure:
+			tenantServiceDeleteWebhookHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -298,4 +408,20 @@ func (UnimplementedTenantServiceHandler) GetHIPAAProfile(context.Context, *conne
 
 func (UnimplementedTenantServiceHandler) UpdateHIPAAProfile(context.Context, *connect.Request[v1.UpdateHIPAAProfileRequest]) (*connect.Response[v1.UpdateHIPAAProfileResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.TenantService.UpdateHIPAAProfile is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) CreateWebhook(context.Context, *connect.Request[v1.CreateWebhookRequest]) (*connect.Response[v1.CreateWebhookResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.TenantService.CreateWebhook is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) ListWebhooks(context.Context, *connect.Request[v1.ListWebhooksRequest]) (*connect.Response[v1.ListWebhooksResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.TenantService.ListWebhooks is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) UpdateWebhook(context.Context, *connect.Request[v1.UpdateWebhookRequest]) (*connect.Response[v1.UpdateWebhookResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.TenantService.UpdateWebhook is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) DeleteWebhook(context.Context, *connect.Request[v1.DeleteWebhookRequest]) (*connect.Response[v1.DeleteWebhookResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.TenantService.DeleteWebhook is not implemented"))
 }
