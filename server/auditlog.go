@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -54,6 +56,21 @@ func (s *Server) checkBatch(in []*auditv1.AuditEventInput) ([]store.NewEvent, er
 		if at.After(latest) {
 			vs = append(vs, fault.Violation{Field: fmt.Sprintf("events[%d].occurred_at", i), Number: 2, Rule: "occurred_at.not_future",
 				Message: fmt.Sprintf("%s is more than %s in the future", at.Format(time.RFC3339Nano), s.cfg.MaxClockSkew)})
+		}
+		// PostgreSQL text and jsonb cannot hold NUL; refuse it on both stores.
+		for _, f := range []struct{ name, v string }{
+			{"client_event_id", e.GetClientEventId()}, {"actor_id", e.GetActorId()}, {"action", e.GetAction()},
+			{"resource_type", e.GetResourceType()}, {"resource_id", e.GetResourceId()}, {"user_agent", e.GetUserAgent()},
+			{"request_id", e.GetRequestId()},
+		} {
+			if strings.ContainsRune(f.v, 0) {
+				vs = append(vs, fault.Violation{Field: fmt.Sprintf("events[%d].%s", i, f.name), Rule: "string.no_nul", Message: "must not contain NUL characters"})
+			}
+		}
+		if m := e.GetMetadata(); m != nil {
+			if b, err := json.Marshal(m.AsMap()); err != nil || strings.Contains(string(b), `\u0000`) {
+				vs = append(vs, fault.Violation{Field: fmt.Sprintf("events[%d].metadata", i), Number: 14, Rule: "metadata.no_nul", Message: "must not contain NUL characters"})
+			}
 		}
 		out[i] = store.NewEvent{
 			ClientEventID: e.GetClientEventId(),

@@ -167,6 +167,12 @@ func TestWriteEventsValidation(t *testing.T) {
 					return b
 				}, []string{"events[0].outcome", "events[1].action"}},
 				{"empty", func() []*auditv1.AuditEventInput { return nil }, []string{"events"}},
+				{"nul", func() []*auditv1.AuditEventInput {
+					b := inputs(0, 3)
+					b[1].ResourceId = "a\x00b"
+					b[2].Metadata, _ = structpb.NewStruct(map[string]any{"k": "x\x00"})
+					return b
+				}, []string{"events[1].resource_id", "events[2].metadata"}},
 			}
 			for _, c := range cases {
 				_, err := a.writer.WriteEvents(context.Background(), connect.NewRequest(&auditv1.WriteEventsRequest{Events: c.batch()}))
@@ -384,6 +390,28 @@ func TestQueryEvents(t *testing.T) {
 			v, err := a.read.VerifyChain(ctx, connect.NewRequest(&auditv1.VerifyChainRequest{}))
 			if err != nil || !v.Msg.GetOk() {
 				t.Fatalf("verify after concurrent writes = %v, %v", v.Msg, err)
+			}
+			// REST: GET with the filter in the query string.
+			req, _ := http.NewRequest(http.MethodGet, a.env.URL+"/v1/audit/events?filter.category=access&filter.phi=true&filter.start_time=2026-02-01T00:30:00Z&filter.end_time=2026-02-01T00:45:00Z&filter.order=desc&page_size=2", nil)
+			req.Header.Set("X-API-Key", a.env.Key(t, a.tenant, "auditor", "audrey@example.com"))
+			resp, err := a.env.Client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var page struct {
+				Events []struct {
+					ClientEventID string `json:"client_event_id"`
+					OccurredAt    string `json:"occurred_at"`
+				} `json:"events"`
+				NextPageToken string `json:"next_page_token"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("REST query: %d %v", resp.StatusCode, err)
+			}
+			resp.Body.Close()
+			// access: i%3 == 1; phi: i even; minutes 30..44 → 34, 40 (desc: 40 first).
+			if len(page.Events) != 2 || page.Events[0].ClientEventID != "ev-40" || page.Events[1].ClientEventID != "ev-34" || page.Events[0].OccurredAt != "2026-02-01T00:40:00Z" {
+				t.Fatalf("REST query = %+v", page)
 			}
 			// A token from one order is refused in the other.
 			r, err := a.read.QueryEvents(ctx, connect.NewRequest(&auditv1.QueryEventsRequest{PageSize: 1}))
