@@ -58,9 +58,10 @@ fuzz: ## Run each fuzz target briefly (FUZZTIME, default 10s)
 	$(GO) test ./internal/apikey -run '^$$' -fuzz FuzzParseKey -fuzztime $${FUZZTIME:-10s}
 
 .PHONY: bench
-bench: ## Run the benchmarks
+bench: ## Run the benchmarks (the PostgreSQL ones need EXPORTD_TEST_DATABASE_URL)
 	$(GO) test -run '^$$' -bench . -benchmem ./reports/... ./authz/...
 	$(GO) test -run '^$$' -bench Download256MiB -benchtime 3x ./server/
+	$(GO) test -run '^$$' -bench 'Ingest|CopyBaseline' -benchtime 100x ./internal/store/...
 
 .PHONY: ci
 ci: lint check-generate test fuzz ## What CI runs

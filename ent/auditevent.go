@@ -47,7 +47,11 @@ type AuditEvent struct {
 	// RequestID holds the value of the "request_id" field.
 	RequestID string `json:"request_id,omitempty"`
 	// Metadata holds the value of the "metadata" field.
-	Metadata     map[string]interface{} `json:"metadata,omitempty"`
+	Metadata map[string]interface{} `json:"metadata,omitempty"`
+	// the writer's own id for the event; a retried batch carrying it is stored once
+	ClientEventID *string `json:"client_event_id,omitempty"`
+	// hex SHA-256 over the previous event's hash and this event's canonical bytes (store.CanonicalEvent)
+	Hash         string `json:"hash,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -62,7 +66,7 @@ func (*AuditEvent) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case auditevent.FieldID, auditevent.FieldSequence:
 			values[i] = new(sql.NullInt64)
-		case auditevent.FieldTenantID, auditevent.FieldActorID, auditevent.FieldActorType, auditevent.FieldAction, auditevent.FieldResourceType, auditevent.FieldResourceID, auditevent.FieldOutcome, auditevent.FieldCategory, auditevent.FieldIP, auditevent.FieldUserAgent, auditevent.FieldRequestID:
+		case auditevent.FieldTenantID, auditevent.FieldActorID, auditevent.FieldActorType, auditevent.FieldAction, auditevent.FieldResourceType, auditevent.FieldResourceID, auditevent.FieldOutcome, auditevent.FieldCategory, auditevent.FieldIP, auditevent.FieldUserAgent, auditevent.FieldRequestID, auditevent.FieldClientEventID, auditevent.FieldHash:
 			values[i] = new(sql.NullString)
 		case auditevent.FieldOccurredAt:
 			values[i] = new(sql.NullTime)
@@ -179,6 +183,19 @@ func (_m *AuditEvent) assignValues(columns []string, values []any) error {
 					return fmt.Errorf("unmarshal field metadata: %w", err)
 				}
 			}
+		case auditevent.FieldClientEventID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field client_event_id", values[i])
+			} else if value.Valid {
+				_m.ClientEventID = new(string)
+				*_m.ClientEventID = value.String
+			}
+		case auditevent.FieldHash:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field hash", values[i])
+			} else if value.Valid {
+				_m.Hash = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -259,6 +276,14 @@ func (_m *AuditEvent) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("metadata=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Metadata))
+	builder.WriteString(", ")
+	if v := _m.ClientEventID; v != nil {
+		builder.WriteString("client_event_id=")
+		builder.WriteString(*v)
+	}
+	builder.WriteString(", ")
+	builder.WriteString("hash=")
+	builder.WriteString(_m.Hash)
 	builder.WriteByte(')')
 	return builder.String()
 }

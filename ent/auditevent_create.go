@@ -160,6 +160,34 @@ func (_c *AuditEventCreate) SetMetadata(v map[string]interface{}) *AuditEventCre
 	return _c
 }
 
+// SetClientEventID sets the "client_event_id" field.
+func (_c *AuditEventCreate) SetClientEventID(v string) *AuditEventCreate {
+	_c.mutation.SetClientEventID(v)
+	return _c
+}
+
+// SetNillableClientEventID sets the "client_event_id" field if the given value is not nil.
+func (_c *AuditEventCreate) SetNillableClientEventID(v *string) *AuditEventCreate {
+	if v != nil {
+		_c.SetClientEventID(*v)
+	}
+	return _c
+}
+
+// SetHash sets the "hash" field.
+func (_c *AuditEventCreate) SetHash(v string) *AuditEventCreate {
+	_c.mutation.SetHash(v)
+	return _c
+}
+
+// SetNillableHash sets the "hash" field if the given value is not nil.
+func (_c *AuditEventCreate) SetNillableHash(v *string) *AuditEventCreate {
+	if v != nil {
+		_c.SetHash(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *AuditEventCreate) SetID(v int64) *AuditEventCreate {
 	_c.mutation.SetID(v)
@@ -224,6 +252,10 @@ func (_c *AuditEventCreate) defaults() {
 	if _, ok := _c.mutation.RequestID(); !ok {
 		v := auditevent.DefaultRequestID
 		_c.mutation.SetRequestID(v)
+	}
+	if _, ok := _c.mutation.Hash(); !ok {
+		v := auditevent.DefaultHash
+		_c.mutation.SetHash(v)
 	}
 }
 
@@ -290,6 +322,9 @@ func (_c *AuditEventCreate) check() error {
 	}
 	if _, ok := _c.mutation.RequestID(); !ok {
 		return &ValidationError{Name: "request_id", err: errors.New(`ent: missing required field "AuditEvent.request_id"`)}
+	}
+	if _, ok := _c.mutation.Hash(); !ok {
+		return &ValidationError{Name: "hash", err: errors.New(`ent: missing required field "AuditEvent.hash"`)}
 	}
 	return nil
 }
@@ -383,6 +418,14 @@ func (_c *AuditEventCreate) createSpec() (*AuditEvent, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Metadata(); ok {
 		_spec.SetField(auditevent.FieldMetadata, field.TypeJSON, value)
 		_node.Metadata = value
+	}
+	if value, ok := _c.mutation.ClientEventID(); ok {
+		_spec.SetField(auditevent.FieldClientEventID, field.TypeString, value)
+		_node.ClientEventID = &value
+	}
+	if value, ok := _c.mutation.Hash(); ok {
+		_spec.SetField(auditevent.FieldHash, field.TypeString, value)
+		_node.Hash = value
 	}
 	return _node, _spec
 }
@@ -497,6 +540,12 @@ func (u *AuditEventUpsertOne) UpdateNewValues() *AuditEventUpsertOne {
 		}
 		if _, exists := u.create.mutation.Metadata(); exists {
 			s.SetIgnore(auditevent.FieldMetadata)
+		}
+		if _, exists := u.create.mutation.ClientEventID(); exists {
+			s.SetIgnore(auditevent.FieldClientEventID)
+		}
+		if _, exists := u.create.mutation.Hash(); exists {
+			s.SetIgnore(auditevent.FieldHash)
 		}
 	}))
 	return u
@@ -755,6 +804,12 @@ func (u *AuditEventUpsertBulk) UpdateNewValues() *AuditEventUpsertBulk {
 			}
 			if _, exists := b.mutation.Metadata(); exists {
 				s.SetIgnore(auditevent.FieldMetadata)
+			}
+			if _, exists := b.mutation.ClientEventID(); exists {
+				s.SetIgnore(auditevent.FieldClientEventID)
+			}
+			if _, exists := b.mutation.Hash(); exists {
+				s.SetIgnore(auditevent.FieldHash)
 			}
 		}
 	}))

@@ -71,6 +71,9 @@ func (_u *AuditEventUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	if _u.mutation.MetadataCleared() {
 		_spec.ClearField(auditevent.FieldMetadata, field.TypeJSON)
 	}
+	if _u.mutation.ClientEventIDCleared() {
+		_spec.ClearField(auditevent.FieldClientEventID, field.TypeString)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{auditevent.Label}
@@ -164,6 +167,9 @@ func (_u *AuditEventUpdateOne) sqlSave(ctx context.Context) (_node *AuditEvent, 
 	}
 	if _u.mutation.MetadataCleared() {
 		_spec.ClearField(auditevent.FieldMetadata, field.TypeJSON)
+	}
+	if _u.mutation.ClientEventIDCleared() {
+		_spec.ClearField(auditevent.FieldClientEventID, field.TypeString)
 	}
 	_node = &AuditEvent{config: _u.config}
 	_spec.Assign = _node.assignValues

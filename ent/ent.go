@@ -25,6 +25,7 @@ import (
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/signingkey"
 	"github.com/exportd/exportd/ent/tenant"
+	"github.com/exportd/exportd/ent/webhook"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -98,6 +99,7 @@ func checkColumn(t, c string) error {
 			principal.Table:         principal.ValidColumn,
 			signingkey.Table:        signingkey.ValidColumn,
 			tenant.Table:            tenant.ValidColumn,
+			webhook.Table:           webhook.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -19,6 +19,7 @@ import (
 	"github.com/exportd/exportd/ent/schema"
 	"github.com/exportd/exportd/ent/signingkey"
 	"github.com/exportd/exportd/ent/tenant"
+	"github.com/exportd/exportd/ent/webhook"
 )
 
 // The init function reads all schema descriptors with runtime code
@@ -119,6 +120,10 @@ func init() {
 	auditeventDescRequestID := auditeventFields[14].Descriptor()
 	// auditevent.DefaultRequestID holds the default value on creation for the request_id field.
 	auditevent.DefaultRequestID = auditeventDescRequestID.Default.(string)
+	// auditeventDescHash is the schema descriptor for hash field.
+	auditeventDescHash := auditeventFields[17].Descriptor()
+	// auditevent.DefaultHash holds the default value on creation for the hash field.
+	auditevent.DefaultHash = auditeventDescHash.Default.(string)
 	authzversionFields := schema.AuthzVersion{}.Fields()
 	_ = authzversionFields
 	// authzversionDescVersion is the schema descriptor for version field.
@@ -407,12 +412,58 @@ func init() {
 	tenantDescEventSeq := tenantFields[8].Descriptor()
 	// tenant.DefaultEventSeq holds the default value on creation for the event_seq field.
 	tenant.DefaultEventSeq = tenantDescEventSeq.Default.(int64)
+	// tenantDescChainHead is the schema descriptor for chain_head field.
+	tenantDescChainHead := tenantFields[9].Descriptor()
+	// tenant.DefaultChainHead holds the default value on creation for the chain_head field.
+	tenant.DefaultChainHead = tenantDescChainHead.Default.(string)
+	// tenantDescChainBaseSeq is the schema descriptor for chain_base_seq field.
+	tenantDescChainBaseSeq := tenantFields[10].Descriptor()
+	// tenant.DefaultChainBaseSeq holds the default value on creation for the chain_base_seq field.
+	tenant.DefaultChainBaseSeq = tenantDescChainBaseSeq.Default.(int64)
+	// tenantDescChainBaseHash is the schema descriptor for chain_base_hash field.
+	tenantDescChainBaseHash := tenantFields[11].Descriptor()
+	// tenant.DefaultChainBaseHash holds the default value on creation for the chain_base_hash field.
+	tenant.DefaultChainBaseHash = tenantDescChainBaseHash.Default.(string)
 	// tenantDescCreatedAt is the schema descriptor for created_at field.
-	tenantDescCreatedAt := tenantFields[9].Descriptor()
+	tenantDescCreatedAt := tenantFields[12].Descriptor()
 	// tenant.DefaultCreatedAt holds the default value on creation for the created_at field.
 	tenant.DefaultCreatedAt = tenantDescCreatedAt.Default.(func() time.Time)
 	// tenantDescID is the schema descriptor for id field.
 	tenantDescID := tenantFields[0].Descriptor()
 	// tenant.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	tenant.IDValidator = tenantDescID.Validators[0].(func(string) error)
+	webhookFields := schema.Webhook{}.Fields()
+	_ = webhookFields
+	// webhookDescTenantID is the schema descriptor for tenant_id field.
+	webhookDescTenantID := webhookFields[1].Descriptor()
+	// webhook.TenantIDValidator is a validator for the "tenant_id" field. It is called by the builders before save.
+	webhook.TenantIDValidator = webhookDescTenantID.Validators[0].(func(string) error)
+	// webhookDescURL is the schema descriptor for url field.
+	webhookDescURL := webhookFields[2].Descriptor()
+	// webhook.URLValidator is a validator for the "url" field. It is called by the builders before save.
+	webhook.URLValidator = webhookDescURL.Validators[0].(func(string) error)
+	// webhookDescDescription is the schema descriptor for description field.
+	webhookDescDescription := webhookFields[3].Descriptor()
+	// webhook.DefaultDescription holds the default value on creation for the description field.
+	webhook.DefaultDescription = webhookDescDescription.Default.(string)
+	// webhookDescEnabled is the schema descriptor for enabled field.
+	webhookDescEnabled := webhookFields[5].Descriptor()
+	// webhook.DefaultEnabled holds the default value on creation for the enabled field.
+	webhook.DefaultEnabled = webhookDescEnabled.Default.(bool)
+	// webhookDescSecret is the schema descriptor for secret field.
+	webhookDescSecret := webhookFields[6].Descriptor()
+	// webhook.SecretValidator is a validator for the "secret" field. It is called by the builders before save.
+	webhook.SecretValidator = webhookDescSecret.Validators[0].(func(string) error)
+	// webhookDescCreatedAt is the schema descriptor for created_at field.
+	webhookDescCreatedAt := webhookFields[7].Descriptor()
+	// webhook.DefaultCreatedAt holds the default value on creation for the created_at field.
+	webhook.DefaultCreatedAt = webhookDescCreatedAt.Default.(func() time.Time)
+	// webhookDescUpdatedAt is the schema descriptor for updated_at field.
+	webhookDescUpdatedAt := webhookFields[8].Descriptor()
+	// webhook.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	webhook.DefaultUpdatedAt = webhookDescUpdatedAt.Default.(func() time.Time)
+	// webhookDescID is the schema descriptor for id field.
+	webhookDescID := webhookFields[0].Descriptor()
+	// webhook.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	webhook.IDValidator = webhookDescID.Validators[0].(func(string) error)
 }

@@ -34,6 +34,12 @@ type Tenant struct {
 	HipaaProfile map[string]interface{} `json:"hipaa_profile,omitempty"`
 	// last audit event sequence handed out; bumped in the inserting transaction so sequences stay gap-free
 	EventSeq int64 `json:"event_seq,omitempty"`
+	// hex hash of the event at event_seq: the head of the audit hash chain, updated with event_seq
+	ChainHead string `json:"chain_head,omitempty"`
+	// last sequence removed by retention; the chain continues from chain_base_hash
+	ChainBaseSeq int64 `json:"chain_base_seq,omitempty"`
+	// hex hash of the event at chain_base_seq (empty: the genesis, 32 zero bytes)
+	ChainBaseHash string `json:"chain_base_hash,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
 	CreatedAt    time.Time `json:"created_at,omitempty"`
 	selectValues sql.SelectValues
@@ -48,9 +54,9 @@ func (*Tenant) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case tenant.FieldSandbox, tenant.FieldCompliancePack:
 			values[i] = new(sql.NullBool)
-		case tenant.FieldAuditRetentionDays, tenant.FieldDownloadWindowDays, tenant.FieldEventSeq:
+		case tenant.FieldAuditRetentionDays, tenant.FieldDownloadWindowDays, tenant.FieldEventSeq, tenant.FieldChainBaseSeq:
 			values[i] = new(sql.NullInt64)
-		case tenant.FieldID, tenant.FieldName:
+		case tenant.FieldID, tenant.FieldName, tenant.FieldChainHead, tenant.FieldChainBaseHash:
 			values[i] = new(sql.NullString)
 		case tenant.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -127,6 +133,24 @@ func (_m *Tenant) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.EventSeq = value.Int64
 			}
+		case tenant.FieldChainHead:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field chain_head", values[i])
+			} else if value.Valid {
+				_m.ChainHead = value.String
+			}
+		case tenant.FieldChainBaseSeq:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field chain_base_seq", values[i])
+			} else if value.Valid {
+				_m.ChainBaseSeq = value.Int64
+			}
+		case tenant.FieldChainBaseHash:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field chain_base_hash", values[i])
+			} else if value.Valid {
+				_m.ChainBaseHash = value.String
+			}
 		case tenant.FieldCreatedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
 				return fmt.Errorf("unexpected type %T for field created_at", values[i])
@@ -192,6 +216,15 @@ func (_m *Tenant) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("event_seq=")
 	builder.WriteString(fmt.Sprintf("%v", _m.EventSeq))
+	builder.WriteString(", ")
+	builder.WriteString("chain_head=")
+	builder.WriteString(_m.ChainHead)
+	builder.WriteString(", ")
+	builder.WriteString("chain_base_seq=")
+	builder.WriteString(fmt.Sprintf("%v", _m.ChainBaseSeq))
+	builder.WriteString(", ")
+	builder.WriteString("chain_base_hash=")
+	builder.WriteString(_m.ChainBaseHash)
 	builder.WriteString(", ")
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))

@@ -111,6 +111,48 @@ func (_c *TenantCreate) SetNillableEventSeq(v *int64) *TenantCreate {
 	return _c
 }
 
+// SetChainHead sets the "chain_head" field.
+func (_c *TenantCreate) SetChainHead(v string) *TenantCreate {
+	_c.mutation.SetChainHead(v)
+	return _c
+}
+
+// SetNillableChainHead sets the "chain_head" field if the given value is not nil.
+func (_c *TenantCreate) SetNillableChainHead(v *string) *TenantCreate {
+	if v != nil {
+		_c.SetChainHead(*v)
+	}
+	return _c
+}
+
+// SetChainBaseSeq sets the "chain_base_seq" field.
+func (_c *TenantCreate) SetChainBaseSeq(v int64) *TenantCreate {
+	_c.mutation.SetChainBaseSeq(v)
+	return _c
+}
+
+// SetNillableChainBaseSeq sets the "chain_base_seq" field if the given value is not nil.
+func (_c *TenantCreate) SetNillableChainBaseSeq(v *int64) *TenantCreate {
+	if v != nil {
+		_c.SetChainBaseSeq(*v)
+	}
+	return _c
+}
+
+// SetChainBaseHash sets the "chain_base_hash" field.
+func (_c *TenantCreate) SetChainBaseHash(v string) *TenantCreate {
+	_c.mutation.SetChainBaseHash(v)
+	return _c
+}
+
+// SetNillableChainBaseHash sets the "chain_base_hash" field if the given value is not nil.
+func (_c *TenantCreate) SetNillableChainBaseHash(v *string) *TenantCreate {
+	if v != nil {
+		_c.SetChainBaseHash(*v)
+	}
+	return _c
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (_c *TenantCreate) SetCreatedAt(v time.Time) *TenantCreate {
 	_c.mutation.SetCreatedAt(v)
@@ -186,6 +228,18 @@ func (_c *TenantCreate) defaults() {
 		v := tenant.DefaultEventSeq
 		_c.mutation.SetEventSeq(v)
 	}
+	if _, ok := _c.mutation.ChainHead(); !ok {
+		v := tenant.DefaultChainHead
+		_c.mutation.SetChainHead(v)
+	}
+	if _, ok := _c.mutation.ChainBaseSeq(); !ok {
+		v := tenant.DefaultChainBaseSeq
+		_c.mutation.SetChainBaseSeq(v)
+	}
+	if _, ok := _c.mutation.ChainBaseHash(); !ok {
+		v := tenant.DefaultChainBaseHash
+		_c.mutation.SetChainBaseHash(v)
+	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		v := tenant.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
@@ -216,6 +270,15 @@ func (_c *TenantCreate) check() error {
 	}
 	if _, ok := _c.mutation.EventSeq(); !ok {
 		return &ValidationError{Name: "event_seq", err: errors.New(`ent: missing required field "Tenant.event_seq"`)}
+	}
+	if _, ok := _c.mutation.ChainHead(); !ok {
+		return &ValidationError{Name: "chain_head", err: errors.New(`ent: missing required field "Tenant.chain_head"`)}
+	}
+	if _, ok := _c.mutation.ChainBaseSeq(); !ok {
+		return &ValidationError{Name: "chain_base_seq", err: errors.New(`ent: missing required field "Tenant.chain_base_seq"`)}
+	}
+	if _, ok := _c.mutation.ChainBaseHash(); !ok {
+		return &ValidationError{Name: "chain_base_hash", err: errors.New(`ent: missing required field "Tenant.chain_base_hash"`)}
 	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "Tenant.created_at"`)}
@@ -292,6 +355,18 @@ func (_c *TenantCreate) createSpec() (*Tenant, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.EventSeq(); ok {
 		_spec.SetField(tenant.FieldEventSeq, field.TypeInt64, value)
 		_node.EventSeq = value
+	}
+	if value, ok := _c.mutation.ChainHead(); ok {
+		_spec.SetField(tenant.FieldChainHead, field.TypeString, value)
+		_node.ChainHead = value
+	}
+	if value, ok := _c.mutation.ChainBaseSeq(); ok {
+		_spec.SetField(tenant.FieldChainBaseSeq, field.TypeInt64, value)
+		_node.ChainBaseSeq = value
+	}
+	if value, ok := _c.mutation.ChainBaseHash(); ok {
+		_spec.SetField(tenant.FieldChainBaseHash, field.TypeString, value)
+		_node.ChainBaseHash = value
 	}
 	if value, ok := _c.mutation.CreatedAt(); ok {
 		_spec.SetField(tenant.FieldCreatedAt, field.TypeTime, value)
@@ -472,6 +547,48 @@ func (u *TenantUpsert) UpdateEventSeq() *TenantUpsert {
 // AddEventSeq adds v to the "event_seq" field.
 func (u *TenantUpsert) AddEventSeq(v int64) *TenantUpsert {
 	u.Add(tenant.FieldEventSeq, v)
+	return u
+}
+
+// SetChainHead sets the "chain_head" field.
+func (u *TenantUpsert) SetChainHead(v string) *TenantUpsert {
+	u.Set(tenant.FieldChainHead, v)
+	return u
+}
+
+// UpdateChainHead sets the "chain_head" field to the value that was provided on create.
+func (u *TenantUpsert) UpdateChainHead() *TenantUpsert {
+	u.SetExcluded(tenant.FieldChainHead)
+	return u
+}
+
+// SetChainBaseSeq sets the "chain_base_seq" field.
+func (u *TenantUpsert) SetChainBaseSeq(v int64) *TenantUpsert {
+	u.Set(tenant.FieldChainBaseSeq, v)
+	return u
+}
+
+// UpdateChainBaseSeq sets the "chain_base_seq" field to the value that was provided on create.
+func (u *TenantUpsert) UpdateChainBaseSeq() *TenantUpsert {
+	u.SetExcluded(tenant.FieldChainBaseSeq)
+	return u
+}
+
+// AddChainBaseSeq adds v to the "chain_base_seq" field.
+func (u *TenantUpsert) AddChainBaseSeq(v int64) *TenantUpsert {
+	u.Add(tenant.FieldChainBaseSeq, v)
+	return u
+}
+
+// SetChainBaseHash sets the "chain_base_hash" field.
+func (u *TenantUpsert) SetChainBaseHash(v string) *TenantUpsert {
+	u.Set(tenant.FieldChainBaseHash, v)
+	return u
+}
+
+// UpdateChainBaseHash sets the "chain_base_hash" field to the value that was provided on create.
+func (u *TenantUpsert) UpdateChainBaseHash() *TenantUpsert {
+	u.SetExcluded(tenant.FieldChainBaseHash)
 	return u
 }
 
@@ -670,6 +787,55 @@ func (u *TenantUpsertOne) AddEventSeq(v int64) *TenantUpsertOne {
 func (u *TenantUpsertOne) UpdateEventSeq() *TenantUpsertOne {
 	return u.Update(func(s *TenantUpsert) {
 		s.UpdateEventSeq()
+	})
+}
+
+// SetChainHead sets the "chain_head" field.
+func (u *TenantUpsertOne) SetChainHead(v string) *TenantUpsertOne {
+	return u.Update(func(s *TenantUpsert) {
+		s.SetChainHead(v)
+	})
+}
+
+// UpdateChainHead sets the "chain_head" field to the value that was provided on create.
+func (u *TenantUpsertOne) UpdateChainHead() *TenantUpsertOne {
+	return u.Update(func(s *TenantUpsert) {
+		s.UpdateChainHead()
+	})
+}
+
+// SetChainBaseSeq sets the "chain_base_seq" field.
+func (u *TenantUpsertOne) SetChainBaseSeq(v int64) *TenantUpsertOne {
+	return u.Update(func(s *TenantUpsert) {
+		s.SetChainBaseSeq(v)
+	})
+}
+
+// AddChainBaseSeq adds v to the "chain_base_seq" field.
+func (u *TenantUpsertOne) AddChainBaseSeq(v int64) *TenantUpsertOne {
+	return u.Update(func(s *TenantUpsert) {
+		s.AddChainBaseSeq(v)
+	})
+}
+
+// UpdateChainBaseSeq sets the "chain_base_seq" field to the value that was provided on create.
+func (u *TenantUpsertOne) UpdateChainBaseSeq() *TenantUpsertOne {
+	return u.Update(func(s *TenantUpsert) {
+		s.UpdateChainBaseSeq()
+	})
+}
+
+// SetChainBaseHash sets the "chain_base_hash" field.
+func (u *TenantUpsertOne) SetChainBaseHash(v string) *TenantUpsertOne {
+	return u.Update(func(s *TenantUpsert) {
+		s.SetChainBaseHash(v)
+	})
+}
+
+// UpdateChainBaseHash sets the "chain_base_hash" field to the value that was provided on create.
+func (u *TenantUpsertOne) UpdateChainBaseHash() *TenantUpsertOne {
+	return u.Update(func(s *TenantUpsert) {
+		s.UpdateChainBaseHash()
 	})
 }
 
@@ -1035,6 +1201,55 @@ func (u *TenantUpsertBulk) AddEventSeq(v int64) *TenantUpsertBulk {
 func (u *TenantUpsertBulk) UpdateEventSeq() *TenantUpsertBulk {
 	return u.Update(func(s *TenantUpsert) {
 		s.UpdateEventSeq()
+	})
+}
+
+// SetChainHead sets the "chain_head" field.
+func (u *TenantUpsertBulk) SetChainHead(v string) *TenantUpsertBulk {
+	return u.Update(func(s *TenantUpsert) {
+		s.SetChainHead(v)
+	})
+}
+
+// UpdateChainHead sets the "chain_head" field to the value that was provided on create.
+func (u *TenantUpsertBulk) UpdateChainHead() *TenantUpsertBulk {
+	return u.Update(func(s *TenantUpsert) {
+		s.UpdateChainHead()
+	})
+}
+
+// SetChainBaseSeq sets the "chain_base_seq" field.
+func (u *TenantUpsertBulk) SetChainBaseSeq(v int64) *TenantUpsertBulk {
+	return u.Update(func(s *TenantUpsert) {
+		s.SetChainBaseSeq(v)
+	})
+}
+
+// AddChainBaseSeq adds v to the "chain_base_seq" field.
+func (u *TenantUpsertBulk) AddChainBaseSeq(v int64) *TenantUpsertBulk {
+	return u.Update(func(s *TenantUpsert) {
+		s.AddChainBaseSeq(v)
+	})
+}
+
+// UpdateChainBaseSeq sets the "chain_base_seq" field to the value that was provided on create.
+func (u *TenantUpsertBulk) UpdateChainBaseSeq() *TenantUpsertBulk {
+	return u.Update(func(s *TenantUpsert) {
+		s.UpdateChainBaseSeq()
+	})
+}
+
+// SetChainBaseHash sets the "chain_base_hash" field.
+func (u *TenantUpsertBulk) SetChainBaseHash(v string) *TenantUpsertBulk {
+	return u.Update(func(s *TenantUpsert) {
+		s.SetChainBaseHash(v)
+	})
+}
+
+// UpdateChainBaseHash sets the "chain_base_hash" field to the value that was provided on create.
+func (u *TenantUpsertBulk) UpdateChainBaseHash() *TenantUpsertBulk {
+	return u.Update(func(s *TenantUpsert) {
+		s.UpdateChainBaseHash()
 	})
 }
 

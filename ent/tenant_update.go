@@ -156,6 +156,55 @@ func (_u *TenantUpdate) AddEventSeq(v int64) *TenantUpdate {
 	return _u
 }
 
+// SetChainHead sets the "chain_head" field.
+func (_u *TenantUpdate) SetChainHead(v string) *TenantUpdate {
+	_u.mutation.SetChainHead(v)
+	return _u
+}
+
+// SetNillableChainHead sets the "chain_head" field if the given value is not nil.
+func (_u *TenantUpdate) SetNillableChainHead(v *string) *TenantUpdate {
+	if v != nil {
+		_u.SetChainHead(*v)
+	}
+	return _u
+}
+
+// SetChainBaseSeq sets the "chain_base_seq" field.
+func (_u *TenantUpdate) SetChainBaseSeq(v int64) *TenantUpdate {
+	_u.mutation.ResetChainBaseSeq()
+	_u.mutation.SetChainBaseSeq(v)
+	return _u
+}
+
+// SetNillableChainBaseSeq sets the "chain_base_seq" field if the given value is not nil.
+func (_u *TenantUpdate) SetNillableChainBaseSeq(v *int64) *TenantUpdate {
+	if v != nil {
+		_u.SetChainBaseSeq(*v)
+	}
+	return _u
+}
+
+// AddChainBaseSeq adds value to the "chain_base_seq" field.
+func (_u *TenantUpdate) AddChainBaseSeq(v int64) *TenantUpdate {
+	_u.mutation.AddChainBaseSeq(v)
+	return _u
+}
+
+// SetChainBaseHash sets the "chain_base_hash" field.
+func (_u *TenantUpdate) SetChainBaseHash(v string) *TenantUpdate {
+	_u.mutation.SetChainBaseHash(v)
+	return _u
+}
+
+// SetNillableChainBaseHash sets the "chain_base_hash" field if the given value is not nil.
+func (_u *TenantUpdate) SetNillableChainBaseHash(v *string) *TenantUpdate {
+	if v != nil {
+		_u.SetChainBaseHash(*v)
+	}
+	return _u
+}
+
 // Mutation returns the TenantMutation object of the builder.
 func (_u *TenantUpdate) Mutation() *TenantMutation {
 	return _u.mutation
@@ -248,6 +297,18 @@ func (_u *TenantUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AddedEventSeq(); ok {
 		_spec.AddField(tenant.FieldEventSeq, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.ChainHead(); ok {
+		_spec.SetField(tenant.FieldChainHead, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.ChainBaseSeq(); ok {
+		_spec.SetField(tenant.FieldChainBaseSeq, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedChainBaseSeq(); ok {
+		_spec.AddField(tenant.FieldChainBaseSeq, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.ChainBaseHash(); ok {
+		_spec.SetField(tenant.FieldChainBaseHash, field.TypeString, value)
 	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -398,6 +459,55 @@ func (_u *TenantUpdateOne) AddEventSeq(v int64) *TenantUpdateOne {
 	return _u
 }
 
+// SetChainHead sets the "chain_head" field.
+func (_u *TenantUpdateOne) SetChainHead(v string) *TenantUpdateOne {
+	_u.mutation.SetChainHead(v)
+	return _u
+}
+
+// SetNillableChainHead sets the "chain_head" field if the given value is not nil.
+func (_u *TenantUpdateOne) SetNillableChainHead(v *string) *TenantUpdateOne {
+	if v != nil {
+		_u.SetChainHead(*v)
+	}
+	return _u
+}
+
+// SetChainBaseSeq sets the "chain_base_seq" field.
+func (_u *TenantUpdateOne) SetChainBaseSeq(v int64) *TenantUpdateOne {
+	_u.mutation.ResetChainBaseSeq()
+	_u.mutation.SetChainBaseSeq(v)
+	return _u
+}
+
+// SetNillableChainBaseSeq sets the "chain_base_seq" field if the given value is not nil.
+func (_u *TenantUpdateOne) SetNillableChainBaseSeq(v *int64) *TenantUpdateOne {
+	if v != nil {
+		_u.SetChainBaseSeq(*v)
+	}
+	return _u
+}
+
+// AddChainBaseSeq adds value to the "chain_base_seq" field.
+func (_u *TenantUpdateOne) AddChainBaseSeq(v int64) *TenantUpdateOne {
+	_u.mutation.AddChainBaseSeq(v)
+	return _u
+}
+
+// SetChainBaseHash sets the "chain_base_hash" field.
+func (_u *TenantUpdateOne) SetChainBaseHash(v string) *TenantUpdateOne {
+	_u.mutation.SetChainBaseHash(v)
+	return _u
+}
+
+// SetNillableChainBaseHash sets the "chain_base_hash" field if the given value is not nil.
+func (_u *TenantUpdateOne) SetNillableChainBaseHash(v *string) *TenantUpdateOne {
+	if v != nil {
+		_u.SetChainBaseHash(*v)
+	}
+	return _u
+}
+
 // Mutation returns the TenantMutation object of the builder.
 func (_u *TenantUpdateOne) Mutation() *TenantMutation {
 	return _u.mutation
@@ -520,6 +630,18 @@ func (_u *TenantUpdateOne) sqlSave(ctx context.Context) (_node *Tenant, err erro
 	}
 	if value, ok := _u.mutation.AddedEventSeq(); ok {
 		_spec.AddField(tenant.FieldEventSeq, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.ChainHead(); ok {
+		_spec.SetField(tenant.FieldChainHead, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.ChainBaseSeq(); ok {
+		_spec.SetField(tenant.FieldChainBaseSeq, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedChainBaseSeq(); ok {
+		_spec.AddField(tenant.FieldChainBaseSeq, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.ChainBaseHash(); ok {
+		_spec.SetField(tenant.FieldChainBaseHash, field.TypeString, value)
 	}
 	_node = &Tenant{config: _u.config}
 	_spec.Assign = _node.assignValues

@@ -19,6 +19,7 @@ type Manifest struct {
 	Counts           map[string]int64 `json:"counts"`
 	FirstSequence    int64            `json:"first_sequence"`
 	LastSequence     int64            `json:"last_sequence"`
+	ChainHash        string           `json:"chain_hash,omitempty"` // audit hash chain at LastSequence
 	Rows             int64            `json:"rows"`
 	ReportSHA256     string           `json:"report_sha256"`
 	ReportSize       int64            `json:"report_size"`

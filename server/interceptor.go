@@ -16,8 +16,8 @@ import (
 	"github.com/exportd/exportd/internal/apikey"
 	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/internal/store"
-	"github.com/exportd/exportd/internal/tenancy"
 	"github.com/exportd/exportd/internal/telemetry"
+	"github.com/exportd/exportd/internal/tenancy"
 	"github.com/exportd/exportd/reports"
 )
 
@@ -61,6 +61,65 @@ var rules = map[string]rule{
 	auditv1connect.PolicyServiceCreateIssuerProcedure: {"issuer.create", authz.PermPolicyManage, false, "access", false},
 	auditv1connect.PolicyServiceListIssuersProcedure:  {"issuer.list", authz.PermPolicyManage, false, "api", false},
 	auditv1connect.PolicyServiceCheckExportProcedure:  {"export.check", authz.PermRead, false, "api", false},
+
+	auditv1connect.AuditLogServiceWriteEventsProcedure:             {"audit.write", authz.PermWrite, false, "api", false},
+	auditv1connect.AuditLogServiceQueryEventsProcedure:             {"audit.query", authz.PermRead, false, "api", false},
+	auditv1connect.AuditLogServiceStreamEventsProcedure:            {"audit.stream", authz.PermRead, false, "api", false},
+	auditv1connect.AuditLogServiceVerifyChainProcedure:             {"audit.verify_chain", authz.PermRead, false, "api", false},
+	auditv1connect.AttestationServiceRecordAttestationProcedure:    {"attestation.record", authz.PermWrite, false, "api", false},
+	auditv1connect.AttestationServiceRevokeAttestationProcedure:    {"attestation.revoke", authz.PermWrite, false, "api", false},
+	auditv1connect.AttestationServiceSupersedeAttestationProcedure: {"attestation.supersede", authz.PermWrite, false, "api", false},
+	auditv1connect.AttestationServiceListAttestationsProcedure:     {"attestation.list", authz.PermRead, false, "api", false},
+	auditv1connect.AttestationServiceGetAttestationProcedure:       {"attestation.get", authz.PermRead, false, "api", false},
+	auditv1connect.TenantServiceGetTenantProcedure:                 {"tenant.get", authz.PermRead, false, "api", false},
+	auditv1connect.TenantServiceSetAddOnProcedure:                  {"addon.set", authz.PermSettingsManage, false, "api", false},
+	auditv1connect.TenantServiceUpdateRetentionProcedure:           {"settings.retention.update", authz.PermSettingsManage, false, "api", false},
+	auditv1connect.TenantServiceGetGDPRProfileProcedure:            {"settings.gdpr_profile.get", authz.PermRead, false, "api", false},
+	auditv1connect.TenantServiceUpdateGDPRProfileProcedure:         {"settings.gdpr_profile.update", authz.PermSettingsManage, false, "api", false},
+	auditv1connect.TenantServiceGetHIPAAProfileProcedure:           {"settings.hipaa_profile.get", authz.PermRead, false, "api", false},
+	auditv1connect.TenantServiceUpdateHIPAAProfileProcedure:        {"settings.hipaa_profile.update", authz.PermSettingsManage, false, "api", false},
+	auditv1connect.TenantServiceCreateWebhookProcedure:             {"settings.webhook.create", authz.PermSettingsManage, false, "api", false},
+	auditv1connect.TenantServiceListWebhooksProcedure:              {"settings.webhook.list", authz.PermSettingsManage, false, "api", false},
+	auditv1connect.TenantServiceUpdateWebhookProcedure:             {"settings.webhook.update", authz.PermSettingsManage, false, "api", false},
+	auditv1connect.TenantServiceDeleteWebhookProcedure:             {"settings.webhook.delete", authz.PermSettingsManage, false, "api", false},
+}
+
+// resourceTypeOf names what a procedure's audit event is about.
+func resourceTypeOf(procedure string) string {
+	for _, p := range []struct{ service, kind string }{
+		{auditv1connect.AuditLogServiceName, "audit_log"},
+		{auditv1connect.AttestationServiceName, "attestation"},
+		{auditv1connect.TenantServiceName, "tenant"},
+	} {
+		if strings.HasPrefix(procedure, "/"+p.service+"/") {
+			return p.kind
+		}
+	}
+	return resourceType(rules[procedure].action)
+}
+
+// auditNote lets a handler refine the audit event the interceptor writes
+// for its call: a more precise action (addon.enable rather than addon.set),
+// the resource, and metadata. Empty fields keep the rule's defaults.
+type auditNote struct {
+	action, resourceType, resource string
+	meta                           map[string]any
+}
+
+type auditNoteKey struct{}
+
+// withAuditNote gives a call room for a note.
+func withAuditNote(ctx context.Context) context.Context {
+	return context.WithValue(ctx, auditNoteKey{}, &auditNote{})
+}
+
+// noteAudit records what the handler wants in the call's audit event.
+func noteAudit(ctx context.Context, action, resourceType, resource string, meta map[string]any) {
+	n, _ := ctx.Value(auditNoteKey{}).(*auditNote)
+	if n == nil {
+		return
+	}
+	n.action, n.resourceType, n.resource, n.meta = action, resourceType, resource, meta
 }
 
 // Names of the plain REST handlers, for rules and logs.
@@ -208,8 +267,22 @@ func (s *Server) finish(ctx context.Context, c *authz.Caller, ci callInfo, resou
 	r := rules[ci.procedure]
 	e := reports.Event{
 		ActorID: c.PrincipalID, ActorType: "user", Action: r.action,
-		ResourceType: resourceType(r.action), ResourceID: resource, Outcome: "success", Category: r.category,
+		ResourceType: resourceTypeOf(ci.procedure), ResourceID: resource, Outcome: "success", Category: r.category,
 		Metadata: map[string]any{"procedure": ci.procedure, "key_id": c.KeyID, "principal": c.PrincipalName},
+	}
+	if n, _ := ctx.Value(auditNoteKey{}).(*auditNote); n != nil {
+		if n.action != "" {
+			e.Action = n.action
+		}
+		if n.resourceType != "" {
+			e.ResourceType = n.resourceType
+		}
+		if n.resource != "" {
+			e.ResourceID = n.resource
+		}
+		for k, v := range n.meta {
+			e.Metadata[k] = v
+		}
 	}
 	if err != nil {
 		var d *denial
@@ -230,6 +303,7 @@ type interceptor struct{ s *Server }
 func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		ci := callInfo{procedure: req.Spec().Procedure, header: req.Header(), peer: i.s.clientIP(req.Peer().Addr, req.Header()), protocol: req.Peer().Protocol}
+		ctx = withAuditNote(ctx)
 		c, err := i.s.authenticate(ctx, ci)
 		if c == nil && err != nil {
 			return nil, toConnect(ctx, i.s.log, err)
@@ -257,6 +331,7 @@ func (i interceptor) WrapStreamingClient(next connect.StreamingClientFunc) conne
 func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
 		ci := callInfo{procedure: conn.Spec().Procedure, header: conn.RequestHeader(), peer: i.s.clientIP(conn.Peer().Addr, conn.RequestHeader()), protocol: conn.Peer().Protocol}
+		ctx = withAuditNote(ctx)
 		c, err := i.s.authenticate(ctx, ci)
 		if c == nil && err != nil {
 			return toConnect(ctx, i.s.log, err)
@@ -295,6 +370,10 @@ func (r *recordingConn) Receive(m any) error {
 func resourceOf(req any, resp connect.AnyResponse) string {
 	if id := idOf(req); id != "" {
 		return id
+	}
+	type attestationIDer interface{ GetAttestationId() string }
+	if a, ok := req.(attestationIDer); ok && a.GetAttestationId() != "" {
+		return a.GetAttestationId()
 	}
 	if resp != nil {
 		return idOf(resp.Any())

@@ -49,6 +49,10 @@ type Config struct {
 	// Telemetry traces and meters every RPC and serves /metrics; nil
 	// records nothing.
 	Telemetry *telemetry.Telemetry
+	// MaxBatch is the most events one WriteEvents call may carry.
+	MaxBatch int
+	// MaxClockSkew is how far in the future an event's occurred_at may be.
+	MaxClockSkew time.Duration
 }
 
 // Waker is told when a job is queued.
@@ -91,6 +95,12 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 	if cfg.Telemetry == nil {
 		cfg.Telemetry = telemetry.Nop()
 	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 1000
+	}
+	if cfg.MaxClockSkew <= 0 {
+		cfg.MaxClockSkew = 5 * time.Minute
+	}
 	return &Server{store: st, enforcer: en, bucket: bucket, runner: runner, log: log, cfg: cfg,
 		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst)}
 }
@@ -125,13 +135,21 @@ func (s *Server) Handler() (http.Handler, error) {
 	downloadPath, downloadHandler := auditv1connect.NewDownloadServiceHandler(downloadService{s: s}, downloadOpts...)
 	apikeyPath, apikeyHandler := auditv1connect.NewApiKeyServiceHandler(apikeyService{s}, opts...)
 	policyPath, policyHandler := auditv1connect.NewPolicyServiceHandler(policyService{s}, opts...)
+	// A full batch of events with metadata outgrows the default limit.
+	auditPath, auditHandler := auditv1connect.NewAuditLogServiceHandler(auditLogService{s}, append(slices.Clip(opts), connect.WithReadMaxBytes(16<<20))...)
+	attestPath, attestHandler := auditv1connect.NewAttestationServiceHandler(attestationService{s}, opts...)
+	tenantPath, tenantHandler := auditv1connect.NewTenantServiceHandler(tenantService{s}, opts...)
 	mux.Handle(exportPath, exportHandler)
 	mux.Handle(downloadPath, downloadHandler)
 	mux.Handle(apikeyPath, apikeyHandler)
 	mux.Handle(policyPath, policyHandler)
+	mux.Handle(auditPath, auditHandler)
+	mux.Handle(attestPath, attestHandler)
+	mux.Handle(tenantPath, tenantHandler)
 
 	names := []string{auditv1connect.ExportServiceName, auditv1connect.DownloadServiceName,
-		auditv1connect.ApiKeyServiceName, auditv1connect.PolicyServiceName}
+		auditv1connect.ApiKeyServiceName, auditv1connect.PolicyServiceName,
+		auditv1connect.AuditLogServiceName, auditv1connect.AttestationServiceName, auditv1connect.TenantServiceName}
 	reflector := grpcreflect.NewStaticReflector(names...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
@@ -145,6 +163,9 @@ func (s *Server) Handler() (http.Handler, error) {
 		vanguard.NewService(downloadPath, downloadHandler),
 		vanguard.NewService(apikeyPath, apikeyHandler),
 		vanguard.NewService(policyPath, policyHandler),
+		vanguard.NewService(auditPath, auditHandler),
+		vanguard.NewService(attestPath, attestHandler),
+		vanguard.NewService(tenantPath, tenantHandler),
 	}, vanguard.WithCodec(restCodec))
 	if err != nil {
 		return nil, err

@@ -189,6 +189,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		RateLimit:      rate,
 		RateBurst:      cfg.RateBurst,
 		Telemetry:      tel,
+		MaxBatch:       cfg.MaxBatch,
 	})
 	api.PublishKeys(keys)
 	h, err := api.Handler()
@@ -236,6 +237,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	go func() { runner.Run(workCtx); close(workersDone) }()
 	go keys.Run(workCtx, 10*time.Second)
 	go en.Watch(workCtx, authz.WatchInterval, log)
+	if cfg.Retention > 0 {
+		go st.RetentionLoop(workCtx, cfg.Retention, func(removed int64, err error) {
+			if err != nil {
+				log.Error("audit retention", "err", err)
+			} else if removed > 0 {
+				log.Info("audit retention purged events", "removed", removed)
+			}
+		})
+	}
 
 	errc := make(chan error, 1)
 	go func() {

@@ -43,6 +43,10 @@ const (
 	FieldRequestID = "request_id"
 	// FieldMetadata holds the string denoting the metadata field in the database.
 	FieldMetadata = "metadata"
+	// FieldClientEventID holds the string denoting the client_event_id field in the database.
+	FieldClientEventID = "client_event_id"
+	// FieldHash holds the string denoting the hash field in the database.
+	FieldHash = "hash"
 	// Table holds the table name of the auditevent in the database.
 	Table = "audit_events"
 )
@@ -65,6 +69,8 @@ var Columns = []string{
 	FieldUserAgent,
 	FieldRequestID,
 	FieldMetadata,
+	FieldClientEventID,
+	FieldHash,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -94,6 +100,8 @@ var (
 	DefaultUserAgent string
 	// DefaultRequestID holds the default value on creation for the "request_id" field.
 	DefaultRequestID string
+	// DefaultHash holds the default value on creation for the "hash" field.
+	DefaultHash string
 )
 
 // Outcome defines the type for the "outcome" enum field.
@@ -220,4 +228,14 @@ func ByUserAgent(opts ...sql.OrderTermOption) OrderOption {
 // ByRequestID orders the results by the request_id field.
 func ByRequestID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldRequestID, opts...).ToFunc()
+}
+
+// ByClientEventID orders the results by the client_event_id field.
+func ByClientEventID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldClientEventID, opts...).ToFunc()
+}
+
+// ByHash orders the results by the hash field.
+func ByHash(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldHash, opts...).ToFunc()
 }

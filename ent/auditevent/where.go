@@ -114,6 +114,16 @@ func RequestID(v string) predicate.AuditEvent {
 	return predicate.AuditEvent(sql.FieldEQ(FieldRequestID, v))
 }
 
+// ClientEventID applies equality check predicate on the "client_event_id" field. It's identical to ClientEventIDEQ.
+func ClientEventID(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldEQ(FieldClientEventID, v))
+}
+
+// Hash applies equality check predicate on the "hash" field. It's identical to HashEQ.
+func Hash(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldEQ(FieldHash, v))
+}
+
 // TenantIDEQ applies the EQ predicate on the "tenant_id" field.
 func TenantIDEQ(v string) predicate.AuditEvent {
 	return predicate.AuditEvent(sql.FieldEQ(FieldTenantID, v))
@@ -837,6 +847,146 @@ func MetadataIsNil() predicate.AuditEvent {
 // MetadataNotNil applies the NotNil predicate on the "metadata" field.
 func MetadataNotNil() predicate.AuditEvent {
 	return predicate.AuditEvent(sql.FieldNotNull(FieldMetadata))
+}
+
+// ClientEventIDEQ applies the EQ predicate on the "client_event_id" field.
+func ClientEventIDEQ(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldEQ(FieldClientEventID, v))
+}
+
+// ClientEventIDNEQ applies the NEQ predicate on the "client_event_id" field.
+func ClientEventIDNEQ(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldNEQ(FieldClientEventID, v))
+}
+
+// ClientEventIDIn applies the In predicate on the "client_event_id" field.
+func ClientEventIDIn(vs ...string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldIn(FieldClientEventID, vs...))
+}
+
+// ClientEventIDNotIn applies the NotIn predicate on the "client_event_id" field.
+func ClientEventIDNotIn(vs ...string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldNotIn(FieldClientEventID, vs...))
+}
+
+// ClientEventIDGT applies the GT predicate on the "client_event_id" field.
+func ClientEventIDGT(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldGT(FieldClientEventID, v))
+}
+
+// ClientEventIDGTE applies the GTE predicate on the "client_event_id" field.
+func ClientEventIDGTE(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldGTE(FieldClientEventID, v))
+}
+
+// ClientEventIDLT applies the LT predicate on the "client_event_id" field.
+func ClientEventIDLT(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldLT(FieldClientEventID, v))
+}
+
+// ClientEventIDLTE applies the LTE predicate on the "client_event_id" field.
+func ClientEventIDLTE(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldLTE(FieldClientEventID, v))
+}
+
+// ClientEventIDContains applies the Contains predicate on the "client_event_id" field.
+func ClientEventIDContains(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldContains(FieldClientEventID, v))
+}
+
+// ClientEventIDHasPrefix applies the HasPrefix predicate on the "client_event_id" field.
+func ClientEventIDHasPrefix(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldHasPrefix(FieldClientEventID, v))
+}
+
+// ClientEventIDHasSuffix applies the HasSuffix predicate on the "client_event_id" field.
+func ClientEventIDHasSuffix(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldHasSuffix(FieldClientEventID, v))
+}
+
+// ClientEventIDIsNil applies the IsNil predicate on the "client_event_id" field.
+func ClientEventIDIsNil() predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldIsNull(FieldClientEventID))
+}
+
+// ClientEventIDNotNil applies the NotNil predicate on the "client_event_id" field.
+func ClientEventIDNotNil() predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldNotNull(FieldClientEventID))
+}
+
+// ClientEventIDEqualFold applies the EqualFold predicate on the "client_event_id" field.
+func ClientEventIDEqualFold(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldEqualFold(FieldClientEventID, v))
+}
+
+// ClientEventIDContainsFold applies the ContainsFold predicate on the "client_event_id" field.
+func ClientEventIDContainsFold(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldContainsFold(FieldClientEventID, v))
+}
+
+// HashEQ applies the EQ predicate on the "hash" field.
+func HashEQ(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldEQ(FieldHash, v))
+}
+
+// HashNEQ applies the NEQ predicate on the "hash" field.
+func HashNEQ(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldNEQ(FieldHash, v))
+}
+
+// HashIn applies the In predicate on the "hash" field.
+func HashIn(vs ...string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldIn(FieldHash, vs...))
+}
+
+// HashNotIn applies the NotIn predicate on the "hash" field.
+func HashNotIn(vs ...string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldNotIn(FieldHash, vs...))
+}
+
+// HashGT applies the GT predicate on the "hash" field.
+func HashGT(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldGT(FieldHash, v))
+}
+
+// HashGTE applies the GTE predicate on the "hash" field.
+func HashGTE(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldGTE(FieldHash, v))
+}
+
+// HashLT applies the LT predicate on the "hash" field.
+func HashLT(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldLT(FieldHash, v))
+}
+
+// HashLTE applies the LTE predicate on the "hash" field.
+func HashLTE(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldLTE(FieldHash, v))
+}
+
+// HashContains applies the Contains predicate on the "hash" field.
+func HashContains(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldContains(FieldHash, v))
+}
+
+// HashHasPrefix applies the HasPrefix predicate on the "hash" field.
+func HashHasPrefix(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldHasPrefix(FieldHash, v))
+}
+
+// HashHasSuffix applies the HasSuffix predicate on the "hash" field.
+func HashHasSuffix(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldHasSuffix(FieldHash, v))
+}
+
+// HashEqualFold applies the EqualFold predicate on the "hash" field.
+func HashEqualFold(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldEqualFold(FieldHash, v))
+}
+
+// HashContainsFold applies the ContainsFold predicate on the "hash" field.
+func HashContainsFold(v string) predicate.AuditEvent {
+	return predicate.AuditEvent(sql.FieldContainsFold(FieldHash, v))
 }
 
 // And groups predicates with the AND operator between them.

@@ -83,6 +83,8 @@ var (
 		{Name: "user_agent", Type: field.TypeString, Default: ""},
 		{Name: "request_id", Type: field.TypeString, Default: ""},
 		{Name: "metadata", Type: field.TypeJSON, Nullable: true},
+		{Name: "client_event_id", Type: field.TypeString, Nullable: true},
+		{Name: "hash", Type: field.TypeString, Default: ""},
 	}
 	// AuditEventsTable holds the schema information for the "audit_events" table.
 	AuditEventsTable = &schema.Table{
@@ -94,6 +96,11 @@ var (
 				Name:    "auditevent_tenant_id_sequence",
 				Unique:  true,
 				Columns: []*schema.Column{AuditEventsColumns[1], AuditEventsColumns[2]},
+			},
+			{
+				Name:    "auditevent_tenant_id_client_event_id",
+				Unique:  true,
+				Columns: []*schema.Column{AuditEventsColumns[1], AuditEventsColumns[16]},
 			},
 			{
 				Name:    "auditevent_tenant_id_occurred_at_sequence",
@@ -345,6 +352,9 @@ var (
 		{Name: "gdpr_profile", Type: field.TypeJSON, Nullable: true},
 		{Name: "hipaa_profile", Type: field.TypeJSON, Nullable: true},
 		{Name: "event_seq", Type: field.TypeInt64, Default: 0},
+		{Name: "chain_head", Type: field.TypeString, Default: ""},
+		{Name: "chain_base_seq", Type: field.TypeInt64, Default: 0},
+		{Name: "chain_base_hash", Type: field.TypeString, Default: ""},
 		{Name: "created_at", Type: field.TypeTime},
 	}
 	// TenantsTable holds the schema information for the "tenants" table.
@@ -352,6 +362,31 @@ var (
 		Name:       "tenants",
 		Columns:    TenantsColumns,
 		PrimaryKey: []*schema.Column{TenantsColumns[0]},
+	}
+	// WebhooksColumns holds the columns for the "webhooks" table.
+	WebhooksColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "tenant_id", Type: field.TypeString},
+		{Name: "url", Type: field.TypeString},
+		{Name: "description", Type: field.TypeString, Default: ""},
+		{Name: "events", Type: field.TypeJSON, Nullable: true},
+		{Name: "enabled", Type: field.TypeBool, Default: true},
+		{Name: "secret", Type: field.TypeString},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+	}
+	// WebhooksTable holds the schema information for the "webhooks" table.
+	WebhooksTable = &schema.Table{
+		Name:       "webhooks",
+		Columns:    WebhooksColumns,
+		PrimaryKey: []*schema.Column{WebhooksColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "webhook_tenant_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{WebhooksColumns[1], WebhooksColumns[7]},
+			},
+		},
 	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
@@ -368,6 +403,7 @@ var (
 		PrincipalsTable,
 		SigningKeysTable,
 		TenantsTable,
+		WebhooksTable,
 	}
 )
 

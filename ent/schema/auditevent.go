@@ -37,6 +37,10 @@ func (AuditEvent) Fields() []ent.Field {
 		field.String("user_agent").Default("").Immutable(),
 		field.String("request_id").Default("").Immutable(),
 		field.JSON("metadata", map[string]any{}).Optional().Immutable(),
+		field.String("client_event_id").Optional().Nillable().Immutable().
+			Comment("the writer's own id for the event; a retried batch carrying it is stored once"),
+		field.String("hash").Default("").Immutable().
+			Comment("hex SHA-256 over the previous event's hash and this event's canonical bytes (store.CanonicalEvent)"),
 	}
 }
 
@@ -44,6 +48,8 @@ func (AuditEvent) Fields() []ent.Field {
 func (AuditEvent) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("tenant_id", "sequence").Unique(),
+		// Retries are recognised by the writer's event id; NULLs never collide.
+		index.Fields("tenant_id", "client_event_id").Unique(),
 		// Reports read a period in (occurred_at, sequence) order.
 		index.Fields("tenant_id", "occurred_at", "sequence"),
 	}

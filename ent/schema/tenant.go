@@ -25,6 +25,9 @@ func (Tenant) Fields() []ent.Field {
 		field.JSON("gdpr_profile", map[string]any{}).Optional(),
 		field.JSON("hipaa_profile", map[string]any{}).Optional(),
 		field.Int64("event_seq").Default(0).Comment("last audit event sequence handed out; bumped in the inserting transaction so sequences stay gap-free"),
+		field.String("chain_head").Default("").Comment("hex hash of the event at event_seq: the head of the audit hash chain, updated with event_seq"),
+		field.Int64("chain_base_seq").Default(0).Comment("last sequence removed by retention; the chain continues from chain_base_hash"),
+		field.String("chain_base_hash").Default("").Comment("hex hash of the event at chain_base_seq (empty: the genesis, 32 zero bytes)"),
 		field.Time("created_at").Default(time.Now).Immutable(),
 	}
 }

@@ -29,6 +29,12 @@ const (
 	FieldHipaaProfile = "hipaa_profile"
 	// FieldEventSeq holds the string denoting the event_seq field in the database.
 	FieldEventSeq = "event_seq"
+	// FieldChainHead holds the string denoting the chain_head field in the database.
+	FieldChainHead = "chain_head"
+	// FieldChainBaseSeq holds the string denoting the chain_base_seq field in the database.
+	FieldChainBaseSeq = "chain_base_seq"
+	// FieldChainBaseHash holds the string denoting the chain_base_hash field in the database.
+	FieldChainBaseHash = "chain_base_hash"
 	// FieldCreatedAt holds the string denoting the created_at field in the database.
 	FieldCreatedAt = "created_at"
 	// Table holds the table name of the tenant in the database.
@@ -46,6 +52,9 @@ var Columns = []string{
 	FieldGdprProfile,
 	FieldHipaaProfile,
 	FieldEventSeq,
+	FieldChainHead,
+	FieldChainBaseSeq,
+	FieldChainBaseHash,
 	FieldCreatedAt,
 }
 
@@ -72,6 +81,12 @@ var (
 	DefaultDownloadWindowDays int
 	// DefaultEventSeq holds the default value on creation for the "event_seq" field.
 	DefaultEventSeq int64
+	// DefaultChainHead holds the default value on creation for the "chain_head" field.
+	DefaultChainHead string
+	// DefaultChainBaseSeq holds the default value on creation for the "chain_base_seq" field.
+	DefaultChainBaseSeq int64
+	// DefaultChainBaseHash holds the default value on creation for the "chain_base_hash" field.
+	DefaultChainBaseHash string
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -114,6 +129,21 @@ func ByDownloadWindowDays(opts ...sql.OrderTermOption) OrderOption {
 // ByEventSeq orders the results by the event_seq field.
 func ByEventSeq(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldEventSeq, opts...).ToFunc()
+}
+
+// ByChainHead orders the results by the chain_head field.
+func ByChainHead(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldChainHead, opts...).ToFunc()
+}
+
+// ByChainBaseSeq orders the results by the chain_base_seq field.
+func ByChainBaseSeq(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldChainBaseSeq, opts...).ToFunc()
+}
+
+// ByChainBaseHash orders the results by the chain_base_hash field.
+func ByChainBaseHash(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldChainBaseHash, opts...).ToFunc()
 }
 
 // ByCreatedAt orders the results by the created_at field.

@@ -94,6 +94,21 @@ func EventSeq(v int64) predicate.Tenant {
 	return predicate.Tenant(sql.FieldEQ(FieldEventSeq, v))
 }
 
+// ChainHead applies equality check predicate on the "chain_head" field. It's identical to ChainHeadEQ.
+func ChainHead(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldEQ(FieldChainHead, v))
+}
+
+// ChainBaseSeq applies equality check predicate on the "chain_base_seq" field. It's identical to ChainBaseSeqEQ.
+func ChainBaseSeq(v int64) predicate.Tenant {
+	return predicate.Tenant(sql.FieldEQ(FieldChainBaseSeq, v))
+}
+
+// ChainBaseHash applies equality check predicate on the "chain_base_hash" field. It's identical to ChainBaseHashEQ.
+func ChainBaseHash(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldEQ(FieldChainBaseHash, v))
+}
+
 // CreatedAt applies equality check predicate on the "created_at" field. It's identical to CreatedAtEQ.
 func CreatedAt(v time.Time) predicate.Tenant {
 	return predicate.Tenant(sql.FieldEQ(FieldCreatedAt, v))
@@ -322,6 +337,176 @@ func EventSeqLT(v int64) predicate.Tenant {
 // EventSeqLTE applies the LTE predicate on the "event_seq" field.
 func EventSeqLTE(v int64) predicate.Tenant {
 	return predicate.Tenant(sql.FieldLTE(FieldEventSeq, v))
+}
+
+// ChainHeadEQ applies the EQ predicate on the "chain_head" field.
+func ChainHeadEQ(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldEQ(FieldChainHead, v))
+}
+
+// ChainHeadNEQ applies the NEQ predicate on the "chain_head" field.
+func ChainHeadNEQ(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldNEQ(FieldChainHead, v))
+}
+
+// ChainHeadIn applies the In predicate on the "chain_head" field.
+func ChainHeadIn(vs ...string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldIn(FieldChainHead, vs...))
+}
+
+// ChainHeadNotIn applies the NotIn predicate on the "chain_head" field.
+func ChainHeadNotIn(vs ...string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldNotIn(FieldChainHead, vs...))
+}
+
+// ChainHeadGT applies the GT predicate on the "chain_head" field.
+func ChainHeadGT(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldGT(FieldChainHead, v))
+}
+
+// ChainHeadGTE applies the GTE predicate on the "chain_head" field.
+func ChainHeadGTE(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldGTE(FieldChainHead, v))
+}
+
+// ChainHeadLT applies the LT predicate on the "chain_head" field.
+func ChainHeadLT(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldLT(FieldChainHead, v))
+}
+
+// ChainHeadLTE applies the LTE predicate on the "chain_head" field.
+func ChainHeadLTE(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldLTE(FieldChainHead, v))
+}
+
+// ChainHeadContains applies the Contains predicate on the "chain_head" field.
+func ChainHeadContains(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldContains(FieldChainHead, v))
+}
+
+// ChainHeadHasPrefix applies the HasPrefix predicate on the "chain_head" field.
+func ChainHeadHasPrefix(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldHasPrefix(FieldChainHead, v))
+}
+
+// ChainHeadHasSuffix applies the HasSuffix predicate on the "chain_head" field.
+func ChainHeadHasSuffix(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldHasSuffix(FieldChainHead, v))
+}
+
+// ChainHeadEqualFold applies the EqualFold predicate on the "chain_head" field.
+func ChainHeadEqualFold(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldEqualFold(FieldChainHead, v))
+}
+
+// ChainHeadContainsFold applies the ContainsFold predicate on the "chain_head" field.
+func ChainHeadContainsFold(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldContainsFold(FieldChainHead, v))
+}
+
+// ChainBaseSeqEQ applies the EQ predicate on the "chain_base_seq" field.
+func ChainBaseSeqEQ(v int64) predicate.Tenant {
+	return predicate.Tenant(sql.FieldEQ(FieldChainBaseSeq, v))
+}
+
+// ChainBaseSeqNEQ applies the NEQ predicate on the "chain_base_seq" field.
+func ChainBaseSeqNEQ(v int64) predicate.Tenant {
+	return predicate.Tenant(sql.FieldNEQ(FieldChainBaseSeq, v))
+}
+
+// ChainBaseSeqIn applies the In predicate on the "chain_base_seq" field.
+func ChainBaseSeqIn(vs ...int64) predicate.Tenant {
+	return predicate.Tenant(sql.FieldIn(FieldChainBaseSeq, vs...))
+}
+
+// ChainBaseSeqNotIn applies the NotIn predicate on the "chain_base_seq" field.
+func ChainBaseSeqNotIn(vs ...int64) predicate.Tenant {
+	return predicate.Tenant(sql.FieldNotIn(FieldChainBaseSeq, vs...))
+}
+
+// ChainBaseSeqGT applies the GT predicate on the "chain_base_seq" field.
+func ChainBaseSeqGT(v int64) predicate.Tenant {
+	return predicate.Tenant(sql.FieldGT(FieldChainBaseSeq, v))
+}
+
+// ChainBaseSeqGTE applies the GTE predicate on the "chain_base_seq" field.
+func ChainBaseSeqGTE(v int64) predicate.Tenant {
+	return predicate.Tenant(sql.FieldGTE(FieldChainBaseSeq, v))
+}
+
+// ChainBaseSeqLT applies the LT predicate on the "chain_base_seq" field.
+func ChainBaseSeqLT(v int64) predicate.Tenant {
+	return predicate.Tenant(sql.FieldLT(FieldChainBaseSeq, v))
+}
+
+// ChainBaseSeqLTE applies the LTE predicate on the "chain_base_seq" field.
+func ChainBaseSeqLTE(v int64) predicate.Tenant {
+	return predicate.Tenant(sql.FieldLTE(FieldChainBaseSeq, v))
+}
+
+// ChainBaseHashEQ applies the EQ predicate on the "chain_base_hash" field.
+func ChainBaseHashEQ(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldEQ(FieldChainBaseHash, v))
+}
+
+// ChainBaseHashNEQ applies the NEQ predicate on the "chain_base_hash" field.
+func ChainBaseHashNEQ(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldNEQ(FieldChainBaseHash, v))
+}
+
+// ChainBaseHashIn applies the In predicate on the "chain_base_hash" field.
+func ChainBaseHashIn(vs ...string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldIn(FieldChainBaseHash, vs...))
+}
+
+// ChainBaseHashNotIn applies the NotIn predicate on the "chain_base_hash" field.
+func ChainBaseHashNotIn(vs ...string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldNotIn(FieldChainBaseHash, vs...))
+}
+
+// ChainBaseHashGT applies the GT predicate on the "chain_base_hash" field.
+func ChainBaseHashGT(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldGT(FieldChainBaseHash, v))
+}
+
+// ChainBaseHashGTE applies the GTE predicate on the "chain_base_hash" field.
+func ChainBaseHashGTE(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldGTE(FieldChainBaseHash, v))
+}
+
+// ChainBaseHashLT applies the LT predicate on the "chain_base_hash" field.
+func ChainBaseHashLT(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldLT(FieldChainBaseHash, v))
+}
+
+// ChainBaseHashLTE applies the LTE predicate on the "chain_base_hash" field.
+func ChainBaseHashLTE(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldLTE(FieldChainBaseHash, v))
+}
+
+// ChainBaseHashContains applies the Contains predicate on the "chain_base_hash" field.
+func ChainBaseHashContains(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldContains(FieldChainBaseHash, v))
+}
+
+// ChainBaseHashHasPrefix applies the HasPrefix predicate on the "chain_base_hash" field.
+func ChainBaseHashHasPrefix(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldHasPrefix(FieldChainBaseHash, v))
+}
+
+// ChainBaseHashHasSuffix applies the HasSuffix predicate on the "chain_base_hash" field.
+func ChainBaseHashHasSuffix(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldHasSuffix(FieldChainBaseHash, v))
+}
+
+// ChainBaseHashEqualFold applies the EqualFold predicate on the "chain_base_hash" field.
+func ChainBaseHashEqualFold(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldEqualFold(FieldChainBaseHash, v))
+}
+
+// ChainBaseHashContainsFold applies the ContainsFold predicate on the "chain_base_hash" field.
+func ChainBaseHashContainsFold(v string) predicate.Tenant {
+	return predicate.Tenant(sql.FieldContainsFold(FieldChainBaseHash, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.

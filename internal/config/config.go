@@ -22,6 +22,8 @@ type Config struct {
 	Workers        int
 	Lease          time.Duration
 	MaxPeriodDays  int
+	MaxBatch       int
+	Retention      time.Duration
 	TrustedProxies []*net.IPNet
 	LogFormat      string
 	LogLevel       string
@@ -52,6 +54,8 @@ func (c *Config) Serve(fs *flag.FlagSet) {
 	fs.IntVar(&c.Workers, "workers", c.envInt("EXPORTD_WORKERS", 2), "export jobs run at once by this process (env EXPORTD_WORKERS)")
 	fs.DurationVar(&c.Lease, "lease", c.envDuration("EXPORTD_LEASE", 30*time.Second), "job lease: a crashed worker's job is taken over after this (env EXPORTD_LEASE)")
 	fs.IntVar(&c.MaxPeriodDays, "max-period-days", c.envInt("EXPORTD_MAX_PERIOD_DAYS", 366), "longest period one export may cover (env EXPORTD_MAX_PERIOD_DAYS)")
+	fs.IntVar(&c.MaxBatch, "max-batch", c.envInt("EXPORTD_MAX_BATCH", 1000), "most audit events one WriteEvents call may carry (env EXPORTD_MAX_BATCH)")
+	fs.DurationVar(&c.Retention, "retention-interval", c.envDuration("EXPORTD_RETENTION_INTERVAL", time.Hour), "how often events past their tenant's retention are purged; 0 disables (env EXPORTD_RETENTION_INTERVAL)")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", env("EXPORTD_TRUSTED_PROXIES", ""), "comma-separated CIDRs whose X-Forwarded-For is believed (env EXPORTD_TRUSTED_PROXIES)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", c.envFloat("EXPORTD_RATE_LIMIT", 50), "requests per second one API key may make, sustained (env EXPORTD_RATE_LIMIT)")
 	fs.IntVar(&c.RateBurst, "rate-burst", c.envInt("EXPORTD_RATE_BURST", 200), "requests one API key may make at once above the rate (env EXPORTD_RATE_BURST)")
@@ -77,6 +81,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RateLimit < 0 || c.RateBurst < 0 {
 		errs = append(errs, errors.New("--rate-limit and --rate-burst must be 0 (no limit) or more"))
+	}
+	if c.MaxBatch < 0 {
+		errs = append(errs, errors.New("--max-batch must be positive"))
+	}
+	if c.Retention < 0 {
+		errs = append(errs, errors.New("--retention-interval must be 0 or more"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))

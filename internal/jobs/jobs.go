@@ -306,7 +306,14 @@ func (r *Runner) generate(ctx context.Context, j *ent.ExportJob) (store.Artifact
 	<-hbDone
 
 	digest := hex.EncodeToString(h.Sum(nil))
+	var chain string
+	if sum.LastSequence > 0 {
+		if chain, err = r.store.ChainHash(ctx, j.TenantID, sum.LastSequence); err != nil {
+			return store.Artifact{}, fmt.Errorf("read chain hash: %w", err)
+		}
+	}
 	m := reports.NewManifest(j.ID, req, sum, digest, cw.n)
+	m.ChainHash = chain
 	if r.signer != nil {
 		_, sign := r.tracer.Start(ctx, "export.sign")
 		err := r.signer.Sign(&m)

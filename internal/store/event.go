@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"entgo.io/ent/dialect"
+	"github.com/lib/pq"
 
 	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/reports"
@@ -17,51 +19,230 @@ import (
 
 // eventColumns are written in this order by both insert paths.
 var eventColumns = []string{"tenant_id", "sequence", "occurred_at", "actor_id", "actor_type", "action",
-	"resource_type", "resource_id", "outcome", "category", "phi", "ip", "user_agent", "request_id", "metadata"}
+	"resource_type", "resource_id", "outcome", "category", "phi", "ip", "user_agent", "request_id", "metadata",
+	"client_event_id", "hash"}
 
 // copyThreshold is the batch size from which PostgreSQL gets COPY instead of
 // multi-row INSERTs.
 const copyThreshold = 200
 
+// NewEvent is an event to write, with the writer's optional id for it.
+type NewEvent struct {
+	reports.Event
+	// ClientEventID, when set, makes a retry idempotent: an event whose id the
+	// tenant's log already holds is not written again.
+	ClientEventID string
+}
+
+// Ingested says what a write did.
+type Ingested struct {
+	// Sequences holds, for each event given, the sequence it has in the log:
+	// a new one, or the one it got when it was first written.
+	Sequences []int64
+	// First and Last bound the sequences written now; both 0 when every event
+	// was a duplicate.
+	First, Last int64
+	// Duplicates counts the events already in the log (or repeated in the
+	// batch) that were not written again.
+	Duplicates int
+	// ChainHead is the hash of the tenant's last event after the write.
+	ChainHead string
+}
+
 // AppendEvents writes events to the tenant's log, giving them the next
-// sequences. The tenant's counter is bumped inside the same transaction, so
-// its row lock serialises writers and a rolled-back batch leaves no gap.
+// sequences and chaining their hashes. It is Ingest without client event ids.
 func (s *Store) AppendEvents(ctx context.Context, tenantID string, evs []reports.Event) (first, last int64, err error) {
-	if len(evs) == 0 {
-		return 0, 0, nil
-	}
+	in := make([]NewEvent, len(evs))
 	for i := range evs {
-		if err := checkEvent(&evs[i]); err != nil {
-			return 0, 0, err
-		}
+		in[i].Event = evs[i]
 	}
-	tx, err := s.DB.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, 0, fmt.Errorf("begin transaction: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	err = tx.QueryRowContext(ctx,
-		"UPDATE tenants SET event_seq = event_seq + "+s.ph(1)+" WHERE id = "+s.ph(2)+" RETURNING event_seq",
-		len(evs), tenantID).Scan(&last)
-	if err == sql.ErrNoRows {
-		return 0, 0, fault.New(fault.NotFound, "tenant %s not found", tenantID)
-	}
-	if err != nil {
-		return 0, 0, fmt.Errorf("reserve sequences: %w", err)
-	}
-	first = last - int64(len(evs)) + 1
-	if s.Dialect == dialect.Postgres && len(evs) >= copyThreshold {
-		err = copyEvents(ctx, tx, tenantID, first, evs)
-	} else {
-		err = s.insertEvents(ctx, tx, tenantID, first, evs)
-	}
+	r, err := s.Ingest(ctx, tenantID, in)
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, 0, fmt.Errorf("commit events: %w", err)
+	return r.First, r.Last, nil
+}
+
+// pending is one row to insert, fully computed.
+type pending struct {
+	e    *NewEvent
+	meta []byte
+	hash string
+}
+
+// Ingest writes a batch to the tenant's log in one transaction. It locks the
+// tenant row first, so writers to one tenant take turns; then it drops the
+// events whose client event id the log (or the batch) already holds, before
+// any sequence is handed out, so sequences stay gap-free; then it hashes each
+// new event onto the chain (the previous hash is the chain_head on the
+// tenant row, no extra read) and writes the events (COPY on PostgreSQL) and
+// the new counter and chain head in the same transaction. Nothing is written
+// when any event is invalid.
+func (s *Store) Ingest(ctx context.Context, tenantID string, evs []NewEvent) (Ingested, error) {
+	var r Ingested
+	if len(evs) == 0 {
+		return r, nil
 	}
-	return first, last, nil
+	metas := make([][]byte, len(evs))
+	for i := range evs {
+		if err := checkEvent(&evs[i].Event); err != nil {
+			return r, err
+		}
+		m, err := canonicalMetadata(evs[i].Metadata)
+		if err != nil {
+			return r, fault.Wrap(fault.InvalidArgument, err, "metadata of event %d is not JSON", i)
+		}
+		metas[i] = m
+	}
+	// On PostgreSQL the first attempt skips looking the batch's client event
+	// ids up: retries are rare, and the unique index refuses the COPY of a
+	// batch that holds a known id, which then runs again with the lookup.
+	lookup := s.Dialect != dialect.Postgres
+	r, err := s.ingest(ctx, tenantID, evs, metas, lookup)
+	if !lookup && isClientIDConflict(err) {
+		r, err = s.ingest(ctx, tenantID, evs, metas, true)
+	}
+	return r, err
+}
+
+// isClientIDConflict tells whether err is the unique index on
+// (tenant_id, client_event_id) refusing a row.
+func isClientIDConflict(err error) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && pe.Code == "23505" && strings.Contains(pe.Constraint, "client_event_id")
+}
+
+// ingest is one attempt of Ingest; without lookup it assumes no event of
+// the batch is in the log yet.
+func (s *Store) ingest(ctx context.Context, tenantID string, evs []NewEvent, metas [][]byte, lookup bool) (Ingested, error) {
+	var r Ingested
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return r, fmt.Errorf("begin transaction: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	lock := ""
+	if s.Dialect == dialect.Postgres {
+		lock = " FOR UPDATE" // SQLite's immediate transaction already holds the write lock
+	}
+	var (
+		seq  int64
+		head string
+	)
+	err = tx.QueryRowContext(ctx, "SELECT event_seq, chain_head FROM tenants WHERE id = "+s.ph(1)+lock, tenantID).Scan(&seq, &head)
+	if err == sql.ErrNoRows {
+		return r, fault.New(fault.NotFound, "tenant %s not found", tenantID)
+	}
+	if err != nil {
+		return r, fmt.Errorf("lock tenant: %w", err)
+	}
+	known := map[string]int64{}
+	if lookup {
+		if known, err = s.knownClientIDs(ctx, tx, tenantID, evs); err != nil {
+			return r, err
+		}
+	}
+	prev, err := decodeHash(head)
+	if err != nil {
+		return r, err
+	}
+	ch := chainer{prev: prev}
+	r.Sequences = make([]int64, len(evs))
+	rows := make([]pending, 0, len(evs))
+	for i := range evs {
+		e := &evs[i]
+		if id := e.ClientEventID; id != "" {
+			if q, ok := known[id]; ok {
+				r.Sequences[i] = q
+				r.Duplicates++
+				continue
+			}
+		}
+		seq++
+		e.Sequence = seq
+		e.OccurredAt = micro(e.OccurredAt)
+		rows = append(rows, pending{e: e, meta: metas[i], hash: ch.next(tenantID, &e.Event, metas[i], e.ClientEventID)})
+		r.Sequences[i] = seq
+		if e.ClientEventID != "" {
+			known[e.ClientEventID] = seq
+		}
+	}
+	if len(rows) == 0 {
+		r.ChainHead = head
+		return r, nil // nothing new: leave the tenant row alone
+	}
+	r.First, r.Last = rows[0].e.Sequence, seq
+	r.ChainHead = rows[len(rows)-1].hash
+	if s.Dialect == dialect.Postgres && len(rows) >= copyThreshold {
+		err = copyEvents(ctx, tx, tenantID, rows)
+	} else {
+		err = s.insertEvents(ctx, tx, tenantID, rows)
+	}
+	if err != nil {
+		return Ingested{}, err
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE tenants SET event_seq = "+s.ph(1)+", chain_head = "+s.ph(2)+" WHERE id = "+s.ph(3),
+		seq, r.ChainHead, tenantID); err != nil {
+		return Ingested{}, fmt.Errorf("advance chain: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Ingested{}, fmt.Errorf("commit events: %w", err)
+	}
+	return r, nil
+}
+
+// knownClientIDs returns the sequences of the batch's client event ids that
+// the tenant's log already holds. The caller holds the tenant lock, so no
+// other writer can add one meanwhile.
+func (s *Store) knownClientIDs(ctx context.Context, tx *sql.Tx, tenantID string, evs []NewEvent) (map[string]int64, error) {
+	known := map[string]int64{}
+	var ids []string
+	seen := map[string]bool{}
+	for i := range evs {
+		if id := evs[i].ClientEventID; id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return known, nil
+	}
+	scan := func(rows *sql.Rows, err error) error {
+		if err != nil {
+			return fmt.Errorf("look up client event ids: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id string
+				q  int64
+			)
+			if err := rows.Scan(&id, &q); err != nil {
+				return fmt.Errorf("scan client event id: %w", err)
+			}
+			known[id] = q
+		}
+		return rows.Err()
+	}
+	if s.Dialect == dialect.Postgres {
+		err := scan(tx.QueryContext(ctx, "SELECT client_event_id, sequence FROM audit_events WHERE tenant_id = $1 AND client_event_id = ANY($2)",
+			tenantID, pq.Array(ids)))
+		return known, err
+	}
+	const chunk = 500
+	for i := 0; i < len(ids); i += chunk {
+		part := ids[i:min(i+chunk, len(ids))]
+		args := make([]any, 0, len(part)+1)
+		args = append(args, tenantID)
+		for _, id := range part {
+			args = append(args, id)
+		}
+		q := "SELECT client_event_id, sequence FROM audit_events WHERE tenant_id = ? AND client_event_id IN (?" + strings.Repeat(", ?", len(part)-1) + ")"
+		if err := scan(tx.QueryContext(ctx, q, args...)); err != nil {
+			return nil, err
+		}
+	}
+	return known, nil
 }
 
 func checkEvent(e *reports.Event) error {
@@ -81,32 +262,27 @@ func checkEvent(e *reports.Event) error {
 	return nil
 }
 
-func eventRow(tenantID string, seq int64, e *reports.Event) ([]any, error) {
-	meta := "{}"
-	if len(e.Metadata) > 0 {
-		b, err := json.Marshal(e.Metadata)
-		if err != nil {
-			return nil, fault.Wrap(fault.InvalidArgument, err, "metadata is not JSON")
-		}
-		meta = string(b)
+func eventRow(tenantID string, p *pending) []any {
+	e := p.e
+	var cid any
+	if e.ClientEventID != "" {
+		cid = e.ClientEventID
 	}
-	return []any{tenantID, seq, micro(e.OccurredAt), e.ActorID, e.ActorType, e.Action,
-		e.ResourceType, e.ResourceID, e.Outcome, e.Category, e.PHI, e.IP, e.UserAgent, e.RequestID, meta}, nil
+	return []any{tenantID, e.Sequence, e.OccurredAt, e.ActorID, e.ActorType, e.Action,
+		e.ResourceType, e.ResourceID, e.Outcome, e.Category, e.PHI, e.IP, e.UserAgent, e.RequestID, string(p.meta),
+		cid, p.hash}
 }
 
-func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, tenantID string, first int64, evs []reports.Event) error {
-	// SQLite allows 32766 parameters per statement; 15 columns × 500 rows fits.
+func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, tenantID string, rows []pending) error {
+	// SQLite allows 32766 parameters per statement; 17 columns × 500 rows fits.
 	const batch = 500
-	for i := 0; i < len(evs); i += batch {
-		end := min(i+batch, len(evs))
+	for i := 0; i < len(rows); i += batch {
+		end := min(i+batch, len(rows))
 		var sb strings.Builder
 		sb.WriteString("INSERT INTO audit_events (" + strings.Join(eventColumns, ", ") + ") VALUES ")
 		args := make([]any, 0, (end-i)*len(eventColumns))
 		for j := i; j < end; j++ {
-			row, err := eventRow(tenantID, first+int64(j), &evs[j])
-			if err != nil {
-				return err
-			}
+			row := eventRow(tenantID, &rows[j])
 			if j > i {
 				sb.WriteString(", ")
 			}
@@ -127,19 +303,16 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, tenantID string, f
 	return nil
 }
 
-// copyEvents streams a batch into audit_events with COPY FROM STDIN.
-func copyEvents(ctx context.Context, tx *sql.Tx, tenantID string, first int64, evs []reports.Event) error {
+// copyEvents streams a batch into audit_events with COPY FROM STDIN. The
+// client event ids were deduplicated under the tenant lock, so the unique
+// index cannot refuse a row here; if it ever did, the whole batch rolls back.
+func copyEvents(ctx context.Context, tx *sql.Tx, tenantID string, rows []pending) error {
 	stmt, err := tx.PrepareContext(ctx, "COPY audit_events ("+strings.Join(eventColumns, ", ")+") FROM STDIN")
 	if err != nil {
 		return fmt.Errorf("copy events: %w", err)
 	}
-	for i := range evs {
-		row, err := eventRow(tenantID, first+int64(i), &evs[i])
-		if err != nil {
-			stmt.Close()
-			return err
-		}
-		if _, err := stmt.ExecContext(ctx, row...); err != nil {
+	for i := range rows {
+		if _, err := stmt.ExecContext(ctx, eventRow(tenantID, &rows[i])...); err != nil {
 			stmt.Close()
 			return fmt.Errorf("copy events: %w", err)
 		}

@@ -25,6 +25,7 @@ var tenantColumn = map[string]string{
 	ent.TypeIssuancePolicy:    "tenant_id",
 	ent.TypeIssuer:            "tenant_id",
 	ent.TypePrincipal:         "tenant_id",
+	ent.TypeWebhook:           "tenant_id",
 }
 
 // ErrNoTenant refuses data access whose context names no tenant and is not

@@ -11,6 +11,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -289,11 +290,1527 @@ func (x *SetAddOnResponse) GetTenant() *Tenant {
 	return nil
 }
 
+// UpdateRetentionRequest is the new retention policy.
+type UpdateRetentionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// audit_retention_days is how long audit events are kept (HIPAA asks for
+	// six years of some records: 2190 days).
+	AuditRetentionDays int32 `protobuf:"varint,1,opt,name=audit_retention_days,json=auditRetentionDays,proto3" json:"audit_retention_days,omitempty"`
+	// download_window_days is how long a completed export stays downloadable.
+	DownloadWindowDays int32 `protobuf:"varint,2,opt,name=download_window_days,json=downloadWindowDays,proto3" json:"download_window_days,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *UpdateRetentionRequest) Reset() {
+	*x = UpdateRetentionRequest{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRetentionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRetentionRequest) ProtoMessage() {}
+
+func (x *UpdateRetentionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRetentionRequest.ProtoReflect.Descriptor instead.
+func (*UpdateRetentionRequest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *UpdateRetentionRequest) GetAuditRetentionDays() int32 {
+	if x != nil {
+		return x.AuditRetentionDays
+	}
+	return 0
+}
+
+func (x *UpdateRetentionRequest) GetDownloadWindowDays() int32 {
+	if x != nil {
+		return x.DownloadWindowDays
+	}
+	return 0
+}
+
+// UpdateRetentionResponse is the tenant after the change.
+type UpdateRetentionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tenant settings.
+	Tenant        *Tenant `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRetentionResponse) Reset() {
+	*x = UpdateRetentionResponse{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRetentionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRetentionResponse) ProtoMessage() {}
+
+func (x *UpdateRetentionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRetentionResponse.ProtoReflect.Descriptor instead.
+func (*UpdateRetentionResponse) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UpdateRetentionResponse) GetTenant() *Tenant {
+	if x != nil {
+		return x.Tenant
+	}
+	return nil
+}
+
+// Contact is a person or office that can be reached.
+type Contact struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name of the person or office.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// email address.
+	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// phone number.
+	Phone string `protobuf:"bytes,3,opt,name=phone,proto3" json:"phone,omitempty"`
+	// address, postal.
+	Address       string `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Contact) Reset() {
+	*x = Contact{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Contact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Contact) ProtoMessage() {}
+
+func (x *Contact) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Contact.ProtoReflect.Descriptor instead.
+func (*Contact) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Contact) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Contact) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *Contact) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *Contact) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+// GDPRController is the data controller, with its data protection officer
+// and, outside the EU, its representative.
+type GDPRController struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name of the controller.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// address of the controller.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// email of the controller.
+	Email string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	// phone of the controller.
+	Phone string `protobuf:"bytes,4,opt,name=phone,proto3" json:"phone,omitempty"`
+	// dpo is the data protection officer.
+	Dpo *Contact `protobuf:"bytes,5,opt,name=dpo,proto3" json:"dpo,omitempty"`
+	// representative in the EU, for controllers outside it.
+	Representative *Contact `protobuf:"bytes,6,opt,name=representative,proto3" json:"representative,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GDPRController) Reset() {
+	*x = GDPRController{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GDPRController) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GDPRController) ProtoMessage() {}
+
+func (x *GDPRController) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GDPRController.ProtoReflect.Descriptor instead.
+func (*GDPRController) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GDPRController) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GDPRController) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *GDPRController) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *GDPRController) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *GDPRController) GetDpo() *Contact {
+	if x != nil {
+		return x.Dpo
+	}
+	return nil
+}
+
+func (x *GDPRController) GetRepresentative() *Contact {
+	if x != nil {
+		return x.Representative
+	}
+	return nil
+}
+
+// Transfer is a transfer of personal data to a third country, with its
+// safeguards.
+type Transfer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// country receiving the data.
+	Country string `protobuf:"bytes,1,opt,name=country,proto3" json:"country,omitempty"`
+	// recipient of the data.
+	Recipient string `protobuf:"bytes,2,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	// safeguards, e.g. `standard contractual clauses`.
+	Safeguards    string `protobuf:"bytes,3,opt,name=safeguards,proto3" json:"safeguards,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Transfer) Reset() {
+	*x = Transfer{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Transfer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Transfer) ProtoMessage() {}
+
+func (x *Transfer) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Transfer.ProtoReflect.Descriptor instead.
+func (*Transfer) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Transfer) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+func (x *Transfer) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+func (x *Transfer) GetSafeguards() string {
+	if x != nil {
+		return x.Safeguards
+	}
+	return ""
+}
+
+// ProcessingActivity is one entry of the record of processing activities
+// (GDPR Article 30(1)).
+type ProcessingActivity struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name of the activity.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// purpose of the processing.
+	Purpose string `protobuf:"bytes,2,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	// legal_basis, e.g. `consent`, `contract`, `legal_obligation`.
+	LegalBasis string `protobuf:"bytes,3,opt,name=legal_basis,json=legalBasis,proto3" json:"legal_basis,omitempty"`
+	// data_categories processed.
+	DataCategories []string `protobuf:"bytes,4,rep,name=data_categories,json=dataCategories,proto3" json:"data_categories,omitempty"`
+	// data_subjects, the categories of people concerned.
+	DataSubjects []string `protobuf:"bytes,5,rep,name=data_subjects,json=dataSubjects,proto3" json:"data_subjects,omitempty"`
+	// recipients of the data.
+	Recipients []string `protobuf:"bytes,6,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	// third_party_disclosures of the data.
+	ThirdPartyDisclosures []string `protobuf:"bytes,7,rep,name=third_party_disclosures,json=thirdPartyDisclosures,proto3" json:"third_party_disclosures,omitempty"`
+	// international_transfers of the data.
+	InternationalTransfers []*Transfer `protobuf:"bytes,8,rep,name=international_transfers,json=internationalTransfers,proto3" json:"international_transfers,omitempty"`
+	// retention_period, free text, e.g. `6 years after contract end`.
+	RetentionPeriod string `protobuf:"bytes,9,opt,name=retention_period,json=retentionPeriod,proto3" json:"retention_period,omitempty"`
+	// security_measures protecting the data.
+	SecurityMeasures []string `protobuf:"bytes,10,rep,name=security_measures,json=securityMeasures,proto3" json:"security_measures,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ProcessingActivity) Reset() {
+	*x = ProcessingActivity{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessingActivity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessingActivity) ProtoMessage() {}
+
+func (x *ProcessingActivity) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessingActivity.ProtoReflect.Descriptor instead.
+func (*ProcessingActivity) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ProcessingActivity) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ProcessingActivity) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *ProcessingActivity) GetLegalBasis() string {
+	if x != nil {
+		return x.LegalBasis
+	}
+	return ""
+}
+
+func (x *ProcessingActivity) GetDataCategories() []string {
+	if x != nil {
+		return x.DataCategories
+	}
+	return nil
+}
+
+func (x *ProcessingActivity) GetDataSubjects() []string {
+	if x != nil {
+		return x.DataSubjects
+	}
+	return nil
+}
+
+func (x *ProcessingActivity) GetRecipients() []string {
+	if x != nil {
+		return x.Recipients
+	}
+	return nil
+}
+
+func (x *ProcessingActivity) GetThirdPartyDisclosures() []string {
+	if x != nil {
+		return x.ThirdPartyDisclosures
+	}
+	return nil
+}
+
+func (x *ProcessingActivity) GetInternationalTransfers() []*Transfer {
+	if x != nil {
+		return x.InternationalTransfers
+	}
+	return nil
+}
+
+func (x *ProcessingActivity) GetRetentionPeriod() string {
+	if x != nil {
+		return x.RetentionPeriod
+	}
+	return ""
+}
+
+func (x *ProcessingActivity) GetSecurityMeasures() []string {
+	if x != nil {
+		return x.SecurityMeasures
+	}
+	return nil
+}
+
+// GDPRProfile is what an Article 30 record of processing activities needs.
+type GDPRProfile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// controller of the data.
+	Controller *GDPRController `protobuf:"bytes,1,opt,name=controller,proto3" json:"controller,omitempty"`
+	// processing_activities of the controller.
+	ProcessingActivities []*ProcessingActivity `protobuf:"bytes,2,rep,name=processing_activities,json=processingActivities,proto3" json:"processing_activities,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *GDPRProfile) Reset() {
+	*x = GDPRProfile{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GDPRProfile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GDPRProfile) ProtoMessage() {}
+
+func (x *GDPRProfile) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GDPRProfile.ProtoReflect.Descriptor instead.
+func (*GDPRProfile) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GDPRProfile) GetController() *GDPRController {
+	if x != nil {
+		return x.Controller
+	}
+	return nil
+}
+
+func (x *GDPRProfile) GetProcessingActivities() []*ProcessingActivity {
+	if x != nil {
+		return x.ProcessingActivities
+	}
+	return nil
+}
+
+// HIPAAIdentifier identifies a covered entity, e.g. its NPI or EIN.
+type HIPAAIdentifier struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// type of identifier, e.g. `NPI`.
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// value of the identifier.
+	Value         string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HIPAAIdentifier) Reset() {
+	*x = HIPAAIdentifier{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HIPAAIdentifier) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HIPAAIdentifier) ProtoMessage() {}
+
+func (x *HIPAAIdentifier) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HIPAAIdentifier.ProtoReflect.Descriptor instead.
+func (*HIPAAIdentifier) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *HIPAAIdentifier) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *HIPAAIdentifier) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// HIPAAProfile describes the covered entity or business associate.
+type HIPAAProfile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name of the entity.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// type is `covered_entity` or `business_associate`.
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// identifiers of the entity.
+	Identifiers []*HIPAAIdentifier `protobuf:"bytes,3,rep,name=identifiers,proto3" json:"identifiers,omitempty"`
+	// privacy_officer of the entity.
+	PrivacyOfficer *Contact `protobuf:"bytes,4,opt,name=privacy_officer,json=privacyOfficer,proto3" json:"privacy_officer,omitempty"`
+	// security_officer of the entity.
+	SecurityOfficer *Contact `protobuf:"bytes,5,opt,name=security_officer,json=securityOfficer,proto3" json:"security_officer,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *HIPAAProfile) Reset() {
+	*x = HIPAAProfile{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HIPAAProfile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HIPAAProfile) ProtoMessage() {}
+
+func (x *HIPAAProfile) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HIPAAProfile.ProtoReflect.Descriptor instead.
+func (*HIPAAProfile) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *HIPAAProfile) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HIPAAProfile) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *HIPAAProfile) GetIdentifiers() []*HIPAAIdentifier {
+	if x != nil {
+		return x.Identifiers
+	}
+	return nil
+}
+
+func (x *HIPAAProfile) GetPrivacyOfficer() *Contact {
+	if x != nil {
+		return x.PrivacyOfficer
+	}
+	return nil
+}
+
+func (x *HIPAAProfile) GetSecurityOfficer() *Contact {
+	if x != nil {
+		return x.SecurityOfficer
+	}
+	return nil
+}
+
+// GetGDPRProfileRequest is empty: the tenant is the calling key's.
+type GetGDPRProfileRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetGDPRProfileRequest) Reset() {
+	*x = GetGDPRProfileRequest{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGDPRProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGDPRProfileRequest) ProtoMessage() {}
+
+func (x *GetGDPRProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGDPRProfileRequest.ProtoReflect.Descriptor instead.
+func (*GetGDPRProfileRequest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{14}
+}
+
+// GetGDPRProfileResponse carries the profile, unset when none is saved.
+type GetGDPRProfileResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// profile as saved.
+	Profile       *GDPRProfile `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetGDPRProfileResponse) Reset() {
+	*x = GetGDPRProfileResponse{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGDPRProfileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGDPRProfileResponse) ProtoMessage() {}
+
+func (x *GetGDPRProfileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGDPRProfileResponse.ProtoReflect.Descriptor instead.
+func (*GetGDPRProfileResponse) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetGDPRProfileResponse) GetProfile() *GDPRProfile {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
+}
+
+// UpdateGDPRProfileRequest replaces the profile.
+type UpdateGDPRProfileRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// profile to save.
+	Profile       *GDPRProfile `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateGDPRProfileRequest) Reset() {
+	*x = UpdateGDPRProfileRequest{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateGDPRProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateGDPRProfileRequest) ProtoMessage() {}
+
+func (x *UpdateGDPRProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateGDPRProfileRequest.ProtoReflect.Descriptor instead.
+func (*UpdateGDPRProfileRequest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *UpdateGDPRProfileRequest) GetProfile() *GDPRProfile {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
+}
+
+// UpdateGDPRProfileResponse carries the saved profile.
+type UpdateGDPRProfileResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// profile as saved.
+	Profile       *GDPRProfile `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateGDPRProfileResponse) Reset() {
+	*x = UpdateGDPRProfileResponse{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateGDPRProfileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateGDPRProfileResponse) ProtoMessage() {}
+
+func (x *UpdateGDPRProfileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateGDPRProfileResponse.ProtoReflect.Descriptor instead.
+func (*UpdateGDPRProfileResponse) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *UpdateGDPRProfileResponse) GetProfile() *GDPRProfile {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
+}
+
+// GetHIPAAProfileRequest is empty: the tenant is the calling key's.
+type GetHIPAAProfileRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHIPAAProfileRequest) Reset() {
+	*x = GetHIPAAProfileRequest{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHIPAAProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHIPAAProfileRequest) ProtoMessage() {}
+
+func (x *GetHIPAAProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHIPAAProfileRequest.ProtoReflect.Descriptor instead.
+func (*GetHIPAAProfileRequest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{18}
+}
+
+// GetHIPAAProfileResponse carries the profile, unset when none is saved.
+type GetHIPAAProfileResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// profile as saved.
+	Profile       *HIPAAProfile `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHIPAAProfileResponse) Reset() {
+	*x = GetHIPAAProfileResponse{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHIPAAProfileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHIPAAProfileResponse) ProtoMessage() {}
+
+func (x *GetHIPAAProfileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHIPAAProfileResponse.ProtoReflect.Descriptor instead.
+func (*GetHIPAAProfileResponse) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetHIPAAProfileResponse) GetProfile() *HIPAAProfile {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
+}
+
+// UpdateHIPAAProfileRequest replaces the profile.
+type UpdateHIPAAProfileRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// profile to save.
+	Profile       *HIPAAProfile `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateHIPAAProfileRequest) Reset() {
+	*x = UpdateHIPAAProfileRequest{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateHIPAAProfileRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateHIPAAProfileRequest) ProtoMessage() {}
+
+func (x *UpdateHIPAAProfileRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateHIPAAProfileRequest.ProtoReflect.Descriptor instead.
+func (*UpdateHIPAAProfileRequest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *UpdateHIPAAProfileRequest) GetProfile() *HIPAAProfile {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
+}
+
+// UpdateHIPAAProfileResponse carries the saved profile.
+type UpdateHIPAAProfileResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// profile as saved.
+	Profile       *HIPAAProfile `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateHIPAAProfileResponse) Reset() {
+	*x = UpdateHIPAAProfileResponse{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateHIPAAProfileResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateHIPAAProfileResponse) ProtoMessage() {}
+
+func (x *UpdateHIPAAProfileResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateHIPAAProfileResponse.ProtoReflect.Descriptor instead.
+func (*UpdateHIPAAProfileResponse) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *UpdateHIPAAProfileResponse) GetProfile() *HIPAAProfile {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
+}
+
+// Webhook is an HTTPS endpoint told about the tenant's export events. Its
+// secret signs deliveries and is shown only when the webhook is created.
+type Webhook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// webhook_id names the webhook.
+	WebhookId string `protobuf:"bytes,1,opt,name=webhook_id,json=webhookId,proto3" json:"webhook_id,omitempty"`
+	// url is where deliveries go, https only.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// description for people.
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// events delivered: `export.completed`, `export.failed`, `export.expired`.
+	Events []string `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
+	// enabled is false while deliveries are paused.
+	Enabled bool `protobuf:"varint,5,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// created_at is when the webhook was added.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// updated_at is when it last changed.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Webhook) Reset() {
+	*x = Webhook{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Webhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Webhook) ProtoMessage() {}
+
+func (x *Webhook) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Webhook.ProtoReflect.Descriptor instead.
+func (*Webhook) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Webhook) GetWebhookId() string {
+	if x != nil {
+		return x.WebhookId
+	}
+	return ""
+}
+
+func (x *Webhook) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Webhook) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Webhook) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *Webhook) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *Webhook) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Webhook) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// CreateWebhookRequest adds a webhook.
+type CreateWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// url is where deliveries go; it must be https.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// description for people.
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// events delivered; at least one.
+	Events        []string `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookRequest) Reset() {
+	*x = CreateWebhookRequest{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookRequest) ProtoMessage() {}
+
+func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookRequest.ProtoReflect.Descriptor instead.
+func (*CreateWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CreateWebhookRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateWebhookRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateWebhookRequest) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// CreateWebhookResponse is the new webhook and its secret, shown this once.
+type CreateWebhookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// webhook as stored.
+	Webhook *Webhook `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// secret signs deliveries (HMAC-SHA256); it is never shown again.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookResponse) Reset() {
+	*x = CreateWebhookResponse{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookResponse) ProtoMessage() {}
+
+func (x *CreateWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookResponse.ProtoReflect.Descriptor instead.
+func (*CreateWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CreateWebhookResponse) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+func (x *CreateWebhookResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+// ListWebhooksRequest is empty: the tenant is the calling key's.
+type ListWebhooksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksRequest) Reset() {
+	*x = ListWebhooksRequest{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksRequest) ProtoMessage() {}
+
+func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{25}
+}
+
+// ListWebhooksResponse lists the tenant's webhooks, oldest first.
+type ListWebhooksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// webhooks of the tenant, without secrets.
+	Webhooks      []*Webhook `protobuf:"bytes,1,rep,name=webhooks,proto3" json:"webhooks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksResponse) Reset() {
+	*x = ListWebhooksResponse{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksResponse) ProtoMessage() {}
+
+func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListWebhooksResponse) GetWebhooks() []*Webhook {
+	if x != nil {
+		return x.Webhooks
+	}
+	return nil
+}
+
+// UpdateWebhookRequest changes a webhook; the secret stays.
+type UpdateWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// webhook_id names the webhook.
+	WebhookId string `protobuf:"bytes,1,opt,name=webhook_id,json=webhookId,proto3" json:"webhook_id,omitempty"`
+	// url is where deliveries go; it must be https.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// description for people.
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// events delivered; at least one.
+	Events []string `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
+	// enabled is false to pause deliveries.
+	Enabled       bool `protobuf:"varint,5,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWebhookRequest) Reset() {
+	*x = UpdateWebhookRequest{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWebhookRequest) ProtoMessage() {}
+
+func (x *UpdateWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWebhookRequest.ProtoReflect.Descriptor instead.
+func (*UpdateWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *UpdateWebhookRequest) GetWebhookId() string {
+	if x != nil {
+		return x.WebhookId
+	}
+	return ""
+}
+
+func (x *UpdateWebhookRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *UpdateWebhookRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *UpdateWebhookRequest) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *UpdateWebhookRequest) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+// UpdateWebhookResponse is the webhook after the change.
+type UpdateWebhookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// webhook as stored.
+	Webhook       *Webhook `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWebhookResponse) Reset() {
+	*x = UpdateWebhookResponse{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWebhookResponse) ProtoMessage() {}
+
+func (x *UpdateWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWebhookResponse.ProtoReflect.Descriptor instead.
+func (*UpdateWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *UpdateWebhookResponse) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+// DeleteWebhookRequest names the webhook to remove.
+type DeleteWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// webhook_id names the webhook.
+	WebhookId     string `protobuf:"bytes,1,opt,name=webhook_id,json=webhookId,proto3" json:"webhook_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookRequest) Reset() {
+	*x = DeleteWebhookRequest{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookRequest) ProtoMessage() {}
+
+func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookRequest.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *DeleteWebhookRequest) GetWebhookId() string {
+	if x != nil {
+		return x.WebhookId
+	}
+	return ""
+}
+
+// DeleteWebhookResponse is empty.
+type DeleteWebhookResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookResponse) Reset() {
+	*x = DeleteWebhookResponse{}
+	mi := &file_audit_v1_tenant_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookResponse) ProtoMessage() {}
+
+func (x *DeleteWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_audit_v1_tenant_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookResponse.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_audit_v1_tenant_proto_rawDescGZIP(), []int{30}
+}
+
 var File_audit_v1_tenant_proto protoreflect.FileDescriptor
 
 const file_audit_v1_tenant_proto_rawDesc = "" +
 	"\n" +
-	"\x15audit/v1/tenant.proto\x12\baudit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\"\x12\n" +
+	"\x15audit/v1/tenant.proto\x12\baudit.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
 	"\x10GetTenantRequest\"=\n" +
 	"\x11GetTenantResponse\x12(\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x10.audit.v1.TenantR\x06tenant\"\xb6\x01\n" +
@@ -307,11 +1824,130 @@ const file_audit_v1_tenant_proto_rawDesc = "" +
 	"\x06add_on\x18\x01 \x01(\tB\x16\xbaH\x13r\x11R\x0fcompliance_packR\x05addOn\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\"<\n" +
 	"\x10SetAddOnResponse\x12(\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x10.audit.v1.TenantR\x06tenant2\xd4\x01\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x10.audit.v1.TenantR\x06tenant\"\x95\x01\n" +
+	"\x16UpdateRetentionRequest\x12=\n" +
+	"\x14audit_retention_days\x18\x01 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x94\x9d\x02(\x01R\x12auditRetentionDays\x12<\n" +
+	"\x14download_window_days\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xed\x02(\x01R\x12downloadWindowDays\"C\n" +
+	"\x17UpdateRetentionResponse\x12(\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x10.audit.v1.TenantR\x06tenant\"\x8c\x01\n" +
+	"\aContact\x12\x1c\n" +
+	"\x04name\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x04name\x12 \n" +
+	"\x05email\x18\x02 \x01(\tB\n" +
+	"\xbaH\a\xd8\x01\x01r\x02`\x01R\x05email\x12\x1d\n" +
+	"\x05phone\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05phone\x12\"\n" +
+	"\aaddress\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\aaddress\"\xf5\x01\n" +
+	"\x0eGDPRController\x12\x1e\n" +
+	"\x04name\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\x04name\x12\"\n" +
+	"\aaddress\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\aaddress\x12 \n" +
+	"\x05email\x18\x03 \x01(\tB\n" +
+	"\xbaH\a\xd8\x01\x01r\x02`\x01R\x05email\x12\x1d\n" +
+	"\x05phone\x18\x04 \x01(\tB\a\xbaH\x04r\x02\x18@R\x05phone\x12#\n" +
+	"\x03dpo\x18\x05 \x01(\v2\x11.audit.v1.ContactR\x03dpo\x129\n" +
+	"\x0erepresentative\x18\x06 \x01(\v2\x11.audit.v1.ContactR\x0erepresentative\"\x82\x01\n" +
+	"\bTransfer\x12$\n" +
+	"\acountry\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\acountry\x12&\n" +
+	"\trecipient\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\trecipient\x12(\n" +
+	"\n" +
+	"safeguards\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\n" +
+	"safeguards\"\x96\x04\n" +
+	"\x12ProcessingActivity\x12\x1c\n" +
+	"\x04name\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x04name\x12$\n" +
+	"\apurpose\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\bR\apurpose\x12+\n" +
+	"\vlegal_basis\x18\x03 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\n" +
+	"legalBasis\x121\n" +
+	"\x0fdata_categories\x18\x04 \x03(\tB\b\xbaH\x05\x92\x01\x02\x10dR\x0edataCategories\x12-\n" +
+	"\rdata_subjects\x18\x05 \x03(\tB\b\xbaH\x05\x92\x01\x02\x10dR\fdataSubjects\x12(\n" +
+	"\n" +
+	"recipients\x18\x06 \x03(\tB\b\xbaH\x05\x92\x01\x02\x10dR\n" +
+	"recipients\x12@\n" +
+	"\x17third_party_disclosures\x18\a \x03(\tB\b\xbaH\x05\x92\x01\x02\x10dR\x15thirdPartyDisclosures\x12U\n" +
+	"\x17international_transfers\x18\b \x03(\v2\x12.audit.v1.TransferB\b\xbaH\x05\x92\x01\x02\x10dR\x16internationalTransfers\x123\n" +
+	"\x10retention_period\x18\t \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\x0fretentionPeriod\x125\n" +
+	"\x11security_measures\x18\n" +
+	" \x03(\tB\b\xbaH\x05\x92\x01\x02\x10dR\x10securityMeasures\"\xad\x01\n" +
+	"\vGDPRProfile\x12@\n" +
+	"\n" +
+	"controller\x18\x01 \x01(\v2\x18.audit.v1.GDPRControllerB\x06\xbaH\x03\xc8\x01\x01R\n" +
+	"controller\x12\\\n" +
+	"\x15processing_activities\x18\x02 \x03(\v2\x1c.audit.v1.ProcessingActivityB\t\xbaH\x06\x92\x01\x03\x10\xf4\x03R\x14processingActivities\"R\n" +
+	"\x0fHIPAAIdentifier\x12\x1d\n" +
+	"\x04type\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x04type\x12 \n" +
+	"\x05value\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x01R\x05value\"\xae\x02\n" +
+	"\fHIPAAProfile\x12\x1e\n" +
+	"\x04name\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\x04name\x12=\n" +
+	"\x04type\x18\x02 \x01(\tB)\xbaH&r$R\x0ecovered_entityR\x12business_associateR\x04type\x12E\n" +
+	"\videntifiers\x18\x03 \x03(\v2\x19.audit.v1.HIPAAIdentifierB\b\xbaH\x05\x92\x01\x02\x102R\videntifiers\x12:\n" +
+	"\x0fprivacy_officer\x18\x04 \x01(\v2\x11.audit.v1.ContactR\x0eprivacyOfficer\x12<\n" +
+	"\x10security_officer\x18\x05 \x01(\v2\x11.audit.v1.ContactR\x0fsecurityOfficer\"\x17\n" +
+	"\x15GetGDPRProfileRequest\"I\n" +
+	"\x16GetGDPRProfileResponse\x12/\n" +
+	"\aprofile\x18\x01 \x01(\v2\x15.audit.v1.GDPRProfileR\aprofile\"S\n" +
+	"\x18UpdateGDPRProfileRequest\x127\n" +
+	"\aprofile\x18\x01 \x01(\v2\x15.audit.v1.GDPRProfileB\x06\xbaH\x03\xc8\x01\x01R\aprofile\"L\n" +
+	"\x19UpdateGDPRProfileResponse\x12/\n" +
+	"\aprofile\x18\x01 \x01(\v2\x15.audit.v1.GDPRProfileR\aprofile\"\x18\n" +
+	"\x16GetHIPAAProfileRequest\"K\n" +
+	"\x17GetHIPAAProfileResponse\x120\n" +
+	"\aprofile\x18\x01 \x01(\v2\x16.audit.v1.HIPAAProfileR\aprofile\"U\n" +
+	"\x19UpdateHIPAAProfileRequest\x128\n" +
+	"\aprofile\x18\x01 \x01(\v2\x16.audit.v1.HIPAAProfileB\x06\xbaH\x03\xc8\x01\x01R\aprofile\"N\n" +
+	"\x1aUpdateHIPAAProfileResponse\x120\n" +
+	"\aprofile\x18\x01 \x01(\v2\x16.audit.v1.HIPAAProfileR\aprofile\"\x84\x02\n" +
+	"\aWebhook\x12\x1d\n" +
+	"\n" +
+	"webhook_id\x18\x01 \x01(\tR\twebhookId\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x16\n" +
+	"\x06events\x18\x04 \x03(\tR\x06events\x12\x18\n" +
+	"\aenabled\x18\x05 \x01(\bR\aenabled\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xc4\x01\n" +
+	"\x14CreateWebhookRequest\x12'\n" +
+	"\x03url\x18\x01 \x01(\tB\x15\xbaH\x12r\x10\x18\x80\x10:\bhttps://\x88\x01\x01R\x03url\x12*\n" +
+	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\vdescription\x12W\n" +
+	"\x06events\x18\x03 \x03(\tB?\xbaH<\x92\x019\b\x01\x18\x01\"3r1R\x10export.completedR\rexport.failedR\x0eexport.expiredR\x06events\"\\\n" +
+	"\x15CreateWebhookResponse\x12+\n" +
+	"\awebhook\x18\x01 \x01(\v2\x11.audit.v1.WebhookR\awebhook\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x15\n" +
+	"\x13ListWebhooksRequest\"E\n" +
+	"\x14ListWebhooksResponse\x12-\n" +
+	"\bwebhooks\x18\x01 \x03(\v2\x11.audit.v1.WebhookR\bwebhooks\"\x88\x02\n" +
+	"\x14UpdateWebhookRequest\x12(\n" +
+	"\n" +
+	"webhook_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\twebhookId\x12'\n" +
+	"\x03url\x18\x02 \x01(\tB\x15\xbaH\x12r\x10\x18\x80\x10:\bhttps://\x88\x01\x01R\x03url\x12*\n" +
+	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\vdescription\x12W\n" +
+	"\x06events\x18\x04 \x03(\tB?\xbaH<\x92\x019\b\x01\x18\x01\"3r1R\x10export.completedR\rexport.failedR\x0eexport.expiredR\x06events\x12\x18\n" +
+	"\aenabled\x18\x05 \x01(\bR\aenabled\"D\n" +
+	"\x15UpdateWebhookResponse\x12+\n" +
+	"\awebhook\x18\x01 \x01(\v2\x11.audit.v1.WebhookR\awebhook\"@\n" +
+	"\x14DeleteWebhookRequest\x12(\n" +
+	"\n" +
+	"webhook_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\twebhookId\"\x17\n" +
+	"\x15DeleteWebhookResponse2\xac\n" +
+	"\n" +
 	"\rTenantService\x12X\n" +
 	"\tGetTenant\x12\x1a.audit.v1.GetTenantRequest\x1a\x1b.audit.v1.GetTenantResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/tenant\x12i\n" +
-	"\bSetAddOn\x12\x19.audit.v1.SetAddOnRequest\x1a\x1a.audit.v1.SetAddOnResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/tenant/add-ons/{add_on}B4Z2github.com/exportd/exportd/gen/go/audit/v1;auditv1b\x06proto3"
+	"\bSetAddOn\x12\x19.audit.v1.SetAddOnRequest\x1a\x1a.audit.v1.SetAddOnResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/tenant/add-ons/{add_on}\x12w\n" +
+	"\x0fUpdateRetention\x12 .audit.v1.UpdateRetentionRequest\x1a!.audit.v1.UpdateRetentionResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\x1a\x14/v1/tenant/retention\x12t\n" +
+	"\x0eGetGDPRProfile\x12\x1f.audit.v1.GetGDPRProfileRequest\x1a .audit.v1.GetGDPRProfileResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/tenant/gdpr-profile\x12\x86\x01\n" +
+	"\x11UpdateGDPRProfile\x12\".audit.v1.UpdateGDPRProfileRequest\x1a#.audit.v1.UpdateGDPRProfileResponse\"(\x82\xd3\xe4\x93\x02\":\aprofile\x1a\x17/v1/tenant/gdpr-profile\x12x\n" +
+	"\x0fGetHIPAAProfile\x12 .audit.v1.GetHIPAAProfileRequest\x1a!.audit.v1.GetHIPAAProfileResponse\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/v1/tenant/hipaa-profile\x12\x8a\x01\n" +
+	"\x12UpdateHIPAAProfile\x12#.audit.v1.UpdateHIPAAProfileRequest\x1a$.audit.v1.UpdateHIPAAProfileResponse\")\x82\xd3\xe4\x93\x02#:\aprofile\x1a\x18/v1/tenant/hipaa-profile\x12p\n" +
+	"\rCreateWebhook\x12\x1e.audit.v1.CreateWebhookRequest\x1a\x1f.audit.v1.CreateWebhookResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/tenant/webhooks\x12j\n" +
+	"\fListWebhooks\x12\x1d.audit.v1.ListWebhooksRequest\x1a\x1e.audit.v1.ListWebhooksResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/tenant/webhooks\x12}\n" +
+	"\rUpdateWebhook\x12\x1e.audit.v1.UpdateWebhookRequest\x1a\x1f.audit.v1.UpdateWebhookResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\x1a /v1/tenant/webhooks/{webhook_id}\x12z\n" +
+	"\rDeleteWebhook\x12\x1e.audit.v1.DeleteWebhookRequest\x1a\x1f.audit.v1.DeleteWebhookResponse\"(\x82\xd3\xe4\x93\x02\"* /v1/tenant/webhooks/{webhook_id}B4Z2github.com/exportd/exportd/gen/go/audit/v1;auditv1b\x06proto3"
 
 var (
 	file_audit_v1_tenant_proto_rawDescOnce sync.Once
@@ -325,26 +1961,91 @@ func file_audit_v1_tenant_proto_rawDescGZIP() []byte {
 	return file_audit_v1_tenant_proto_rawDescData
 }
 
-var file_audit_v1_tenant_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_audit_v1_tenant_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_audit_v1_tenant_proto_goTypes = []any{
-	(*GetTenantRequest)(nil),  // 0: audit.v1.GetTenantRequest
-	(*GetTenantResponse)(nil), // 1: audit.v1.GetTenantResponse
-	(*Tenant)(nil),            // 2: audit.v1.Tenant
-	(*SetAddOnRequest)(nil),   // 3: audit.v1.SetAddOnRequest
-	(*SetAddOnResponse)(nil),  // 4: audit.v1.SetAddOnResponse
+	(*GetTenantRequest)(nil),           // 0: audit.v1.GetTenantRequest
+	(*GetTenantResponse)(nil),          // 1: audit.v1.GetTenantResponse
+	(*Tenant)(nil),                     // 2: audit.v1.Tenant
+	(*SetAddOnRequest)(nil),            // 3: audit.v1.SetAddOnRequest
+	(*SetAddOnResponse)(nil),           // 4: audit.v1.SetAddOnResponse
+	(*UpdateRetentionRequest)(nil),     // 5: audit.v1.UpdateRetentionRequest
+	(*UpdateRetentionResponse)(nil),    // 6: audit.v1.UpdateRetentionResponse
+	(*Contact)(nil),                    // 7: audit.v1.Contact
+	(*GDPRController)(nil),             // 8: audit.v1.GDPRController
+	(*Transfer)(nil),                   // 9: audit.v1.Transfer
+	(*ProcessingActivity)(nil),         // 10: audit.v1.ProcessingActivity
+	(*GDPRProfile)(nil),                // 11: audit.v1.GDPRProfile
+	(*HIPAAIdentifier)(nil),            // 12: audit.v1.HIPAAIdentifier
+	(*HIPAAProfile)(nil),               // 13: audit.v1.HIPAAProfile
+	(*GetGDPRProfileRequest)(nil),      // 14: audit.v1.GetGDPRProfileRequest
+	(*GetGDPRProfileResponse)(nil),     // 15: audit.v1.GetGDPRProfileResponse
+	(*UpdateGDPRProfileRequest)(nil),   // 16: audit.v1.UpdateGDPRProfileRequest
+	(*UpdateGDPRProfileResponse)(nil),  // 17: audit.v1.UpdateGDPRProfileResponse
+	(*GetHIPAAProfileRequest)(nil),     // 18: audit.v1.GetHIPAAProfileRequest
+	(*GetHIPAAProfileResponse)(nil),    // 19: audit.v1.GetHIPAAProfileResponse
+	(*UpdateHIPAAProfileRequest)(nil),  // 20: audit.v1.UpdateHIPAAProfileRequest
+	(*UpdateHIPAAProfileResponse)(nil), // 21: audit.v1.UpdateHIPAAProfileResponse
+	(*Webhook)(nil),                    // 22: audit.v1.Webhook
+	(*CreateWebhookRequest)(nil),       // 23: audit.v1.CreateWebhookRequest
+	(*CreateWebhookResponse)(nil),      // 24: audit.v1.CreateWebhookResponse
+	(*ListWebhooksRequest)(nil),        // 25: audit.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),       // 26: audit.v1.ListWebhooksResponse
+	(*UpdateWebhookRequest)(nil),       // 27: audit.v1.UpdateWebhookRequest
+	(*UpdateWebhookResponse)(nil),      // 28: audit.v1.UpdateWebhookResponse
+	(*DeleteWebhookRequest)(nil),       // 29: audit.v1.DeleteWebhookRequest
+	(*DeleteWebhookResponse)(nil),      // 30: audit.v1.DeleteWebhookResponse
+	(*timestamppb.Timestamp)(nil),      // 31: google.protobuf.Timestamp
 }
 var file_audit_v1_tenant_proto_depIdxs = []int32{
-	2, // 0: audit.v1.GetTenantResponse.tenant:type_name -> audit.v1.Tenant
-	2, // 1: audit.v1.SetAddOnResponse.tenant:type_name -> audit.v1.Tenant
-	0, // 2: audit.v1.TenantService.GetTenant:input_type -> audit.v1.GetTenantRequest
-	3, // 3: audit.v1.TenantService.SetAddOn:input_type -> audit.v1.SetAddOnRequest
-	1, // 4: audit.v1.TenantService.GetTenant:output_type -> audit.v1.GetTenantResponse
-	4, // 5: audit.v1.TenantService.SetAddOn:output_type -> audit.v1.SetAddOnResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2,  // 0: audit.v1.GetTenantResponse.tenant:type_name -> audit.v1.Tenant
+	2,  // 1: audit.v1.SetAddOnResponse.tenant:type_name -> audit.v1.Tenant
+	2,  // 2: audit.v1.UpdateRetentionResponse.tenant:type_name -> audit.v1.Tenant
+	7,  // 3: audit.v1.GDPRController.dpo:type_name -> audit.v1.Contact
+	7,  // 4: audit.v1.GDPRController.representative:type_name -> audit.v1.Contact
+	9,  // 5: audit.v1.ProcessingActivity.international_transfers:type_name -> audit.v1.Transfer
+	8,  // 6: audit.v1.GDPRProfile.controller:type_name -> audit.v1.GDPRController
+	10, // 7: audit.v1.GDPRProfile.processing_activities:type_name -> audit.v1.ProcessingActivity
+	12, // 8: audit.v1.HIPAAProfile.identifiers:type_name -> audit.v1.HIPAAIdentifier
+	7,  // 9: audit.v1.HIPAAProfile.privacy_officer:type_name -> audit.v1.Contact
+	7,  // 10: audit.v1.HIPAAProfile.security_officer:type_name -> audit.v1.Contact
+	11, // 11: audit.v1.GetGDPRProfileResponse.profile:type_name -> audit.v1.GDPRProfile
+	11, // 12: audit.v1.UpdateGDPRProfileRequest.profile:type_name -> audit.v1.GDPRProfile
+	11, // 13: audit.v1.UpdateGDPRProfileResponse.profile:type_name -> audit.v1.GDPRProfile
+	13, // 14: audit.v1.GetHIPAAProfileResponse.profile:type_name -> audit.v1.HIPAAProfile
+	13, // 15: audit.v1.UpdateHIPAAProfileRequest.profile:type_name -> audit.v1.HIPAAProfile
+	13, // 16: audit.v1.UpdateHIPAAProfileResponse.profile:type_name -> audit.v1.HIPAAProfile
+	31, // 17: audit.v1.Webhook.created_at:type_name -> google.protobuf.Timestamp
+	31, // 18: audit.v1.Webhook.updated_at:type_name -> google.protobuf.Timestamp
+	22, // 19: audit.v1.CreateWebhookResponse.webhook:type_name -> audit.v1.Webhook
+	22, // 20: audit.v1.ListWebhooksResponse.webhooks:type_name -> audit.v1.Webhook
+	22, // 21: audit.v1.UpdateWebhookResponse.webhook:type_name -> audit.v1.Webhook
+	0,  // 22: audit.v1.TenantService.GetTenant:input_type -> audit.v1.GetTenantRequest
+	3,  // 23: audit.v1.TenantService.SetAddOn:input_type -> audit.v1.SetAddOnRequest
+	5,  // 24: audit.v1.TenantService.UpdateRetention:input_type -> audit.v1.UpdateRetentionRequest
+	14, // 25: audit.v1.TenantService.GetGDPRProfile:input_type -> audit.v1.GetGDPRProfileRequest
+	16, // 26: audit.v1.TenantService.UpdateGDPRProfile:input_type -> audit.v1.UpdateGDPRProfileRequest
+	18, // 27: audit.v1.TenantService.GetHIPAAProfile:input_type -> audit.v1.GetHIPAAProfileRequest
+	20, // 28: audit.v1.TenantService.UpdateHIPAAProfile:input_type -> audit.v1.UpdateHIPAAProfileRequest
+	23, // 29: audit.v1.TenantService.CreateWebhook:input_type -> audit.v1.CreateWebhookRequest
+	25, // 30: audit.v1.TenantService.ListWebhooks:input_type -> audit.v1.ListWebhooksRequest
+	27, // 31: audit.v1.TenantService.UpdateWebhook:input_type -> audit.v1.UpdateWebhookRequest
+	29, // 32: audit.v1.TenantService.DeleteWebhook:input_type -> audit.v1.DeleteWebhookRequest
+	1,  // 33: audit.v1.TenantService.GetTenant:output_type -> audit.v1.GetTenantResponse
+	4,  // 34: audit.v1.TenantService.SetAddOn:output_type -> audit.v1.SetAddOnResponse
+	6,  // 35: audit.v1.TenantService.UpdateRetention:output_type -> audit.v1.UpdateRetentionResponse
+	15, // 36: audit.v1.TenantService.GetGDPRProfile:output_type -> audit.v1.GetGDPRProfileResponse
+	17, // 37: audit.v1.TenantService.UpdateGDPRProfile:output_type -> audit.v1.UpdateGDPRProfileResponse
+	19, // 38: audit.v1.TenantService.GetHIPAAProfile:output_type -> audit.v1.GetHIPAAProfileResponse
+	21, // 39: audit.v1.TenantService.UpdateHIPAAProfile:output_type -> audit.v1.UpdateHIPAAProfileResponse
+	24, // 40: audit.v1.TenantService.CreateWebhook:output_type -> audit.v1.CreateWebhookResponse
+	26, // 41: audit.v1.TenantService.ListWebhooks:output_type -> audit.v1.ListWebhooksResponse
+	28, // 42: audit.v1.TenantService.UpdateWebhook:output_type -> audit.v1.UpdateWebhookResponse
+	30, // 43: audit.v1.TenantService.DeleteWebhook:output_type -> audit.v1.DeleteWebhookResponse
+	33, // [33:44] is the sub-list for method output_type
+	22, // [22:33] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_audit_v1_tenant_proto_init() }
@@ -358,7 +2059,7 @@ func file_audit_v1_tenant_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_audit_v1_tenant_proto_rawDesc), len(file_audit_v1_tenant_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,6 +37,33 @@ const (
 	TenantServiceGetTenantProcedure = "/audit.v1.TenantService/GetTenant"
 	// TenantServiceSetAddOnProcedure is the fully-qualified name of the TenantService's SetAddOn RPC.
 	TenantServiceSetAddOnProcedure = "/audit.v1.TenantService/SetAddOn"
+	// TenantServiceUpdateRetentionProcedure is the fully-qualified name of the TenantService's
+	// UpdateRetention RPC.
+	TenantServiceUpdateRetentionProcedure = "/audit.v1.TenantService/UpdateRetention"
+	// TenantServiceGetGDPRProfileProcedure is the fully-qualified name of the TenantService's
+	// GetGDPRProfile RPC.
+	TenantServiceGetGDPRProfileProcedure = "/audit.v1.TenantService/GetGDPRProfile"
+	// TenantServiceUpdateGDPRProfileProcedure is the fully-qualified name of the TenantService's
+	// UpdateGDPRProfile RPC.
+	TenantServiceUpdateGDPRProfileProcedure = "/audit.v1.TenantService/UpdateGDPRProfile"
+	// TenantServiceGetHIPAAProfileProcedure is the fully-qualified name of the TenantService's
+	// GetHIPAAProfile RPC.
+	TenantServiceGetHIPAAProfileProcedure = "/audit.v1.TenantService/GetHIPAAProfile"
+	// TenantServiceUpdateHIPAAProfileProcedure is the fully-qualified name of the TenantService's
+	// UpdateHIPAAProfile RPC.
+	TenantServiceUpdateHIPAAProfileProcedure = "/audit.v1.TenantService/UpdateHIPAAProfile"
+	// TenantServiceCreateWebhookProcedure is the fully-qualified name of the TenantService's
+	// CreateWebhook RPC.
+	TenantServiceCreateWebhookProcedure = "/audit.v1.TenantService/CreateWebhook"
+	// TenantServiceListWebhooksProcedure is the fully-qualified name of the TenantService's
+	// ListWebhooks RPC.
+	TenantServiceListWebhooksProcedure = "/audit.v1.TenantService/ListWebhooks"
+	// TenantServiceUpdateWebhookProcedure is the fully-qualified name of the TenantService's
+	// UpdateWebhook RPC.
+	TenantServiceUpdateWebhookProcedure = "/audit.v1.TenantService/UpdateWebhook"
+	// TenantServiceDeleteWebhookProcedure is the fully-qualified name of the TenantService's
+	// DeleteWebhook RPC.
+	TenantServiceDeleteWebhookProcedure = "/audit.v1.TenantService/DeleteWebhook"
 )
 
 // TenantServiceClient is a client for the audit.v1.TenantService service.
@@ -45,6 +72,28 @@ type TenantServiceClient interface {
 	GetTenant(context.Context, *connect.Request[v1.GetTenantRequest]) (*connect.Response[v1.GetTenantResponse], error)
 	// SetAddOn enables or disables an add-on (Settings › Billing › Add-ons).
 	SetAddOn(context.Context, *connect.Request[v1.SetAddOnRequest]) (*connect.Response[v1.SetAddOnResponse], error)
+	// UpdateRetention sets how long audit events are kept and how long
+	// completed exports stay downloadable.
+	UpdateRetention(context.Context, *connect.Request[v1.UpdateRetentionRequest]) (*connect.Response[v1.UpdateRetentionResponse], error)
+	// GetGDPRProfile returns the GDPR profile (the controller and its record of
+	// processing activities) that GDPR reports are built from.
+	GetGDPRProfile(context.Context, *connect.Request[v1.GetGDPRProfileRequest]) (*connect.Response[v1.GetGDPRProfileResponse], error)
+	// UpdateGDPRProfile replaces the GDPR profile.
+	UpdateGDPRProfile(context.Context, *connect.Request[v1.UpdateGDPRProfileRequest]) (*connect.Response[v1.UpdateGDPRProfileResponse], error)
+	// GetHIPAAProfile returns the HIPAA profile that HIPAA reports are built
+	// from.
+	GetHIPAAProfile(context.Context, *connect.Request[v1.GetHIPAAProfileRequest]) (*connect.Response[v1.GetHIPAAProfileResponse], error)
+	// UpdateHIPAAProfile replaces the HIPAA profile.
+	UpdateHIPAAProfile(context.Context, *connect.Request[v1.UpdateHIPAAProfileRequest]) (*connect.Response[v1.UpdateHIPAAProfileResponse], error)
+	// CreateWebhook adds an HTTPS endpoint; the answer carries its signing
+	// secret, which is never shown again.
+	CreateWebhook(context.Context, *connect.Request[v1.CreateWebhookRequest]) (*connect.Response[v1.CreateWebhookResponse], error)
+	// ListWebhooks lists the tenant's webhooks, without secrets.
+	ListWebhooks(context.Context, *connect.Request[v1.ListWebhooksRequest]) (*connect.Response[v1.ListWebhooksResponse], error)
+	// UpdateWebhook changes a webhook's URL, events or state.
+	UpdateWebhook(context.Context, *connect.Request[v1.UpdateWebhookRequest]) (*connect.Response[v1.UpdateWebhookResponse], error)
+	// DeleteWebhook removes a webhook.
+	DeleteWebhook(context.Context, *connect.Request[v1.DeleteWebhookRequest]) (*connect.Response[v1.DeleteWebhookResponse], error)
 }
 
 // NewTenantServiceClient constructs a client for the audit.v1.TenantService service. By default, it
@@ -70,13 +119,76 @@ func NewTenantServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(tenantServiceMethods.ByName("SetAddOn")),
 			connect.WithClientOptions(opts...),
 		),
+		updateRetention: connect.NewClient[v1.UpdateRetentionRequest, v1.UpdateRetentionResponse](
+			httpClient,
+			baseURL+TenantServiceUpdateRetentionProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("UpdateRetention")),
+			connect.WithClientOptions(opts...),
+		),
+		getGDPRProfile: connect.NewClient[v1.GetGDPRProfileRequest, v1.GetGDPRProfileResponse](
+			httpClient,
+			baseURL+TenantServiceGetGDPRProfileProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("GetGDPRProfile")),
+			connect.WithClientOptions(opts...),
+		),
+		updateGDPRProfile: connect.NewClient[v1.UpdateGDPRProfileRequest, v1.UpdateGDPRProfileResponse](
+			httpClient,
+			baseURL+TenantServiceUpdateGDPRProfileProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("UpdateGDPRProfile")),
+			connect.WithClientOptions(opts...),
+		),
+		getHIPAAProfile: connect.NewClient[v1.GetHIPAAProfileRequest, v1.GetHIPAAProfileResponse](
+			httpClient,
+			baseURL+TenantServiceGetHIPAAProfileProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("GetHIPAAProfile")),
+			connect.WithClientOptions(opts...),
+		),
+		updateHIPAAProfile: connect.NewClient[v1.UpdateHIPAAProfileRequest, v1.UpdateHIPAAProfileResponse](
+			httpClient,
+			baseURL+TenantServiceUpdateHIPAAProfileProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("UpdateHIPAAProfile")),
+			connect.WithClientOptions(opts...),
+		),
+		createWebhook: connect.NewClient[v1.CreateWebhookRequest, v1.CreateWebhookResponse](
+			httpClient,
+			baseURL+TenantServiceCreateWebhookProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("CreateWebhook")),
+			connect.WithClientOptions(opts...),
+		),
+		listWebhooks: connect.NewClient[v1.ListWebhooksRequest, v1.ListWebhooksResponse](
+			httpClient,
+			baseURL+TenantServiceListWebhooksProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("ListWebhooks")),
+			connect.WithClientOptions(opts...),
+		),
+		updateWebhook: connect.NewClient[v1.UpdateWebhookRequest, v1.UpdateWebhookResponse](
+			httpClient,
+			baseURL+TenantServiceUpdateWebhookProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("UpdateWebhook")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteWebhook: connect.NewClient[v1.DeleteWebhookRequest, v1.DeleteWebhookResponse](
+			httpClient,
+			baseURL+TenantServiceDeleteWebhookProcedure,
+			connect.WithSchema(tenantServiceMethods.ByName("DeleteWebhook")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // tenantServiceClient implements TenantServiceClient.
 type tenantServiceClient struct {
-	getTenant *connect.Client[v1.GetTenantRequest, v1.GetTenantResponse]
-	setAddOn  *connect.Client[v1.SetAddOnRequest, v1.SetAddOnResponse]
+	getTenant          *connect.Client[v1.GetTenantRequest, v1.GetTenantResponse]
+	setAddOn           *connect.Client[v1.SetAddOnRequest, v1.SetAddOnResponse]
+	updateRetention    *connect.Client[v1.UpdateRetentionRequest, v1.UpdateRetentionResponse]
+	getGDPRProfile     *connect.Client[v1.GetGDPRProfileRequest, v1.GetGDPRProfileResponse]
+	updateGDPRProfile  *connect.Client[v1.UpdateGDPRProfileRequest, v1.UpdateGDPRProfileResponse]
+	getHIPAAProfile    *connect.Client[v1.GetHIPAAProfileRequest, v1.GetHIPAAProfileResponse]
+	updateHIPAAProfile *connect.Client[v1.UpdateHIPAAProfileRequest, v1.UpdateHIPAAProfileResponse]
+	createWebhook      *connect.Client[v1.CreateWebhookRequest, v1.CreateWebhookResponse]
+	listWebhooks       *connect.Client[v1.ListWebhooksRequest, v1.ListWebhooksResponse]
+	updateWebhook      *connect.Client[v1.UpdateWebhookRequest, v1.UpdateWebhookResponse]
+	deleteWebhook      *connect.Client[v1.DeleteWebhookRequest, v1.DeleteWebhookResponse]
 }
 
 // GetTenant calls audit.v1.TenantService.GetTenant.
@@ -89,12 +201,79 @@ func (c *tenantServiceClient) SetAddOn(ctx context.Context, req *connect.Request
 	return c.setAddOn.CallUnary(ctx, req)
 }
 
+// UpdateRetention calls audit.v1.TenantService.UpdateRetention.
+func (c *tenantServiceClient) UpdateRetention(ctx context.Context, req *connect.Request[v1.UpdateRetentionRequest]) (*connect.Response[v1.UpdateRetentionResponse], error) {
+	return c.updateRetention.CallUnary(ctx, req)
+}
+
+// GetGDPRProfile calls audit.v1.TenantService.GetGDPRProfile.
+func (c *tenantServiceClient) GetGDPRProfile(ctx context.Context, req *connect.Request[v1.GetGDPRProfileRequest]) (*connect.Response[v1.GetGDPRProfileResponse], error) {
+	return c.getGDPRProfile.CallUnary(ctx, req)
+}
+
+// UpdateGDPRProfile calls audit.v1.TenantService.UpdateGDPRProfile.
+func (c *tenantServiceClient) UpdateGDPRProfile(ctx context.Context, req *connect.Request[v1.UpdateGDPRProfileRequest]) (*connect.Response[v1.UpdateGDPRProfileResponse], error) {
+	return c.updateGDPRProfile.CallUnary(ctx, req)
+}
+
+// GetHIPAAProfile calls audit.v1.TenantService.GetHIPAAProfile.
+func (c *tenantServiceClient) GetHIPAAProfile(ctx context.Context, req *connect.Request[v1.GetHIPAAProfileRequest]) (*connect.Response[v1.GetHIPAAProfileResponse], error) {
+	return c.getHIPAAProfile.CallUnary(ctx, req)
+}
+
+// UpdateHIPAAProfile calls audit.v1.TenantService.UpdateHIPAAProfile.
+func (c *tenantServiceClient) UpdateHIPAAProfile(ctx context.Context, req *connect.Request[v1.UpdateHIPAAProfileRequest]) (*connect.Response[v1.UpdateHIPAAProfileResponse], error) {
+	return c.updateHIPAAProfile.CallUnary(ctx, req)
+}
+
+// CreateWebhook calls audit.v1.TenantService.CreateWebhook.
+func (c *tenantServiceClient) CreateWebhook(ctx context.Context, req *connect.Request[v1.CreateWebhookRequest]) (*connect.Response[v1.CreateWebhookResponse], error) {
+	return c.createWebhook.CallUnary(ctx, req)
+}
+
+// ListWebhooks calls audit.v1.TenantService.ListWebhooks.
+func (c *tenantServiceClient) ListWebhooks(ctx context.Context, req *connect.Request[v1.ListWebhooksRequest]) (*connect.Response[v1.ListWebhooksResponse], error) {
+	return c.listWebhooks.CallUnary(ctx, req)
+}
+
+// UpdateWebhook calls audit.v1.TenantService.UpdateWebhook.
+func (c *tenantServiceClient) UpdateWebhook(ctx context.Context, req *connect.Request[v1.UpdateWebhookRequest]) (*connect.Response[v1.UpdateWebhookResponse], error) {
+	return c.updateWebhook.CallUnary(ctx, req)
+}
+
+// DeleteWebhook calls audit.v1.TenantService.DeleteWebhook.
+func (c *tenantServiceClient) DeleteWebhook(ctx context.Context, req *connect.Request[v1.DeleteWebhookRequest]) (*connect.Response[v1.DeleteWebhookResponse], error) {
+	return c.deleteWebhook.CallUnary(ctx, req)
+}
+
 // TenantServiceHandler is an implementation of the audit.v1.TenantService service.
 type TenantServiceHandler interface {
 	// GetTenant returns the tenant's settings.
 	GetTenant(context.Context, *connect.Request[v1.GetTenantRequest]) (*connect.Response[v1.GetTenantResponse], error)
 	// SetAddOn enables or disables an add-on (Settings › Billing › Add-ons).
 	SetAddOn(context.Context, *connect.Request[v1.SetAddOnRequest]) (*connect.Response[v1.SetAddOnResponse], error)
+	// UpdateRetention sets how long audit events are kept and how long
+	// completed exports stay downloadable.
+	UpdateRetention(context.Context, *connect.Request[v1.UpdateRetentionRequest]) (*connect.Response[v1.UpdateRetentionResponse], error)
+	// GetGDPRProfile returns the GDPR profile (the controller and its record of
+	// processing activities) that GDPR reports are built from.
+	GetGDPRProfile(context.Context, *connect.Request[v1.GetGDPRProfileRequest]) (*connect.Response[v1.GetGDPRProfileResponse], error)
+	// UpdateGDPRProfile replaces the GDPR profile.
+	UpdateGDPRProfile(context.Context, *connect.Request[v1.UpdateGDPRProfileRequest]) (*connect.Response[v1.UpdateGDPRProfileResponse], error)
+	// GetHIPAAProfile returns the HIPAA profile that HIPAA reports are built
+	// from.
+	GetHIPAAProfile(context.Context, *connect.Request[v1.GetHIPAAProfileRequest]) (*connect.Response[v1.GetHIPAAProfileResponse], error)
+	// UpdateHIPAAProfile replaces the HIPAA profile.
+	UpdateHIPAAProfile(context.Context, *connect.Request[v1.UpdateHIPAAProfileRequest]) (*connect.Response[v1.UpdateHIPAAProfileResponse], error)
+	// CreateWebhook adds an HTTPS endpoint; the answer carries its signing
+	// secret, which is never shown again.
+	CreateWebhook(context.Context, *connect.Request[v1.CreateWebhookRequest]) (*connect.Response[v1.CreateWebhookResponse], error)
+	// ListWebhooks lists the tenant's webhooks, without secrets.
+	ListWebhooks(context.Context, *connect.Request[v1.ListWebhooksRequest]) (*connect.Response[v1.ListWebhooksResponse], error)
+	// UpdateWebhook changes a webhook's URL, events or state.
+	UpdateWebhook(context.Context, *connect.Request[v1.UpdateWebhookRequest]) (*connect.Response[v1.UpdateWebhookResponse], error)
+	// DeleteWebhook removes a webhook.
+	DeleteWebhook(context.Context, *connect.Request[v1.DeleteWebhookRequest]) (*connect.Response[v1.DeleteWebhookResponse], error)
 }
 
 // NewTenantServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -116,12 +295,84 @@ func NewTenantServiceHandler(svc TenantServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(tenantServiceMethods.ByName("SetAddOn")),
 		connect.WithHandlerOptions(opts...),
 	)
+	tenantServiceUpdateRetentionHandler := connect.NewUnaryHandler(
+		TenantServiceUpdateRetentionProcedure,
+		svc.UpdateRetention,
+		connect.WithSchema(tenantServiceMethods.ByName("UpdateRetention")),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceGetGDPRProfileHandler := connect.NewUnaryHandler(
+		TenantServiceGetGDPRProfileProcedure,
+		svc.GetGDPRProfile,
+		connect.WithSchema(tenantServiceMethods.ByName("GetGDPRProfile")),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceUpdateGDPRProfileHandler := connect.NewUnaryHandler(
+		TenantServiceUpdateGDPRProfileProcedure,
+		svc.UpdateGDPRProfile,
+		connect.WithSchema(tenantServiceMethods.ByName("UpdateGDPRProfile")),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceGetHIPAAProfileHandler := connect.NewUnaryHandler(
+		TenantServiceGetHIPAAProfileProcedure,
+		svc.GetHIPAAProfile,
+		connect.WithSchema(tenantServiceMethods.ByName("GetHIPAAProfile")),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceUpdateHIPAAProfileHandler := connect.NewUnaryHandler(
+		TenantServiceUpdateHIPAAProfileProcedure,
+		svc.UpdateHIPAAProfile,
+		connect.WithSchema(tenantServiceMethods.ByName("UpdateHIPAAProfile")),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceCreateWebhookHandler := connect.NewUnaryHandler(
+		TenantServiceCreateWebhookProcedure,
+		svc.CreateWebhook,
+		connect.WithSchema(tenantServiceMethods.ByName("CreateWebhook")),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceListWebhooksHandler := connect.NewUnaryHandler(
+		TenantServiceListWebhooksProcedure,
+		svc.ListWebhooks,
+		connect.WithSchema(tenantServiceMethods.ByName("ListWebhooks")),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceUpdateWebhookHandler := connect.NewUnaryHandler(
+		TenantServiceUpdateWebhookProcedure,
+		svc.UpdateWebhook,
+		connect.WithSchema(tenantServiceMethods.ByName("UpdateWebhook")),
+		connect.WithHandlerOptions(opts...),
+	)
+	tenantServiceDeleteWebhookHandler := connect.NewUnaryHandler(
+		TenantServiceDeleteWebhookProcedure,
+		svc.DeleteWebhook,
+		connect.WithSchema(tenantServiceMethods.ByName("DeleteWebhook")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/audit.v1.TenantService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case TenantServiceGetTenantProcedure:
 			tenantServiceGetTenantHandler.ServeHTTP(w, r)
 		case TenantServiceSetAddOnProcedure:
 			tenantServiceSetAddOnHandler.ServeHTTP(w, r)
+		case TenantServiceUpdateRetentionProcedure:
+			tenantServiceUpdateRetentionHandler.ServeHTTP(w, r)
+		case TenantServiceGetGDPRProfileProcedure:
+			tenantServiceGetGDPRProfileHandler.ServeHTTP(w, r)
+		case TenantServiceUpdateGDPRProfileProcedure:
+			tenantServiceUpdateGDPRProfileHandler.ServeHTTP(w, r)
+		case TenantServiceGetHIPAAProfileProcedure:
+			tenantServiceGetHIPAAProfileHandler.ServeHTTP(w, r)
+		case TenantServiceUpdateHIPAAProfileProcedure:
+			tenantServiceUpdateHIPAAProfileHandler.ServeHTTP(w, r)
+		case TenantServiceCreateWebhookProcedure:
+			tenantServiceCreateWebhookHandler.ServeHTTP(w, r)
+		case TenantServiceListWebhooksProcedure:
+			tenantServiceListWebhooksHandler.ServeHTTP(w, r)
+		case TenantServiceUpdateWebhookProcedure:
+			tenantServiceUpdateWebhookHandler.ServeHTTP(w, r)
+		case TenantServiceDeleteWebhookProcedure:
+			tenantServiceDeleteWebhookHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -137,4 +388,40 @@ func (UnimplementedTenantServiceHandler) GetTenant(context.Context, *connect.Req
 
 func (UnimplementedTenantServiceHandler) SetAddOn(context.Context, *connect.Request[v1.SetAddOnRequest]) (*connect.Response[v1.SetAddOnResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.TenantService.SetAddOn is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) UpdateRetention(context.Context, *connect.Request[v1.UpdateRetentionRequest]) (*connect.Response[v1.UpdateRetentionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.TenantService.UpdateRetention is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) GetGDPRProfile(context.Context, *connect.Request[v1.GetGDPRProfileRequest]) (*connect.Response[v1.GetGDPRProfileResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.TenantService.GetGDPRProfile is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) UpdateGDPRProfile(context.Context, *connect.Request[v1.UpdateGDPRProfileRequest]) (*connect.Response[v1.UpdateGDPRProfileResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.TenantService.UpdateGDPRProfile is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) GetHIPAAProfile(context.Context, *connect.Request[v1.GetHIPAAProfileRequest]) (*connect.Response[v1.GetHIPAAProfileResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.TenantService.GetHIPAAProfile is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) UpdateHIPAAProfile(context.Context, *connect.Request[v1.UpdateHIPAAProfileRequest]) (*connect.Response[v1.UpdateHIPAAProfileResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.TenantService.UpdateHIPAAProfile is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) CreateWebhook(context.Context, *connect.Request[v1.CreateWebhookRequest]) (*connect.Response[v1.CreateWebhookResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.TenantService.CreateWebhook is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) ListWebhooks(context.Context, *connect.Request[v1.ListWebhooksRequest]) (*connect.Response[v1.ListWebhooksResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.TenantService.ListWebhooks is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) UpdateWebhook(context.Context, *connect.Request[v1.UpdateWebhookRequest]) (*connect.Response[v1.UpdateWebhookResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.TenantService.UpdateWebhook is not implemented"))
+}
+
+func (UnimplementedTenantServiceHandler) DeleteWebhook(context.Context, *connect.Request[v1.DeleteWebhookRequest]) (*connect.Response[v1.DeleteWebhookResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("audit.v1.TenantService.DeleteWebhook is not implemented"))
 }

@@ -6,13 +6,15 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "../../buf/validate/validate_pb.js";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file audit/v1/tenant.proto.
  */
 export const file_audit_v1_tenant: GenFile = /*@__PURE__*/
-  fileDesc("ChVhdWRpdC92MS90ZW5hbnQucHJvdG8SCGF1ZGl0LnYxIhIKEEdldFRlbmFudFJlcXVlc3QiNQoRR2V0VGVuYW50UmVzcG9uc2USIAoGdGVuYW50GAEgASgLMhAuYXVkaXQudjEuVGVuYW50InYKBlRlbmFudBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgdhZGRfb25zGAMgAygJEhwKFGF1ZGl0X3JldGVudGlvbl9kYXlzGAQgASgFEhwKFGRvd25sb2FkX3dpbmRvd19kYXlzGAUgASgFIkoKD1NldEFkZE9uUmVxdWVzdBImCgZhZGRfb24YASABKAlCFrpIE3IRUg9jb21wbGlhbmNlX3BhY2sSDwoHZW5hYmxlZBgCIAEoCCI0ChBTZXRBZGRPblJlc3BvbnNlEiAKBnRlbmFudBgBIAEoCzIQLmF1ZGl0LnYxLlRlbmFudDLUAQoNVGVuYW50U2VydmljZRJYCglHZXRUZW5hbnQSGi5hdWRpdC52MS5HZXRUZW5hbnRSZXF1ZXN0GhsuYXVkaXQudjEuR2V0VGVuYW50UmVzcG9uc2UiEoLT5JMCDBIKL3YxL3RlbmFudBJpCghTZXRBZGRPbhIZLmF1ZGl0LnYxLlNldEFkZE9uUmVxdWVzdBoaLmF1ZGl0LnYxLlNldEFkZE9uUmVzcG9uc2UiJoLT5JMCIDoBKiIbL3YxL3RlbmFudC9hZGQtb25zL3thZGRfb259QjRaMmdpdGh1Yi5jb20vZXhwb3J0ZC9leHBvcnRkL2dlbi9nby9hdWRpdC92MTthdWRpdHYxYgZwcm90bzM", [file_buf_validate_validate, file_google_api_annotations]);
+  fileDesc("ChVhdWRpdC92MS90ZW5hbnQucHJvdG8SCGF1ZGl0LnYxIhIKEEdldFRlbmFudFJlcXVlc3QiNQoRR2V0VGVuYW50UmVzcG9uc2USIAoGdGVuYW50GAEgASgLMhAuYXVkaXQudjEuVGVuYW50InYKBlRlbmFudBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgdhZGRfb25zGAMgAygJEhwKFGF1ZGl0X3JldGVudGlvbl9kYXlzGAQgASgFEhwKFGRvd25sb2FkX3dpbmRvd19kYXlzGAUgASgFIkoKD1NldEFkZE9uUmVxdWVzdBImCgZhZGRfb24YASABKAlCFrpIE3IRUg9jb21wbGlhbmNlX3BhY2sSDwoHZW5hYmxlZBgCIAEoCCI0ChBTZXRBZGRPblJlc3BvbnNlEiAKBnRlbmFudBgBIAEoCzIQLmF1ZGl0LnYxLlRlbmFudCJtChZVcGRhdGVSZXRlbnRpb25SZXF1ZXN0EikKFGF1ZGl0X3JldGVudGlvbl9kYXlzGAEgASgFQgu6SAgaBhiUnQIoARIoChRkb3dubG9hZF93aW5kb3dfZGF5cxgCIAEoBUIKukgHGgUY7QIoASI7ChdVcGRhdGVSZXRlbnRpb25SZXNwb25zZRIgCgZ0ZW5hbnQYASABKAsyEC5hdWRpdC52MS5UZW5hbnQibwoHQ29udGFjdBIWCgRuYW1lGAEgASgJQgi6SAVyAxiAAhIZCgVlbWFpbBgCIAEoCUIKukgH2AEBcgJgARIWCgVwaG9uZRgDIAEoCUIHukgEcgIYQBIZCgdhZGRyZXNzGAQgASgJQgi6SAVyAxiACCLDAQoOR0RQUkNvbnRyb2xsZXISGAoEbmFtZRgBIAEoCUIKukgHcgUQARiAAhIZCgdhZGRyZXNzGAIgASgJQgi6SAVyAxiACBIZCgVlbWFpbBgDIAEoCUIKukgH2AEBcgJgARIWCgVwaG9uZRgEIAEoCUIHukgEcgIYQBIeCgNkcG8YBSABKAsyES5hdWRpdC52MS5Db250YWN0EikKDnJlcHJlc2VudGF0aXZlGAYgASgLMhEuYXVkaXQudjEuQ29udGFjdCJiCghUcmFuc2ZlchIbCgdjb3VudHJ5GAEgASgJQgq6SAdyBRABGIABEhsKCXJlY2lwaWVudBgCIAEoCUIIukgFcgMYgAISHAoKc2FmZWd1YXJkcxgDIAEoCUIIukgFcgMYgAQi/wIKElByb2Nlc3NpbmdBY3Rpdml0eRIWCgRuYW1lGAEgASgJQgi6SAVyAxiAAhIbCgdwdXJwb3NlGAIgASgJQgq6SAdyBRABGIAIEh8KC2xlZ2FsX2Jhc2lzGAMgASgJQgq6SAdyBRABGIABEiEKD2RhdGFfY2F0ZWdvcmllcxgEIAMoCUIIukgFkgECEGQSHwoNZGF0YV9zdWJqZWN0cxgFIAMoCUIIukgFkgECEGQSHAoKcmVjaXBpZW50cxgGIAMoCUIIukgFkgECEGQSKQoXdGhpcmRfcGFydHlfZGlzY2xvc3VyZXMYByADKAlCCLpIBZIBAhBkEj0KF2ludGVybmF0aW9uYWxfdHJhbnNmZXJzGAggAygLMhIuYXVkaXQudjEuVHJhbnNmZXJCCLpIBZIBAhBkEiIKEHJldGVudGlvbl9wZXJpb2QYCSABKAlCCLpIBXIDGIAEEiMKEXNlY3VyaXR5X21lYXN1cmVzGAogAygJQgi6SAWSAQIQZCKLAQoLR0RQUlByb2ZpbGUSNAoKY29udHJvbGxlchgBIAEoCzIYLmF1ZGl0LnYxLkdEUFJDb250cm9sbGVyQga6SAPIAQESRgoVcHJvY2Vzc2luZ19hY3Rpdml0aWVzGAIgAygLMhwuYXVkaXQudjEuUHJvY2Vzc2luZ0FjdGl2aXR5Qgm6SAaSAQMQ9AMiRQoPSElQQUFJZGVudGlmaWVyEhcKBHR5cGUYASABKAlCCbpIBnIEEAEYQBIZCgV2YWx1ZRgCIAEoCUIKukgHcgUQARiAASL0AQoMSElQQUFQcm9maWxlEhgKBG5hbWUYASABKAlCCrpIB3IFEAEYgAISNwoEdHlwZRgCIAEoCUIpukgmciRSDmNvdmVyZWRfZW50aXR5UhJidXNpbmVzc19hc3NvY2lhdGUSOAoLaWRlbnRpZmllcnMYAyADKAsyGS5hdWRpdC52MS5ISVBBQUlkZW50aWZpZXJCCLpIBZIBAhAyEioKD3ByaXZhY3lfb2ZmaWNlchgEIAEoCzIRLmF1ZGl0LnYxLkNvbnRhY3QSKwoQc2VjdXJpdHlfb2ZmaWNlchgFIAEoCzIRLmF1ZGl0LnYxLkNvbnRhY3QiFwoVR2V0R0RQUlByb2ZpbGVSZXF1ZXN0IkAKFkdldEdEUFJQcm9maWxlUmVzcG9uc2USJgoHcHJvZmlsZRgBIAEoCzIVLmF1ZGl0LnYxLkdEUFJQcm9maWxlIkoKGFVwZGF0ZUdEUFJQcm9maWxlUmVxdWVzdBIuCgdwcm9maWxlGAEgASgLMhUuYXVkaXQudjEuR0RQUlByb2ZpbGVCBrpIA8gBASJDChlVcGRhdGVHRFBSUHJvZmlsZVJlc3BvbnNlEiYKB3Byb2ZpbGUYASABKAsyFS5hdWRpdC52MS5HRFBSUHJvZmlsZSIYChZHZXRISVBBQVByb2ZpbGVSZXF1ZXN0IkIKF0dldEhJUEFBUHJvZmlsZVJlc3BvbnNlEicKB3Byb2ZpbGUYASABKAsyFi5hdWRpdC52MS5ISVBBQVByb2ZpbGUiTAoZVXBkYXRlSElQQUFQcm9maWxlUmVxdWVzdBIvCgdwcm9maWxlGAEgASgLMhYuYXVkaXQudjEuSElQQUFQcm9maWxlQga6SAPIAQEiRQoaVXBkYXRlSElQQUFQcm9maWxlUmVzcG9uc2USJwoHcHJvZmlsZRgBIAEoCzIWLmF1ZGl0LnYxLkhJUEFBUHJvZmlsZSLAAQoHV2ViaG9vaxISCgp3ZWJob29rX2lkGAEgASgJEgsKA3VybBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIOCgZldmVudHMYBCADKAkSDwoHZW5hYmxlZBgFIAEoCBIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKqAQoUQ3JlYXRlV2ViaG9va1JlcXVlc3QSIgoDdXJsGAEgASgJQhW6SBJyEBiAEDoIaHR0cHM6Ly+IAQESHQoLZGVzY3JpcHRpb24YAiABKAlCCLpIBXIDGIACEk8KBmV2ZW50cxgDIAMoCUI/ukg8kgE5CAEYASIzcjFSEGV4cG9ydC5jb21wbGV0ZWRSDWV4cG9ydC5mYWlsZWRSDmV4cG9ydC5leHBpcmVkIksKFUNyZWF0ZVdlYmhvb2tSZXNwb25zZRIiCgd3ZWJob29rGAEgASgLMhEuYXVkaXQudjEuV2ViaG9vaxIOCgZzZWNyZXQYAiABKAkiFQoTTGlzdFdlYmhvb2tzUmVxdWVzdCI7ChRMaXN0V2ViaG9va3NSZXNwb25zZRIjCgh3ZWJob29rcxgBIAMoCzIRLmF1ZGl0LnYxLldlYmhvb2si2gEKFFVwZGF0ZVdlYmhvb2tSZXF1ZXN0Eh0KCndlYmhvb2tfaWQYASABKAlCCbpIBnIEEAEYQBIiCgN1cmwYAiABKAlCFbpIEnIQGIAQOghodHRwczovL4gBARIdCgtkZXNjcmlwdGlvbhgDIAEoCUIIukgFcgMYgAISTwoGZXZlbnRzGAQgAygJQj+6SDySATkIARgBIjNyMVIQZXhwb3J0LmNvbXBsZXRlZFINZXhwb3J0LmZhaWxlZFIOZXhwb3J0LmV4cGlyZWQSDwoHZW5hYmxlZBgFIAEoCCI7ChVVcGRhdGVXZWJob29rUmVzcG9uc2USIgoHd2ViaG9vaxgBIAEoCzIRLmF1ZGl0LnYxLldlYmhvb2siNQoURGVsZXRlV2ViaG9va1JlcXVlc3QSHQoKd2ViaG9va19pZBgBIAEoCUIJukgGcgQQARhAIhcKFURlbGV0ZVdlYmhvb2tSZXNwb25zZTKsCgoNVGVuYW50U2VydmljZRJYCglHZXRUZW5hbnQSGi5hdWRpdC52MS5HZXRUZW5hbnRSZXF1ZXN0GhsuYXVkaXQudjEuR2V0VGVuYW50UmVzcG9uc2UiEoLT5JMCDBIKL3YxL3RlbmFudBJpCghTZXRBZGRPbhIZLmF1ZGl0LnYxLlNldEFkZE9uUmVxdWVzdBoaLmF1ZGl0LnYxLlNldEFkZE9uUmVzcG9uc2UiJoLT5JMCIDoBKiIbL3YxL3RlbmFudC9hZGQtb25zL3thZGRfb259EncKD1VwZGF0ZVJldGVudGlvbhIgLmF1ZGl0LnYxLlVwZGF0ZVJldGVudGlvblJlcXVlc3QaIS5hdWRpdC52MS5VcGRhdGVSZXRlbnRpb25SZXNwb25zZSIfgtPkkwIZOgEqGhQvdjEvdGVuYW50L3JldGVudGlvbhJ0Cg5HZXRHRFBSUHJvZmlsZRIfLmF1ZGl0LnYxLkdldEdEUFJQcm9maWxlUmVxdWVzdBogLmF1ZGl0LnYxLkdldEdEUFJQcm9maWxlUmVzcG9uc2UiH4LT5JMCGRIXL3YxL3RlbmFudC9nZHByLXByb2ZpbGUShgEKEVVwZGF0ZUdEUFJQcm9maWxlEiIuYXVkaXQudjEuVXBkYXRlR0RQUlByb2ZpbGVSZXF1ZXN0GiMuYXVkaXQudjEuVXBkYXRlR0RQUlByb2ZpbGVSZXNwb25zZSIogtPkkwIiOgdwcm9maWxlGhcvdjEvdGVuYW50L2dkcHItcHJvZmlsZRJ4Cg9HZXRISVBBQVByb2ZpbGUSIC5hdWRpdC52MS5HZXRISVBBQVByb2ZpbGVSZXF1ZXN0GiEuYXVkaXQudjEuR2V0SElQQUFQcm9maWxlUmVzcG9uc2UiIILT5JMCGhIYL3YxL3RlbmFudC9oaXBhYS1wcm9maWxlEooBChJVcGRhdGVISVBBQVByb2ZpbGUSIy5hdWRpdC52MS5VcGRhdGVISVBBQVByb2ZpbGVSZXF1ZXN0GiQuYXVkaXQudjEuVXBkYXRlSElQQUFQcm9maWxlUmVzcG9uc2UiKYLT5JMCIzoHcHJvZmlsZRoYL3YxL3RlbmFudC9oaXBhYS1wcm9maWxlEnAKDUNyZWF0ZVdlYmhvb2sSHi5hdWRpdC52MS5DcmVhdGVXZWJob29rUmVxdWVzdBofLmF1ZGl0LnYxLkNyZWF0ZVdlYmhvb2tSZXNwb25zZSIegtPkkwIYOgEqIhMvdjEvdGVuYW50L3dlYmhvb2tzEmoKDExpc3RXZWJob29rcxIdLmF1ZGl0LnYxLkxpc3RXZWJob29rc1JlcXVlc3QaHi5hdWRpdC52MS5MaXN0V2ViaG9va3NSZXNwb25zZSIbgtPkkwIVEhMvdjEvdGVuYW50L3dlYmhvb2tzEn0KDVVwZGF0ZVdlYmhvb2sSHi5hdWRpdC52MS5VcGRhdGVXZWJob29rUmVxdWVzdBofLmF1ZGl0LnYxLlVwZGF0ZVdlYmhvb2tSZXNwb25zZSIrgtPkkwIlOgEqGiAvdjEvdGVuYW50L3dlYmhvb2tzL3t3ZWJob29rX2lkfRJ6Cg1EZWxldGVXZWJob29rEh4uYXVkaXQudjEuRGVsZXRlV2ViaG9va1JlcXVlc3QaHy5hdWRpdC52MS5EZWxldGVXZWJob29rUmVzcG9uc2UiKILT5JMCIiogL3YxL3RlbmFudC93ZWJob29rcy97d2ViaG9va19pZH1CNFoyZ2l0aHViLmNvbS9leHBvcnRkL2V4cG9ydGQvZ2VuL2dvL2F1ZGl0L3YxO2F1ZGl0djFiBnByb3RvMw", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * GetTenantRequest is empty: the tenant is the calling key's.
@@ -149,6 +151,806 @@ export const SetAddOnResponseSchema: GenMessage<SetAddOnResponse> = /*@__PURE__*
   messageDesc(file_audit_v1_tenant, 4);
 
 /**
+ * UpdateRetentionRequest is the new retention policy.
+ *
+ * @generated from message audit.v1.UpdateRetentionRequest
+ */
+export type UpdateRetentionRequest = Message<"audit.v1.UpdateRetentionRequest"> & {
+  /**
+   * audit_retention_days is how long audit events are kept (HIPAA asks for
+   * six years of some records: 2190 days).
+   *
+   * @generated from field: int32 audit_retention_days = 1;
+   */
+  auditRetentionDays: number;
+
+  /**
+   * download_window_days is how long a completed export stays downloadable.
+   *
+   * @generated from field: int32 download_window_days = 2;
+   */
+  downloadWindowDays: number;
+};
+
+/**
+ * Describes the message audit.v1.UpdateRetentionRequest.
+ * Use `create(UpdateRetentionRequestSchema)` to create a new message.
+ */
+export const UpdateRetentionRequestSchema: GenMessage<UpdateRetentionRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 5);
+
+/**
+ * UpdateRetentionResponse is the tenant after the change.
+ *
+ * @generated from message audit.v1.UpdateRetentionResponse
+ */
+export type UpdateRetentionResponse = Message<"audit.v1.UpdateRetentionResponse"> & {
+  /**
+   * tenant settings.
+   *
+   * @generated from field: audit.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message audit.v1.UpdateRetentionResponse.
+ * Use `create(UpdateRetentionResponseSchema)` to create a new message.
+ */
+export const UpdateRetentionResponseSchema: GenMessage<UpdateRetentionResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 6);
+
+/**
+ * Contact is a person or office that can be reached.
+ *
+ * @generated from message audit.v1.Contact
+ */
+export type Contact = Message<"audit.v1.Contact"> & {
+  /**
+   * name of the person or office.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * email address.
+   *
+   * @generated from field: string email = 2;
+   */
+  email: string;
+
+  /**
+   * phone number.
+   *
+   * @generated from field: string phone = 3;
+   */
+  phone: string;
+
+  /**
+   * address, postal.
+   *
+   * @generated from field: string address = 4;
+   */
+  address: string;
+};
+
+/**
+ * Describes the message audit.v1.Contact.
+ * Use `create(ContactSchema)` to create a new message.
+ */
+export const ContactSchema: GenMessage<Contact> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 7);
+
+/**
+ * GDPRController is the data controller, with its data protection officer
+ * and, outside the EU, its representative.
+ *
+ * @generated from message audit.v1.GDPRController
+ */
+export type GDPRController = Message<"audit.v1.GDPRController"> & {
+  /**
+   * name of the controller.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * address of the controller.
+   *
+   * @generated from field: string address = 2;
+   */
+  address: string;
+
+  /**
+   * email of the controller.
+   *
+   * @generated from field: string email = 3;
+   */
+  email: string;
+
+  /**
+   * phone of the controller.
+   *
+   * @generated from field: string phone = 4;
+   */
+  phone: string;
+
+  /**
+   * dpo is the data protection officer.
+   *
+   * @generated from field: audit.v1.Contact dpo = 5;
+   */
+  dpo?: Contact | undefined;
+
+  /**
+   * representative in the EU, for controllers outside it.
+   *
+   * @generated from field: audit.v1.Contact representative = 6;
+   */
+  representative?: Contact | undefined;
+};
+
+/**
+ * Describes the message audit.v1.GDPRController.
+ * Use `create(GDPRControllerSchema)` to create a new message.
+ */
+export const GDPRControllerSchema: GenMessage<GDPRController> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 8);
+
+/**
+ * Transfer is a transfer of personal data to a third country, with its
+ * safeguards.
+ *
+ * @generated from message audit.v1.Transfer
+ */
+export type Transfer = Message<"audit.v1.Transfer"> & {
+  /**
+   * country receiving the data.
+   *
+   * @generated from field: string country = 1;
+   */
+  country: string;
+
+  /**
+   * recipient of the data.
+   *
+   * @generated from field: string recipient = 2;
+   */
+  recipient: string;
+
+  /**
+   * safeguards, e.g. `standard contractual clauses`.
+   *
+   * @generated from field: string safeguards = 3;
+   */
+  safeguards: string;
+};
+
+/**
+ * Describes the message audit.v1.Transfer.
+ * Use `create(TransferSchema)` to create a new message.
+ */
+export const TransferSchema: GenMessage<Transfer> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 9);
+
+/**
+ * ProcessingActivity is one entry of the record of processing activities
+ * (GDPR Article 30(1)).
+ *
+ * @generated from message audit.v1.ProcessingActivity
+ */
+export type ProcessingActivity = Message<"audit.v1.ProcessingActivity"> & {
+  /**
+   * name of the activity.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * purpose of the processing.
+   *
+   * @generated from field: string purpose = 2;
+   */
+  purpose: string;
+
+  /**
+   * legal_basis, e.g. `consent`, `contract`, `legal_obligation`.
+   *
+   * @generated from field: string legal_basis = 3;
+   */
+  legalBasis: string;
+
+  /**
+   * data_categories processed.
+   *
+   * @generated from field: repeated string data_categories = 4;
+   */
+  dataCategories: string[];
+
+  /**
+   * data_subjects, the categories of people concerned.
+   *
+   * @generated from field: repeated string data_subjects = 5;
+   */
+  dataSubjects: string[];
+
+  /**
+   * recipients of the data.
+   *
+   * @generated from field: repeated string recipients = 6;
+   */
+  recipients: string[];
+
+  /**
+   * third_party_disclosures of the data.
+   *
+   * @generated from field: repeated string third_party_disclosures = 7;
+   */
+  thirdPartyDisclosures: string[];
+
+  /**
+   * international_transfers of the data.
+   *
+   * @generated from field: repeated audit.v1.Transfer international_transfers = 8;
+   */
+  internationalTransfers: Transfer[];
+
+  /**
+   * retention_period, free text, e.g. `6 years after contract end`.
+   *
+   * @generated from field: string retention_period = 9;
+   */
+  retentionPeriod: string;
+
+  /**
+   * security_measures protecting the data.
+   *
+   * @generated from field: repeated string security_measures = 10;
+   */
+  securityMeasures: string[];
+};
+
+/**
+ * Describes the message audit.v1.ProcessingActivity.
+ * Use `create(ProcessingActivitySchema)` to create a new message.
+ */
+export const ProcessingActivitySchema: GenMessage<ProcessingActivity> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 10);
+
+/**
+ * GDPRProfile is what an Article 30 record of processing activities needs.
+ *
+ * @generated from message audit.v1.GDPRProfile
+ */
+export type GDPRProfile = Message<"audit.v1.GDPRProfile"> & {
+  /**
+   * controller of the data.
+   *
+   * @generated from field: audit.v1.GDPRController controller = 1;
+   */
+  controller?: GDPRController | undefined;
+
+  /**
+   * processing_activities of the controller.
+   *
+   * @generated from field: repeated audit.v1.ProcessingActivity processing_activities = 2;
+   */
+  processingActivities: ProcessingActivity[];
+};
+
+/**
+ * Describes the message audit.v1.GDPRProfile.
+ * Use `create(GDPRProfileSchema)` to create a new message.
+ */
+export const GDPRProfileSchema: GenMessage<GDPRProfile> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 11);
+
+/**
+ * HIPAAIdentifier identifies a covered entity, e.g. its NPI or EIN.
+ *
+ * @generated from message audit.v1.HIPAAIdentifier
+ */
+export type HIPAAIdentifier = Message<"audit.v1.HIPAAIdentifier"> & {
+  /**
+   * type of identifier, e.g. `NPI`.
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * value of the identifier.
+   *
+   * @generated from field: string value = 2;
+   */
+  value: string;
+};
+
+/**
+ * Describes the message audit.v1.HIPAAIdentifier.
+ * Use `create(HIPAAIdentifierSchema)` to create a new message.
+ */
+export const HIPAAIdentifierSchema: GenMessage<HIPAAIdentifier> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 12);
+
+/**
+ * HIPAAProfile describes the covered entity or business associate.
+ *
+ * @generated from message audit.v1.HIPAAProfile
+ */
+export type HIPAAProfile = Message<"audit.v1.HIPAAProfile"> & {
+  /**
+   * name of the entity.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * type is `covered_entity` or `business_associate`.
+   *
+   * @generated from field: string type = 2;
+   */
+  type: string;
+
+  /**
+   * identifiers of the entity.
+   *
+   * @generated from field: repeated audit.v1.HIPAAIdentifier identifiers = 3;
+   */
+  identifiers: HIPAAIdentifier[];
+
+  /**
+   * privacy_officer of the entity.
+   *
+   * @generated from field: audit.v1.Contact privacy_officer = 4;
+   */
+  privacyOfficer?: Contact | undefined;
+
+  /**
+   * security_officer of the entity.
+   *
+   * @generated from field: audit.v1.Contact security_officer = 5;
+   */
+  securityOfficer?: Contact | undefined;
+};
+
+/**
+ * Describes the message audit.v1.HIPAAProfile.
+ * Use `create(HIPAAProfileSchema)` to create a new message.
+ */
+export const HIPAAProfileSchema: GenMessage<HIPAAProfile> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 13);
+
+/**
+ * GetGDPRProfileRequest is empty: the tenant is the calling key's.
+ *
+ * @generated from message audit.v1.GetGDPRProfileRequest
+ */
+export type GetGDPRProfileRequest = Message<"audit.v1.GetGDPRProfileRequest"> & {
+};
+
+/**
+ * Describes the message audit.v1.GetGDPRProfileRequest.
+ * Use `create(GetGDPRProfileRequestSchema)` to create a new message.
+ */
+export const GetGDPRProfileRequestSchema: GenMessage<GetGDPRProfileRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 14);
+
+/**
+ * GetGDPRProfileResponse carries the profile, unset when none is saved.
+ *
+ * @generated from message audit.v1.GetGDPRProfileResponse
+ */
+export type GetGDPRProfileResponse = Message<"audit.v1.GetGDPRProfileResponse"> & {
+  /**
+   * profile as saved.
+   *
+   * @generated from field: audit.v1.GDPRProfile profile = 1;
+   */
+  profile?: GDPRProfile | undefined;
+};
+
+/**
+ * Describes the message audit.v1.GetGDPRProfileResponse.
+ * Use `create(GetGDPRProfileResponseSchema)` to create a new message.
+ */
+export const GetGDPRProfileResponseSchema: GenMessage<GetGDPRProfileResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 15);
+
+/**
+ * UpdateGDPRProfileRequest replaces the profile.
+ *
+ * @generated from message audit.v1.UpdateGDPRProfileRequest
+ */
+export type UpdateGDPRProfileRequest = Message<"audit.v1.UpdateGDPRProfileRequest"> & {
+  /**
+   * profile to save.
+   *
+   * @generated from field: audit.v1.GDPRProfile profile = 1;
+   */
+  profile?: GDPRProfile | undefined;
+};
+
+/**
+ * Describes the message audit.v1.UpdateGDPRProfileRequest.
+ * Use `create(UpdateGDPRProfileRequestSchema)` to create a new message.
+ */
+export const UpdateGDPRProfileRequestSchema: GenMessage<UpdateGDPRProfileRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 16);
+
+/**
+ * UpdateGDPRProfileResponse carries the saved profile.
+ *
+ * @generated from message audit.v1.UpdateGDPRProfileResponse
+ */
+export type UpdateGDPRProfileResponse = Message<"audit.v1.UpdateGDPRProfileResponse"> & {
+  /**
+   * profile as saved.
+   *
+   * @generated from field: audit.v1.GDPRProfile profile = 1;
+   */
+  profile?: GDPRProfile | undefined;
+};
+
+/**
+ * Describes the message audit.v1.UpdateGDPRProfileResponse.
+ * Use `create(UpdateGDPRProfileResponseSchema)` to create a new message.
+ */
+export const UpdateGDPRProfileResponseSchema: GenMessage<UpdateGDPRProfileResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 17);
+
+/**
+ * GetHIPAAProfileRequest is empty: the tenant is the calling key's.
+ *
+ * @generated from message audit.v1.GetHIPAAProfileRequest
+ */
+export type GetHIPAAProfileRequest = Message<"audit.v1.GetHIPAAProfileRequest"> & {
+};
+
+/**
+ * Describes the message audit.v1.GetHIPAAProfileRequest.
+ * Use `create(GetHIPAAProfileRequestSchema)` to create a new message.
+ */
+export const GetHIPAAProfileRequestSchema: GenMessage<GetHIPAAProfileRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 18);
+
+/**
+ * GetHIPAAProfileResponse carries the profile, unset when none is saved.
+ *
+ * @generated from message audit.v1.GetHIPAAProfileResponse
+ */
+export type GetHIPAAProfileResponse = Message<"audit.v1.GetHIPAAProfileResponse"> & {
+  /**
+   * profile as saved.
+   *
+   * @generated from field: audit.v1.HIPAAProfile profile = 1;
+   */
+  profile?: HIPAAProfile | undefined;
+};
+
+/**
+ * Describes the message audit.v1.GetHIPAAProfileResponse.
+ * Use `create(GetHIPAAProfileResponseSchema)` to create a new message.
+ */
+export const GetHIPAAProfileResponseSchema: GenMessage<GetHIPAAProfileResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 19);
+
+/**
+ * UpdateHIPAAProfileRequest replaces the profile.
+ *
+ * @generated from message audit.v1.UpdateHIPAAProfileRequest
+ */
+export type UpdateHIPAAProfileRequest = Message<"audit.v1.UpdateHIPAAProfileRequest"> & {
+  /**
+   * profile to save.
+   *
+   * @generated from field: audit.v1.HIPAAProfile profile = 1;
+   */
+  profile?: HIPAAProfile | undefined;
+};
+
+/**
+ * Describes the message audit.v1.UpdateHIPAAProfileRequest.
+ * Use `create(UpdateHIPAAProfileRequestSchema)` to create a new message.
+ */
+export const UpdateHIPAAProfileRequestSchema: GenMessage<UpdateHIPAAProfileRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 20);
+
+/**
+ * UpdateHIPAAProfileResponse carries the saved profile.
+ *
+ * @generated from message audit.v1.UpdateHIPAAProfileResponse
+ */
+export type UpdateHIPAAProfileResponse = Message<"audit.v1.UpdateHIPAAProfileResponse"> & {
+  /**
+   * profile as saved.
+   *
+   * @generated from field: audit.v1.HIPAAProfile profile = 1;
+   */
+  profile?: HIPAAProfile | undefined;
+};
+
+/**
+ * Describes the message audit.v1.UpdateHIPAAProfileResponse.
+ * Use `create(UpdateHIPAAProfileResponseSchema)` to create a new message.
+ */
+export const UpdateHIPAAProfileResponseSchema: GenMessage<UpdateHIPAAProfileResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 21);
+
+/**
+ * Webhook is an HTTPS endpoint told about the tenant's export events. Its
+ * secret signs deliveries and is shown only when the webhook is created.
+ *
+ * @generated from message audit.v1.Webhook
+ */
+export type Webhook = Message<"audit.v1.Webhook"> & {
+  /**
+   * webhook_id names the webhook.
+   *
+   * @generated from field: string webhook_id = 1;
+   */
+  webhookId: string;
+
+  /**
+   * url is where deliveries go, https only.
+   *
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * description for people.
+   *
+   * @generated from field: string description = 3;
+   */
+  description: string;
+
+  /**
+   * events delivered: `export.completed`, `export.failed`, `export.expired`.
+   *
+   * @generated from field: repeated string events = 4;
+   */
+  events: string[];
+
+  /**
+   * enabled is false while deliveries are paused.
+   *
+   * @generated from field: bool enabled = 5;
+   */
+  enabled: boolean;
+
+  /**
+   * created_at is when the webhook was added.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 6;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * updated_at is when it last changed.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 7;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message audit.v1.Webhook.
+ * Use `create(WebhookSchema)` to create a new message.
+ */
+export const WebhookSchema: GenMessage<Webhook> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 22);
+
+/**
+ * CreateWebhookRequest adds a webhook.
+ *
+ * @generated from message audit.v1.CreateWebhookRequest
+ */
+export type CreateWebhookRequest = Message<"audit.v1.CreateWebhookRequest"> & {
+  /**
+   * url is where deliveries go; it must be https.
+   *
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * description for people.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * events delivered; at least one.
+   *
+   * @generated from field: repeated string events = 3;
+   */
+  events: string[];
+};
+
+/**
+ * Describes the message audit.v1.CreateWebhookRequest.
+ * Use `create(CreateWebhookRequestSchema)` to create a new message.
+ */
+export const CreateWebhookRequestSchema: GenMessage<CreateWebhookRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 23);
+
+/**
+ * CreateWebhookResponse is the new webhook and its secret, shown this once.
+ *
+ * @generated from message audit.v1.CreateWebhookResponse
+ */
+export type CreateWebhookResponse = Message<"audit.v1.CreateWebhookResponse"> & {
+  /**
+   * webhook as stored.
+   *
+   * @generated from field: audit.v1.Webhook webhook = 1;
+   */
+  webhook?: Webhook | undefined;
+
+  /**
+   * secret signs deliveries (HMAC-SHA256); it is never shown again.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message audit.v1.CreateWebhookResponse.
+ * Use `create(CreateWebhookResponseSchema)` to create a new message.
+ */
+export const CreateWebhookResponseSchema: GenMessage<CreateWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 24);
+
+/**
+ * ListWebhooksRequest is empty: the tenant is the calling key's.
+ *
+ * @generated from message audit.v1.ListWebhooksRequest
+ */
+export type ListWebhooksRequest = Message<"audit.v1.ListWebhooksRequest"> & {
+};
+
+/**
+ * Describes the message audit.v1.ListWebhooksRequest.
+ * Use `create(ListWebhooksRequestSchema)` to create a new message.
+ */
+export const ListWebhooksRequestSchema: GenMessage<ListWebhooksRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 25);
+
+/**
+ * ListWebhooksResponse lists the tenant's webhooks, oldest first.
+ *
+ * @generated from message audit.v1.ListWebhooksResponse
+ */
+export type ListWebhooksResponse = Message<"audit.v1.ListWebhooksResponse"> & {
+  /**
+   * webhooks of the tenant, without secrets.
+   *
+   * @generated from field: repeated audit.v1.Webhook webhooks = 1;
+   */
+  webhooks: Webhook[];
+};
+
+/**
+ * Describes the message audit.v1.ListWebhooksResponse.
+ * Use `create(ListWebhooksResponseSchema)` to create a new message.
+ */
+export const ListWebhooksResponseSchema: GenMessage<ListWebhooksResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 26);
+
+/**
+ * UpdateWebhookRequest changes a webhook; the secret stays.
+ *
+ * @generated from message audit.v1.UpdateWebhookRequest
+ */
+export type UpdateWebhookRequest = Message<"audit.v1.UpdateWebhookRequest"> & {
+  /**
+   * webhook_id names the webhook.
+   *
+   * @generated from field: string webhook_id = 1;
+   */
+  webhookId: string;
+
+  /**
+   * url is where deliveries go; it must be https.
+   *
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * description for people.
+   *
+   * @generated from field: string description = 3;
+   */
+  description: string;
+
+  /**
+   * events delivered; at least one.
+   *
+   * @generated from field: repeated string events = 4;
+   */
+  events: string[];
+
+  /**
+   * enabled is false to pause deliveries.
+   *
+   * @generated from field: bool enabled = 5;
+   */
+  enabled: boolean;
+};
+
+/**
+ * Describes the message audit.v1.UpdateWebhookRequest.
+ * Use `create(UpdateWebhookRequestSchema)` to create a new message.
+ */
+export const UpdateWebhookRequestSchema: GenMessage<UpdateWebhookRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 27);
+
+/**
+ * UpdateWebhookResponse is the webhook after the change.
+ *
+ * @generated from message audit.v1.UpdateWebhookResponse
+ */
+export type UpdateWebhookResponse = Message<"audit.v1.UpdateWebhookResponse"> & {
+  /**
+   * webhook as stored.
+   *
+   * @generated from field: audit.v1.Webhook webhook = 1;
+   */
+  webhook?: Webhook | undefined;
+};
+
+/**
+ * Describes the message audit.v1.UpdateWebhookResponse.
+ * Use `create(UpdateWebhookResponseSchema)` to create a new message.
+ */
+export const UpdateWebhookResponseSchema: GenMessage<UpdateWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 28);
+
+/**
+ * DeleteWebhookRequest names the webhook to remove.
+ *
+ * @generated from message audit.v1.DeleteWebhookRequest
+ */
+export type DeleteWebhookRequest = Message<"audit.v1.DeleteWebhookRequest"> & {
+  /**
+   * webhook_id names the webhook.
+   *
+   * @generated from field: string webhook_id = 1;
+   */
+  webhookId: string;
+};
+
+/**
+ * Describes the message audit.v1.DeleteWebhookRequest.
+ * Use `create(DeleteWebhookRequestSchema)` to create a new message.
+ */
+export const DeleteWebhookRequestSchema: GenMessage<DeleteWebhookRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 29);
+
+/**
+ * DeleteWebhookResponse is empty.
+ *
+ * @generated from message audit.v1.DeleteWebhookResponse
+ */
+export type DeleteWebhookResponse = Message<"audit.v1.DeleteWebhookResponse"> & {
+};
+
+/**
+ * Describes the message audit.v1.DeleteWebhookResponse.
+ * Use `create(DeleteWebhookResponseSchema)` to create a new message.
+ */
+export const DeleteWebhookResponseSchema: GenMessage<DeleteWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_tenant, 30);
+
+/**
  * TenantService is the calling key's tenant: its settings and add-ons. Reading
  * needs `tenant.audit.read`; changing needs `tenant.settings.manage`. Every
  * change is an audit event.
@@ -175,6 +977,100 @@ export const TenantService: GenService<{
     methodKind: "unary";
     input: typeof SetAddOnRequestSchema;
     output: typeof SetAddOnResponseSchema;
+  },
+  /**
+   * UpdateRetention sets how long audit events are kept and how long
+   * completed exports stay downloadable.
+   *
+   * @generated from rpc audit.v1.TenantService.UpdateRetention
+   */
+  updateRetention: {
+    methodKind: "unary";
+    input: typeof UpdateRetentionRequestSchema;
+    output: typeof UpdateRetentionResponseSchema;
+  },
+  /**
+   * GetGDPRProfile returns the GDPR profile (the controller and its record of
+   * processing activities) that GDPR reports are built from.
+   *
+   * @generated from rpc audit.v1.TenantService.GetGDPRProfile
+   */
+  getGDPRProfile: {
+    methodKind: "unary";
+    input: typeof GetGDPRProfileRequestSchema;
+    output: typeof GetGDPRProfileResponseSchema;
+  },
+  /**
+   * UpdateGDPRProfile replaces the GDPR profile.
+   *
+   * @generated from rpc audit.v1.TenantService.UpdateGDPRProfile
+   */
+  updateGDPRProfile: {
+    methodKind: "unary";
+    input: typeof UpdateGDPRProfileRequestSchema;
+    output: typeof UpdateGDPRProfileResponseSchema;
+  },
+  /**
+   * GetHIPAAProfile returns the HIPAA profile that HIPAA reports are built
+   * from.
+   *
+   * @generated from rpc audit.v1.TenantService.GetHIPAAProfile
+   */
+  getHIPAAProfile: {
+    methodKind: "unary";
+    input: typeof GetHIPAAProfileRequestSchema;
+    output: typeof GetHIPAAProfileResponseSchema;
+  },
+  /**
+   * UpdateHIPAAProfile replaces the HIPAA profile.
+   *
+   * @generated from rpc audit.v1.TenantService.UpdateHIPAAProfile
+   */
+  updateHIPAAProfile: {
+    methodKind: "unary";
+    input: typeof UpdateHIPAAProfileRequestSchema;
+    output: typeof UpdateHIPAAProfileResponseSchema;
+  },
+  /**
+   * CreateWebhook adds an HTTPS endpoint; the answer carries its signing
+   * secret, which is never shown again.
+   *
+   * @generated from rpc audit.v1.TenantService.CreateWebhook
+   */
+  createWebhook: {
+    methodKind: "unary";
+    input: typeof CreateWebhookRequestSchema;
+    output: typeof CreateWebhookResponseSchema;
+  },
+  /**
+   * ListWebhooks lists the tenant's webhooks, without secrets.
+   *
+   * @generated from rpc audit.v1.TenantService.ListWebhooks
+   */
+  listWebhooks: {
+    methodKind: "unary";
+    input: typeof ListWebhooksRequestSchema;
+    output: typeof ListWebhooksResponseSchema;
+  },
+  /**
+   * UpdateWebhook changes a webhook's URL, events or state.
+   *
+   * @generated from rpc audit.v1.TenantService.UpdateWebhook
+   */
+  updateWebhook: {
+    methodKind: "unary";
+    input: typeof UpdateWebhookRequestSchema;
+    output: typeof UpdateWebhookResponseSchema;
+  },
+  /**
+   * DeleteWebhook removes a webhook.
+   *
+   * @generated from rpc audit.v1.TenantService.DeleteWebhook
+   */
+  deleteWebhook: {
+    methodKind: "unary";
+    input: typeof DeleteWebhookRequestSchema;
+    output: typeof DeleteWebhookResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_audit_v1_tenant, 0);

@@ -1,0 +1,77 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+
+	"github.com/exportd/exportd/ent"
+	"github.com/exportd/exportd/ent/webhook"
+	"github.com/exportd/exportd/internal/apikey"
+)
+
+// WebhookChange is what CreateWebhook and UpdateWebhook set.
+type WebhookChange struct {
+	URL         string
+	Description string
+	Events      []string
+	Enabled     bool
+}
+
+// CreateWebhook adds a webhook with a fresh 32-byte signing secret, which
+// it returns; nothing returns it again.
+func (s *Store) CreateWebhook(ctx context.Context, tenantID string, c WebhookChange) (*ent.Webhook, string, error) {
+	ctx = scoped(ctx, tenantID)
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, "", err
+	}
+	secret := "whsec_" + base64.RawURLEncoding.EncodeToString(b)
+	now := s.now()
+	w, err := s.Ent.Webhook.Create().
+		SetID(apikey.RandomID("wh_", 20)).SetTenantID(tenantID).SetURL(c.URL).SetDescription(c.Description).
+		SetEvents(c.Events).SetEnabled(true).SetSecret(secret).SetCreatedAt(now).SetUpdatedAt(now).
+		Save(ctx)
+	if err != nil {
+		return nil, "", translate(err, "webhook")
+	}
+	return w, secret, nil
+}
+
+// Webhooks lists the tenant's webhooks, oldest first.
+func (s *Store) Webhooks(ctx context.Context, tenantID string) ([]*ent.Webhook, error) {
+	ctx = scoped(ctx, tenantID)
+	ws, err := s.Ent.Webhook.Query().Where(webhook.TenantID(tenantID)).
+		Order(ent.Asc(webhook.FieldCreatedAt), ent.Asc(webhook.FieldID)).All(ctx)
+	return ws, translate(err, "webhooks")
+}
+
+// UpdateWebhook changes one of the tenant's webhooks; another tenant's is
+// not found.
+func (s *Store) UpdateWebhook(ctx context.Context, tenantID, id string, c WebhookChange) (*ent.Webhook, error) {
+	ctx = scoped(ctx, tenantID)
+	n, err := s.Ent.Webhook.Update().Where(webhook.ID(id), webhook.TenantID(tenantID)).
+		SetURL(c.URL).SetDescription(c.Description).SetEvents(c.Events).SetEnabled(c.Enabled).SetUpdatedAt(s.now()).
+		Save(ctx)
+	if err != nil {
+		return nil, translate(err, "webhook "+id)
+	}
+	if n == 0 {
+		return nil, translate(&ent.NotFoundError{}, "webhook "+id)
+	}
+	w, err := s.Ent.Webhook.Get(ctx, id)
+	return w, translate(err, "webhook "+id)
+}
+
+// DeleteWebhook removes one of the tenant's webhooks.
+func (s *Store) DeleteWebhook(ctx context.Context, tenantID, id string) error {
+	ctx = scoped(ctx, tenantID)
+	n, err := s.Ent.Webhook.Delete().Where(webhook.ID(id), webhook.TenantID(tenantID)).Exec(ctx)
+	if err != nil {
+		return translate(err, "webhook "+id)
+	}
+	if n == 0 {
+		return translate(&ent.NotFoundError{}, "webhook "+id)
+	}
+	return nil
+}
