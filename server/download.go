@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"gocloud.dev/blob"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"gocloud.dev/blob"
 
 	"github.com/exportd/exportd/authz"
 	"github.com/exportd/exportd/ent"

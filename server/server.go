@@ -28,8 +28,8 @@ import (
 	"github.com/exportd/exportd/authz"
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/store"
-	"github.com/exportd/exportd/reports"
 	"github.com/exportd/exportd/internal/telemetry"
+	"github.com/exportd/exportd/reports"
 )
 
 // Config tunes the API.

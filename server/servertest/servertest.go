@@ -5,9 +5,9 @@ package servertest
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
-	"crypto/x509"
 	"io"
 	"log/slog"
 	"net/http"
