@@ -22,6 +22,7 @@ import (
 	"github.com/exportd/exportd/authz"
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/store"
+	"github.com/exportd/exportd/web"
 )
 
 // Config tunes the API.
@@ -59,7 +60,7 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 }
 
 // Handler serves Connect, gRPC and gRPC-Web for both services, REST under
-// /v1/, reflection, health, and the plain download handler.
+// /v1/, reflection, health, the plain download handler, and the console at /.
 func (s *Server) Handler() (http.Handler, error) {
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(interceptor{s}, validate.NewInterceptor()),
@@ -96,6 +97,8 @@ func (s *Server) Handler() (http.Handler, error) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	// The console owns every path nothing more specific claims.
+	mux.Handle("/", web.Handler())
 	return withRequestID(mux), nil
 }
 
