@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -160,13 +161,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	workersDone := make(chan struct{})
 	go func() { runner.Run(workCtx); close(workersDone) }()
 
+	// Listen before logging, so that the log names the real address even for
+	// port 0 (tests and scripts start exportd on an ephemeral port and read it).
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		stopWork()
+		<-workersDone
+		return fmt.Errorf("listen: %w", err)
+	}
 	errc := make(chan error, 1)
 	go func() {
-		log.Info("exportd listening", "addr", cfg.Addr, "database", dbKind(&cfg), "workers", cfg.Workers)
+		log.Info("exportd listening", "addr", ln.Addr().String(), "database", dbKind(&cfg), "workers", cfg.Workers)
 		if cfg.TLSCert != "" {
-			errc <- srv.ListenAndServeTLS(cfg.TLSCert, cfg.TLSKey)
+			errc <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
 		} else {
-			errc <- srv.ListenAndServe()
+			errc <- srv.Serve(ln)
 		}
 	}()
 	select {
