@@ -109,6 +109,8 @@ async function main() {
       "--disable-sync",
     ],
     acceptDownloads: true,
+    // Screenshots show end states, not transitions halfway.
+    reducedMotion: "reduce",
     viewport: { width: 1360, height: 860 },
   });
   const failures = [];

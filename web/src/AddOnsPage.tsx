@@ -77,6 +77,7 @@ export function AddOnsPage({ clients, me }: { clients: Clients; me: WhoAmIRespon
           <input
             type="checkbox"
             role="switch"
+            aria-label="Compliance Pack"
             checked={enabled}
             disabled={!canManage || busy}
             onChange={() => void toggle()}
