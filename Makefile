@@ -28,6 +28,20 @@ run: ## Run exportd on the embedded default (SQLite and artifacts in ./data)
 test: bin/grpcurl ## Run every test (PostgreSQL suites need EXPORTD_TEST_DATABASE_URL)
 	$(GO) test -count=1 ./...
 
+.PHONY: web
+web: node_modules ## Rebuild the console into web/dist (embedded by exportd; committed)
+	npm run --silent -w web build -- --logLevel warn
+
+.PHONY: check-web
+check-web: web ## Fail when the committed console build is not what make web produces
+	@git add -N web/dist >/dev/null 2>&1 || true
+	@git diff --exit-code --stat -- web/dist || { echo "web/dist is stale: run make web and commit"; exit 1; }
+
+.PHONY: test-web
+test-web: node_modules ## Console unit tests (Vitest) and the browser e2e test (needs /usr/bin/chromium)
+	npm run --silent -w web test
+	npm run --silent -w web e2e
+
 .PHONY: test-race
 test-race: ## Run the concurrency-sensitive packages under the race detector
 	$(GO) test -count=1 -race ./server/... ./internal/...
@@ -64,7 +78,7 @@ bench: ## Run the benchmarks (the PostgreSQL ones need EXPORTD_TEST_DATABASE_URL
 	$(GO) test -run '^$$' -bench 'Ingest|CopyBaseline' -benchtime 100x ./internal/store/...
 
 .PHONY: ci
-ci: lint check-generate test fuzz ## What CI runs
+ci: lint check-generate check-web test test-web fuzz ## What CI runs
 
 bin/grpcurl: tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../bin/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl

@@ -30,6 +30,7 @@ import (
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/telemetry"
 	"github.com/exportd/exportd/reports"
+	"github.com/exportd/exportd/web"
 )
 
 // Config tunes the API.
@@ -106,7 +107,7 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 }
 
 // Handler serves Connect, gRPC and gRPC-Web for both services, REST under
-// /v1/, reflection, health, and the plain download handler.
+// /v1/, reflection, health, the plain download handler, and the console at /.
 func (s *Server) Handler() (http.Handler, error) {
 	// otelconnect is outermost so the RPC span covers authentication,
 	// auditing and validation, and their database calls nest under it.
@@ -184,6 +185,8 @@ func (s *Server) Handler() (http.Handler, error) {
 	if s.cfg.Telemetry.Handler != nil {
 		mux.Handle("GET /metrics", s.cfg.Telemetry.Handler)
 	}
+	// The console owns every path nothing more specific claims.
+	mux.Handle("/", web.Handler())
 	return withRequestID(mux), nil
 }
 
