@@ -64,39 +64,37 @@ func (b *bench) exports(ctx context.Context) error {
 			b.tenant, quarterStart, sz.to, b.wm).Scan(&rows); err != nil {
 			return fmt.Errorf("count rows: %w", err)
 		}
-		b.logf("%s = %d events: COPY baseline ×%d", sz.label, rows, b.o.runs)
-		copySecs, err := b.median(func() (float64, error) {
+		// COPY, CSV and JSON take turns, run after run, so a machine whose
+		// load drifts weighs on each figure alike.
+		b.logf("%s = %d events: COPY, SOC 2 CSV, SOC 2 JSON, ×%d", sz.label, rows, b.o.runs)
+		var copies []float64
+		secs := map[string][]float64{}
+		peaks := map[string]float64{}
+		for range b.o.runs {
 			start := time.Now()
-			err := b.psql(ctx, b.copySQL(sz.to))
-			return time.Since(start).Seconds(), err
-		})
-		if err != nil {
-			return err
-		}
-		b.res.add(figure{Key: "copy_s_" + sz.label, Name: fmt.Sprintf("COPY … TO STDOUT CSV of the audit_log rows, %s=%d (psql)", sz.label, rows), Value: copySecs, Unit: "s"})
-		for _, format := range []string{"csv", "json"} {
-			b.logf("%s: SOC 2 %s export ×%d", sz.label, format, b.o.runs)
-			var peaks []float64
-			secs, err := b.median(func() (float64, error) {
+			if err := b.psql(ctx, b.copySQL(sz.to)); err != nil {
+				return err
+			}
+			copies = append(copies, time.Since(start).Seconds())
+			for _, format := range []string{"csv", "json"} {
 				r, err := b.measuredExport(ctx, format, sz.to)
 				if err != nil {
-					return 0, err
+					return err
 				}
-				peaks = append(peaks, float64(r.peakRSS))
+				secs[format] = append(secs[format], r.seconds)
+				peaks[format] = max(peaks[format], float64(r.peakRSS))
 				if sz.label == "N" && format == "csv" {
 					b.csvJob = r.jobID
 				}
-				return r.seconds, nil
-			})
-			if err != nil {
-				return err
 			}
-			sort.Float64s(peaks)
-			peak := peaks[len(peaks)-1]
+		}
+		copySecs := median(copies)
+		b.res.add(figure{Key: "copy_s_" + sz.label, Name: fmt.Sprintf("COPY … TO STDOUT CSV of the audit_log rows, %s=%d (psql)", sz.label, rows), Value: copySecs, Unit: "s"})
+		for _, format := range []string{"csv", "json"} {
 			key := format + "_" + sz.label
-			f := figure{Key: "export_s_" + key, Name: fmt.Sprintf("SOC 2 %s export, CreateExport → COMPLETED, %s", format, sz.label), Value: secs, Unit: "s"}
-			b.res.add(f)
-			ratio := figure{Key: "export_vs_copy_" + key, Name: fmt.Sprintf("SOC 2 %s export ÷ COPY, %s", format, sz.label), Value: secs / copySecs, Unit: "×"}
+			took := median(secs[format])
+			b.res.add(figure{Key: "export_s_" + key, Name: fmt.Sprintf("SOC 2 %s export, CreateExport → COMPLETED, %s", format, sz.label), Value: took, Unit: "s"})
+			ratio := figure{Key: "export_vs_copy_" + key, Name: fmt.Sprintf("SOC 2 %s export ÷ COPY, %s", format, sz.label), Value: took / copySecs, Unit: "×"}
 			if sz.label == "N" {
 				limit := 1.5
 				if format == "json" {
@@ -106,7 +104,7 @@ func (b *bench) exports(ctx context.Context) error {
 			}
 			b.res.add(ratio)
 			b.res.add(figure{Key: "peak_rss_mib_" + key, Name: fmt.Sprintf("exportd peak RSS (VmHWM), SOC 2 %s, %s", format, sz.label),
-				Value: peak / (1 << 20), Unit: "MiB"}.target(le, 150))
+				Value: peaks[format] / (1 << 20), Unit: "MiB"}.target(le, 150))
 		}
 	}
 	for _, format := range []string{"csv", "json"} {
@@ -206,11 +204,19 @@ func (b *bench) median(fn func() (float64, error)) (float64, error) {
 		}
 		vs = append(vs, v)
 	}
+	return median(vs), nil
+}
+
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	vs = append([]float64(nil), vs...)
 	sort.Float64s(vs)
 	if len(vs)%2 == 1 {
-		return vs[len(vs)/2], nil
+		return vs[len(vs)/2]
 	}
-	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2, nil
+	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
 }
 
 // artifactPath finds a job's committed artifact in the data folder's
