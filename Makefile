@@ -71,11 +71,33 @@ fuzz: ## Run each fuzz target briefly (FUZZTIME, default 10s)
 	$(GO) test ./reports -run '^$$' -fuzz FuzzCell -fuzztime $${FUZZTIME:-10s}
 	$(GO) test ./internal/apikey -run '^$$' -fuzz FuzzParseKey -fuzztime $${FUZZTIME:-10s}
 
+# PostgreSQL for make bench: EXPORTD_BENCH_DATABASE_URL, else the test one.
+EXPORTD_BENCH_DATABASE_URL ?= $(EXPORTD_TEST_DATABASE_URL)
+export EXPORTD_BENCH_DATABASE_URL
+
 .PHONY: bench
-bench: ## Run the benchmarks (the PostgreSQL ones need EXPORTD_TEST_DATABASE_URL)
+bench: ## Measure exportd against COPY, pgbench and a plain file server (1M events; BENCH_FLAGS adds flags)
+	@command -v pgbench >/dev/null || { echo "pgbench is missing: apt-get install postgresql-client (or postgresql-contrib)"; exit 1; }
+	$(GO) run ./cmd/bench $(BENCH_FLAGS)
+
+.PHONY: bench-quick
+bench-quick: ## The same at small sizes, for CI: fails on errors, never on targets
+	@command -v pgbench >/dev/null || { echo "pgbench is missing: apt-get install postgresql-client (or postgresql-contrib)"; exit 1; }
+	$(GO) run ./cmd/bench -quick -out .ci/out/bench-quick.json $(BENCH_FLAGS)
+
+.PHONY: bench-go
+bench-go: ## Run the Go benchmarks (go test -bench; the PostgreSQL ones need EXPORTD_TEST_DATABASE_URL)
 	$(GO) test -run '^$$' -bench . -benchmem ./reports/... ./authz/...
 	$(GO) test -run '^$$' -bench Download256MiB -benchtime 3x ./server/
 	$(GO) test -run '^$$' -bench 'Ingest|CopyBaseline' -benchtime 100x ./internal/store/...
+
+.PHONY: reliability
+reliability: ## Fuzz every target (FUZZTIME each, default 1m), fault injection, replicas, authorization matrix: totals
+	$(GO) run ./cmd/reliability -fuzztime $${FUZZTIME:-1m}
+
+.PHONY: reliability-quick
+reliability-quick: ## The same with seconds of fuzzing, for CI
+	$(GO) run ./cmd/reliability -quick
 
 .PHONY: ci
 ci: lint check-generate check-web test test-web fuzz ## What CI runs

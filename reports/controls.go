@@ -15,15 +15,26 @@ var catalog = mustCatalog()
 // means the log changed under the watermark, and a report whose header
 // disagrees with its body must not be published.
 func (g *gen) events(section, recordType string, f EventFilter, ev *evidence, want int64) error {
+	return g.eventSection(section, recordType, func(fn func(*Event) error) error { return g.src.Events(g.ctx, f, fn) }, ev, nil, want)
+}
+
+// eventSection writes the events read calls back with, as events does;
+// every event also goes to tap (if not nil), for a later section.
+func (g *gen) eventSection(section, recordType string, read func(func(*Event) error) error, ev *evidence, tap func(*Event) error, want int64) error {
 	var n int64
 	if g.csv == nil {
 		g.beginArray(section)
 	}
-	err := g.src.Events(g.ctx, f, func(e *Event) error {
+	err := read(func(e *Event) error {
 		n++
 		g.included(e)
 		if ev != nil {
 			if err := ev.add(e); err != nil {
+				return err
+			}
+		}
+		if tap != nil {
+			if err := tap(e); err != nil {
 				return err
 			}
 		}

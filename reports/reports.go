@@ -83,6 +83,14 @@ type Source interface {
 	Attestations(ctx context.Context, from, to time.Time, fn func(*Attestation) error) error
 }
 
+// CategoryCounter is an optional Source method: the number of events f
+// selects in each category (f.Category is ignored), read at once. A report
+// that announces several counts before its rows asks it once instead of
+// calling CountEvents, and so scanning the period, once per count.
+type CategoryCounter interface {
+	CountByCategory(ctx context.Context, f EventFilter) (map[string]int64, error)
+}
+
 // Request is everything a report needs besides its rows.
 type Request struct {
 	ReportType string

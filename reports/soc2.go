@@ -1,5 +1,7 @@
 package reports
 
+import "errors"
+
 // soc2 writes the SOC 2 report: the page's header fields and control map,
 // then the audit log, the access log and the evidence per control. Counts
 // come first, as on the page, so they are taken with CountEvents before the
@@ -8,11 +10,7 @@ func (g *gen) soc2() error {
 	all := g.filter()
 	access := all
 	access.Category = "access"
-	nAll, err := g.src.CountEvents(g.ctx, all)
-	if err != nil {
-		return err
-	}
-	nAccess, err := g.src.CountEvents(g.ctx, access)
+	nAll, nAccess, err := g.countAccess(all, access)
 	if err != nil {
 		return err
 	}
@@ -37,10 +35,22 @@ func (g *gen) soc2() error {
 	if err := g.controls(controls); err != nil {
 		return err
 	}
-	if err := g.events("audit_log", "audit_entry", all, ev, nAll); err != nil {
+	// The access log is the audit log's access entries in the same order:
+	// they are spooled during the one read of the period rather than read
+	// from the Source a second time.
+	var spool eventSpool
+	defer func() { _ = spool.close() }() // a temporary file; removal failure changes nothing in the report
+	keepAccess := func(e *Event) error {
+		if e.Category != "access" {
+			return nil
+		}
+		return spool.add(e)
+	}
+	readAll := func(fn func(*Event) error) error { return g.src.Events(g.ctx, all, fn) }
+	if err := g.eventSection("audit_log", "audit_entry", readAll, ev, keepAccess, nAll); err != nil {
 		return err
 	}
-	if err := g.events("access_log", "access_entry", access, nil, nAccess); err != nil {
+	if err := g.eventSection("access_log", "access_entry", spool.each, nil, nil, nAccess); err != nil {
 		return err
 	}
 	if err := g.controlEvidence(controls, ev); err != nil {
@@ -51,5 +61,27 @@ func (g *gen) soc2() error {
 			return err
 		}
 	}
-	return ev.close()
+	return errors.Join(ev.close(), spool.close())
+}
+
+// countAccess counts the events of the period, and those of them in the
+// access category: with one read when the Source counts by category.
+func (g *gen) countAccess(all, access EventFilter) (nAll, nAccess int64, err error) {
+	if cc, ok := g.src.(CategoryCounter); ok {
+		m, err := cc.CountByCategory(g.ctx, all)
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, n := range m {
+			nAll += n
+		}
+		return nAll, m["access"], nil
+	}
+	if nAll, err = g.src.CountEvents(g.ctx, all); err != nil {
+		return 0, 0, err
+	}
+	if nAccess, err = g.src.CountEvents(g.ctx, access); err != nil {
+		return 0, 0, err
+	}
+	return nAll, nAccess, nil
 }

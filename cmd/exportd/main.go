@@ -234,7 +234,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	workersDone := make(chan struct{})
-	go func() { runner.Run(workCtx); close(workersDone) }()
+	go func() {
+		// --workers 0 makes an API-only replica: it takes requests and
+		// leaves the jobs to other replicas.
+		if cfg.Workers > 0 {
+			runner.Run(workCtx)
+		}
+		close(workersDone)
+	}()
 	go keys.Run(workCtx, 10*time.Second)
 	go en.Watch(workCtx, authz.WatchInterval, log)
 	if cfg.Retention > 0 {

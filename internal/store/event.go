@@ -380,6 +380,33 @@ func (src *source) CountEvents(ctx context.Context, f reports.EventFilter) (int6
 	return n, nil
 }
 
+// CountByCategory counts the events f selects per category (f.Category
+// ignored) with one scan, where CountEvents takes one per count.
+func (src *source) CountByCategory(ctx context.Context, f reports.EventFilter) (map[string]int64, error) {
+	f.Category = ""
+	w, args := src.where(f)
+	rows, err := src.s.DB.QueryContext(ctx, "SELECT category, count(*) FROM audit_events WHERE "+w+" GROUP BY category", args...)
+	if err != nil {
+		return nil, fmt.Errorf("count events: %w", err)
+	}
+	defer rows.Close()
+	m := map[string]int64{}
+	for rows.Next() {
+		var (
+			c string
+			n int64
+		)
+		if err := rows.Scan(&c, &n); err != nil {
+			return nil, fmt.Errorf("count events: %w", err)
+		}
+		m[c] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count events: %w", err)
+	}
+	return m, nil
+}
+
 // Events streams matching events in (occurred_at, sequence) order with one
 // query whose rows are read as they arrive, never all at once.
 func (src *source) Events(ctx context.Context, f reports.EventFilter, fn func(*reports.Event) error) error {
