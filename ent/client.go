@@ -20,6 +20,7 @@ import (
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/ent/issuer"
+	"github.com/exportd/exportd/ent/maintenancelease"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/tenant"
 
@@ -43,6 +44,8 @@ type Client struct {
 	ExportJob *ExportJobClient
 	// Issuer is the client for interacting with the Issuer builders.
 	Issuer *IssuerClient
+	// MaintenanceLease is the client for interacting with the MaintenanceLease builders.
+	MaintenanceLease *MaintenanceLeaseClient
 	// Principal is the client for interacting with the Principal builders.
 	Principal *PrincipalClient
 	// Tenant is the client for interacting with the Tenant builders.
@@ -64,6 +67,7 @@ func (c *Client) init() {
 	c.DownloadRecord = NewDownloadRecordClient(c.config)
 	c.ExportJob = NewExportJobClient(c.config)
 	c.Issuer = NewIssuerClient(c.config)
+	c.MaintenanceLease = NewMaintenanceLeaseClient(c.config)
 	c.Principal = NewPrincipalClient(c.config)
 	c.Tenant = NewTenantClient(c.config)
 }
@@ -164,6 +168,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		DownloadRecord:    NewDownloadRecordClient(cfg),
 		ExportJob:         NewExportJobClient(cfg),
 		Issuer:            NewIssuerClient(cfg),
+		MaintenanceLease:  NewMaintenanceLeaseClient(cfg),
 		Principal:         NewPrincipalClient(cfg),
 		Tenant:            NewTenantClient(cfg),
 	}, nil
@@ -191,6 +196,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		DownloadRecord:    NewDownloadRecordClient(cfg),
 		ExportJob:         NewExportJobClient(cfg),
 		Issuer:            NewIssuerClient(cfg),
+		MaintenanceLease:  NewMaintenanceLeaseClient(cfg),
 		Principal:         NewPrincipalClient(cfg),
 		Tenant:            NewTenantClient(cfg),
 	}, nil
@@ -223,7 +229,7 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.AttestationRecord, c.AuditEvent, c.DownloadRecord, c.ExportJob,
-		c.Issuer, c.Principal, c.Tenant,
+		c.Issuer, c.MaintenanceLease, c.Principal, c.Tenant,
 	} {
 		n.Use(hooks...)
 	}
@@ -234,7 +240,7 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.AttestationRecord, c.AuditEvent, c.DownloadRecord, c.ExportJob,
-		c.Issuer, c.Principal, c.Tenant,
+		c.Issuer, c.MaintenanceLease, c.Principal, c.Tenant,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -255,6 +261,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.ExportJob.mutate(ctx, m)
 	case *IssuerMutation:
 		return c.Issuer.mutate(ctx, m)
+	case *MaintenanceLeaseMutation:
+		return c.MaintenanceLease.mutate(ctx, m)
 	case *PrincipalMutation:
 		return c.Principal.mutate(ctx, m)
 	case *TenantMutation:
@@ -1062,6 +1070,139 @@ func (c *IssuerClient) mutate(ctx context.Context, m *IssuerMutation) (Value, er
 	}
 }
 
+// MaintenanceLeaseClient is a client for the MaintenanceLease schema.
+type MaintenanceLeaseClient struct {
+	config
+}
+
+// NewMaintenanceLeaseClient returns a client for the MaintenanceLease from the given config.
+func NewMaintenanceLeaseClient(c config) *MaintenanceLeaseClient {
+	return &MaintenanceLeaseClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `maintenancelease.Hooks(f(g(h())))`.
+func (c *MaintenanceLeaseClient) Use(hooks ...Hook) {
+	c.hooks.MaintenanceLease = append(c.hooks.MaintenanceLease, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `maintenancelease.Intercept(f(g(h())))`.
+func (c *MaintenanceLeaseClient) Intercept(interceptors ...Interceptor) {
+	c.inters.MaintenanceLease = append(c.inters.MaintenanceLease, interceptors...)
+}
+
+// Create returns a builder for creating a MaintenanceLease entity.
+func (c *MaintenanceLeaseClient) Create() *MaintenanceLeaseCreate {
+	mutation := newMaintenanceLeaseMutation(c.config, OpCreate)
+	return &MaintenanceLeaseCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of MaintenanceLease entities.
+func (c *MaintenanceLeaseClient) CreateBulk(builders ...*MaintenanceLeaseCreate) *MaintenanceLeaseCreateBulk {
+	return &MaintenanceLeaseCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *MaintenanceLeaseClient) MapCreateBulk(slice any, setFunc func(*MaintenanceLeaseCreate, int)) *MaintenanceLeaseCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &MaintenanceLeaseCreateBulk{err: fmt.Errorf("calling to MaintenanceLeaseClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*MaintenanceLeaseCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &MaintenanceLeaseCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for MaintenanceLease.
+func (c *MaintenanceLeaseClient) Update() *MaintenanceLeaseUpdate {
+	mutation := newMaintenanceLeaseMutation(c.config, OpUpdate)
+	return &MaintenanceLeaseUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *MaintenanceLeaseClient) UpdateOne(_m *MaintenanceLease) *MaintenanceLeaseUpdateOne {
+	mutation := newMaintenanceLeaseMutation(c.config, OpUpdateOne, withMaintenanceLease(_m))
+	return &MaintenanceLeaseUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *MaintenanceLeaseClient) UpdateOneID(id string) *MaintenanceLeaseUpdateOne {
+	mutation := newMaintenanceLeaseMutation(c.config, OpUpdateOne, withMaintenanceLeaseID(id))
+	return &MaintenanceLeaseUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for MaintenanceLease.
+func (c *MaintenanceLeaseClient) Delete() *MaintenanceLeaseDelete {
+	mutation := newMaintenanceLeaseMutation(c.config, OpDelete)
+	return &MaintenanceLeaseDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *MaintenanceLeaseClient) DeleteOne(_m *MaintenanceLease) *MaintenanceLeaseDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *MaintenanceLeaseClient) DeleteOneID(id string) *MaintenanceLeaseDeleteOne {
+	builder := c.Delete().Where(maintenancelease.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &MaintenanceLeaseDeleteOne{builder}
+}
+
+// Query returns a query builder for MaintenanceLease.
+func (c *MaintenanceLeaseClient) Query() *MaintenanceLeaseQuery {
+	return &MaintenanceLeaseQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeMaintenanceLease},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a MaintenanceLease entity by its id.
+func (c *MaintenanceLeaseClient) Get(ctx context.Context, id string) (*MaintenanceLease, error) {
+	return c.Query().Where(maintenancelease.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *MaintenanceLeaseClient) GetX(ctx context.Context, id string) *MaintenanceLease {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *MaintenanceLeaseClient) Hooks() []Hook {
+	return c.hooks.MaintenanceLease
+}
+
+// Interceptors returns the client interceptors.
+func (c *MaintenanceLeaseClient) Interceptors() []Interceptor {
+	return c.inters.MaintenanceLease
+}
+
+func (c *MaintenanceLeaseClient) mutate(ctx context.Context, m *MaintenanceLeaseMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&MaintenanceLeaseCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&MaintenanceLeaseUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&MaintenanceLeaseUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&MaintenanceLeaseDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown MaintenanceLease mutation op: %q", m.Op())
+	}
+}
+
 // PrincipalClient is a client for the Principal schema.
 type PrincipalClient struct {
 	config
@@ -1332,11 +1473,11 @@ func (c *TenantClient) mutate(ctx context.Context, m *TenantMutation) (Value, er
 type (
 	hooks struct {
 		APIKey, AttestationRecord, AuditEvent, DownloadRecord, ExportJob, Issuer,
-		Principal, Tenant []ent.Hook
+		MaintenanceLease, Principal, Tenant []ent.Hook
 	}
 	inters struct {
 		APIKey, AttestationRecord, AuditEvent, DownloadRecord, ExportJob, Issuer,
-		Principal, Tenant []ent.Interceptor
+		MaintenanceLease, Principal, Tenant []ent.Interceptor
 	}
 )
 

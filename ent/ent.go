@@ -18,6 +18,7 @@ import (
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/ent/issuer"
+	"github.com/exportd/exportd/ent/maintenancelease"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/tenant"
 )
@@ -86,6 +87,7 @@ func checkColumn(t, c string) error {
 			downloadrecord.Table:    downloadrecord.ValidColumn,
 			exportjob.Table:         exportjob.ValidColumn,
 			issuer.Table:            issuer.ValidColumn,
+			maintenancelease.Table:  maintenancelease.ValidColumn,
 			principal.Table:         principal.ValidColumn,
 			tenant.Table:            tenant.ValidColumn,
 		})

@@ -17,6 +17,7 @@ import (
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/ent/issuer"
+	"github.com/exportd/exportd/ent/maintenancelease"
 	"github.com/exportd/exportd/ent/predicate"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/tenant"
@@ -37,6 +38,7 @@ const (
 	TypeDownloadRecord    = "DownloadRecord"
 	TypeExportJob         = "ExportJob"
 	TypeIssuer            = "Issuer"
+	TypeMaintenanceLease  = "MaintenanceLease"
 	TypePrincipal         = "Principal"
 	TypeTenant            = "Tenant"
 )
@@ -4031,6 +4033,10 @@ type ExportJobMutation struct {
 	addartifact_size     *int64
 	artifact_sha256      *string
 	manifest             *[]byte
+	max_attempts         *int
+	addmax_attempts      *int
+	next_attempt_at      *time.Time
+	completed_by         *string
 	clearedFields        map[string]struct{}
 	done                 bool
 	oldValue             func(context.Context) (*ExportJob, error)
@@ -5320,6 +5326,147 @@ func (m *ExportJobMutation) ResetManifest() {
 	delete(m.clearedFields, exportjob.FieldManifest)
 }
 
+// SetMaxAttempts sets the "max_attempts" field.
+func (m *ExportJobMutation) SetMaxAttempts(i int) {
+	m.max_attempts = &i
+	m.addmax_attempts = nil
+}
+
+// MaxAttempts returns the value of the "max_attempts" field in the mutation.
+func (m *ExportJobMutation) MaxAttempts() (r int, exists bool) {
+	v := m.max_attempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMaxAttempts returns the old "max_attempts" field's value of the ExportJob entity.
+// If the ExportJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ExportJobMutation) OldMaxAttempts(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMaxAttempts is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMaxAttempts requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMaxAttempts: %w", err)
+	}
+	return oldValue.MaxAttempts, nil
+}
+
+// AddMaxAttempts adds i to the "max_attempts" field.
+func (m *ExportJobMutation) AddMaxAttempts(i int) {
+	if m.addmax_attempts != nil {
+		*m.addmax_attempts += i
+	} else {
+		m.addmax_attempts = &i
+	}
+}
+
+// AddedMaxAttempts returns the value that was added to the "max_attempts" field in this mutation.
+func (m *ExportJobMutation) AddedMaxAttempts() (r int, exists bool) {
+	v := m.addmax_attempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetMaxAttempts resets all changes to the "max_attempts" field.
+func (m *ExportJobMutation) ResetMaxAttempts() {
+	m.max_attempts = nil
+	m.addmax_attempts = nil
+}
+
+// SetNextAttemptAt sets the "next_attempt_at" field.
+func (m *ExportJobMutation) SetNextAttemptAt(t time.Time) {
+	m.next_attempt_at = &t
+}
+
+// NextAttemptAt returns the value of the "next_attempt_at" field in the mutation.
+func (m *ExportJobMutation) NextAttemptAt() (r time.Time, exists bool) {
+	v := m.next_attempt_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNextAttemptAt returns the old "next_attempt_at" field's value of the ExportJob entity.
+// If the ExportJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ExportJobMutation) OldNextAttemptAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNextAttemptAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNextAttemptAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNextAttemptAt: %w", err)
+	}
+	return oldValue.NextAttemptAt, nil
+}
+
+// ClearNextAttemptAt clears the value of the "next_attempt_at" field.
+func (m *ExportJobMutation) ClearNextAttemptAt() {
+	m.next_attempt_at = nil
+	m.clearedFields[exportjob.FieldNextAttemptAt] = struct{}{}
+}
+
+// NextAttemptAtCleared returns if the "next_attempt_at" field was cleared in this mutation.
+func (m *ExportJobMutation) NextAttemptAtCleared() bool {
+	_, ok := m.clearedFields[exportjob.FieldNextAttemptAt]
+	return ok
+}
+
+// ResetNextAttemptAt resets all changes to the "next_attempt_at" field.
+func (m *ExportJobMutation) ResetNextAttemptAt() {
+	m.next_attempt_at = nil
+	delete(m.clearedFields, exportjob.FieldNextAttemptAt)
+}
+
+// SetCompletedBy sets the "completed_by" field.
+func (m *ExportJobMutation) SetCompletedBy(s string) {
+	m.completed_by = &s
+}
+
+// CompletedBy returns the value of the "completed_by" field in the mutation.
+func (m *ExportJobMutation) CompletedBy() (r string, exists bool) {
+	v := m.completed_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCompletedBy returns the old "completed_by" field's value of the ExportJob entity.
+// If the ExportJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ExportJobMutation) OldCompletedBy(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCompletedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCompletedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCompletedBy: %w", err)
+	}
+	return oldValue.CompletedBy, nil
+}
+
+// ResetCompletedBy resets all changes to the "completed_by" field.
+func (m *ExportJobMutation) ResetCompletedBy() {
+	m.completed_by = nil
+}
+
 // Where appends a list predicates to the ExportJobMutation builder.
 func (m *ExportJobMutation) Where(ps ...predicate.ExportJob) {
 	m.predicates = append(m.predicates, ps...)
@@ -5354,7 +5501,7 @@ func (m *ExportJobMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ExportJobMutation) Fields() []string {
-	fields := make([]string, 0, 28)
+	fields := make([]string, 0, 31)
 	if m.tenant_id != nil {
 		fields = append(fields, exportjob.FieldTenantID)
 	}
@@ -5439,6 +5586,15 @@ func (m *ExportJobMutation) Fields() []string {
 	if m.manifest != nil {
 		fields = append(fields, exportjob.FieldManifest)
 	}
+	if m.max_attempts != nil {
+		fields = append(fields, exportjob.FieldMaxAttempts)
+	}
+	if m.next_attempt_at != nil {
+		fields = append(fields, exportjob.FieldNextAttemptAt)
+	}
+	if m.completed_by != nil {
+		fields = append(fields, exportjob.FieldCompletedBy)
+	}
 	return fields
 }
 
@@ -5503,6 +5659,12 @@ func (m *ExportJobMutation) Field(name string) (ent.Value, bool) {
 		return m.ArtifactSha256()
 	case exportjob.FieldManifest:
 		return m.Manifest()
+	case exportjob.FieldMaxAttempts:
+		return m.MaxAttempts()
+	case exportjob.FieldNextAttemptAt:
+		return m.NextAttemptAt()
+	case exportjob.FieldCompletedBy:
+		return m.CompletedBy()
 	}
 	return nil, false
 }
@@ -5568,6 +5730,12 @@ func (m *ExportJobMutation) OldField(ctx context.Context, name string) (ent.Valu
 		return m.OldArtifactSha256(ctx)
 	case exportjob.FieldManifest:
 		return m.OldManifest(ctx)
+	case exportjob.FieldMaxAttempts:
+		return m.OldMaxAttempts(ctx)
+	case exportjob.FieldNextAttemptAt:
+		return m.OldNextAttemptAt(ctx)
+	case exportjob.FieldCompletedBy:
+		return m.OldCompletedBy(ctx)
 	}
 	return nil, fmt.Errorf("unknown ExportJob field %s", name)
 }
@@ -5773,6 +5941,27 @@ func (m *ExportJobMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetManifest(v)
 		return nil
+	case exportjob.FieldMaxAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMaxAttempts(v)
+		return nil
+	case exportjob.FieldNextAttemptAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNextAttemptAt(v)
+		return nil
+	case exportjob.FieldCompletedBy:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCompletedBy(v)
+		return nil
 	}
 	return fmt.Errorf("unknown ExportJob field %s", name)
 }
@@ -5793,6 +5982,9 @@ func (m *ExportJobMutation) AddedFields() []string {
 	if m.addartifact_size != nil {
 		fields = append(fields, exportjob.FieldArtifactSize)
 	}
+	if m.addmax_attempts != nil {
+		fields = append(fields, exportjob.FieldMaxAttempts)
+	}
 	return fields
 }
 
@@ -5809,6 +6001,8 @@ func (m *ExportJobMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedAttempt()
 	case exportjob.FieldArtifactSize:
 		return m.AddedArtifactSize()
+	case exportjob.FieldMaxAttempts:
+		return m.AddedMaxAttempts()
 	}
 	return nil, false
 }
@@ -5846,6 +6040,13 @@ func (m *ExportJobMutation) AddField(name string, value ent.Value) error {
 		}
 		m.AddArtifactSize(v)
 		return nil
+	case exportjob.FieldMaxAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddMaxAttempts(v)
+		return nil
 	}
 	return fmt.Errorf("unknown ExportJob numeric field %s", name)
 }
@@ -5874,6 +6075,9 @@ func (m *ExportJobMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(exportjob.FieldManifest) {
 		fields = append(fields, exportjob.FieldManifest)
+	}
+	if m.FieldCleared(exportjob.FieldNextAttemptAt) {
+		fields = append(fields, exportjob.FieldNextAttemptAt)
 	}
 	return fields
 }
@@ -5909,6 +6113,9 @@ func (m *ExportJobMutation) ClearField(name string) error {
 		return nil
 	case exportjob.FieldManifest:
 		m.ClearManifest()
+		return nil
+	case exportjob.FieldNextAttemptAt:
+		m.ClearNextAttemptAt()
 		return nil
 	}
 	return fmt.Errorf("unknown ExportJob nullable field %s", name)
@@ -6001,6 +6208,15 @@ func (m *ExportJobMutation) ResetField(name string) error {
 		return nil
 	case exportjob.FieldManifest:
 		m.ResetManifest()
+		return nil
+	case exportjob.FieldMaxAttempts:
+		m.ResetMaxAttempts()
+		return nil
+	case exportjob.FieldNextAttemptAt:
+		m.ResetNextAttemptAt()
+		return nil
+	case exportjob.FieldCompletedBy:
+		m.ResetCompletedBy()
 		return nil
 	}
 	return fmt.Errorf("unknown ExportJob field %s", name)
@@ -6600,6 +6816,392 @@ func (m *IssuerMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *IssuerMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Issuer edge %s", name)
+}
+
+// MaintenanceLeaseMutation represents an operation that mutates the MaintenanceLease nodes in the graph.
+type MaintenanceLeaseMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *string
+	owner         *string
+	lease_until   *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*MaintenanceLease, error)
+	predicates    []predicate.MaintenanceLease
+}
+
+var _ ent.Mutation = (*MaintenanceLeaseMutation)(nil)
+
+// maintenanceleaseOption allows management of the mutation configuration using functional options.
+type maintenanceleaseOption func(*MaintenanceLeaseMutation)
+
+// newMaintenanceLeaseMutation creates new mutation for the MaintenanceLease entity.
+func newMaintenanceLeaseMutation(c config, op Op, opts ...maintenanceleaseOption) *MaintenanceLeaseMutation {
+	m := &MaintenanceLeaseMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeMaintenanceLease,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withMaintenanceLeaseID sets the ID field of the mutation.
+func withMaintenanceLeaseID(id string) maintenanceleaseOption {
+	return func(m *MaintenanceLeaseMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *MaintenanceLease
+		)
+		m.oldValue = func(ctx context.Context) (*MaintenanceLease, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().MaintenanceLease.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withMaintenanceLease sets the old MaintenanceLease of the mutation.
+func withMaintenanceLease(node *MaintenanceLease) maintenanceleaseOption {
+	return func(m *MaintenanceLeaseMutation) {
+		m.oldValue = func(context.Context) (*MaintenanceLease, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m MaintenanceLeaseMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m MaintenanceLeaseMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of MaintenanceLease entities.
+func (m *MaintenanceLeaseMutation) SetID(id string) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *MaintenanceLeaseMutation) ID() (id string, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *MaintenanceLeaseMutation) IDs(ctx context.Context) ([]string, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []string{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().MaintenanceLease.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetOwner sets the "owner" field.
+func (m *MaintenanceLeaseMutation) SetOwner(s string) {
+	m.owner = &s
+}
+
+// Owner returns the value of the "owner" field in the mutation.
+func (m *MaintenanceLeaseMutation) Owner() (r string, exists bool) {
+	v := m.owner
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOwner returns the old "owner" field's value of the MaintenanceLease entity.
+// If the MaintenanceLease object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MaintenanceLeaseMutation) OldOwner(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOwner is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOwner requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOwner: %w", err)
+	}
+	return oldValue.Owner, nil
+}
+
+// ResetOwner resets all changes to the "owner" field.
+func (m *MaintenanceLeaseMutation) ResetOwner() {
+	m.owner = nil
+}
+
+// SetLeaseUntil sets the "lease_until" field.
+func (m *MaintenanceLeaseMutation) SetLeaseUntil(t time.Time) {
+	m.lease_until = &t
+}
+
+// LeaseUntil returns the value of the "lease_until" field in the mutation.
+func (m *MaintenanceLeaseMutation) LeaseUntil() (r time.Time, exists bool) {
+	v := m.lease_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLeaseUntil returns the old "lease_until" field's value of the MaintenanceLease entity.
+// If the MaintenanceLease object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MaintenanceLeaseMutation) OldLeaseUntil(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLeaseUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLeaseUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLeaseUntil: %w", err)
+	}
+	return oldValue.LeaseUntil, nil
+}
+
+// ResetLeaseUntil resets all changes to the "lease_until" field.
+func (m *MaintenanceLeaseMutation) ResetLeaseUntil() {
+	m.lease_until = nil
+}
+
+// Where appends a list predicates to the MaintenanceLeaseMutation builder.
+func (m *MaintenanceLeaseMutation) Where(ps ...predicate.MaintenanceLease) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the MaintenanceLeaseMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *MaintenanceLeaseMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.MaintenanceLease, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *MaintenanceLeaseMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *MaintenanceLeaseMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (MaintenanceLease).
+func (m *MaintenanceLeaseMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *MaintenanceLeaseMutation) Fields() []string {
+	fields := make([]string, 0, 2)
+	if m.owner != nil {
+		fields = append(fields, maintenancelease.FieldOwner)
+	}
+	if m.lease_until != nil {
+		fields = append(fields, maintenancelease.FieldLeaseUntil)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *MaintenanceLeaseMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case maintenancelease.FieldOwner:
+		return m.Owner()
+	case maintenancelease.FieldLeaseUntil:
+		return m.LeaseUntil()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *MaintenanceLeaseMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case maintenancelease.FieldOwner:
+		return m.OldOwner(ctx)
+	case maintenancelease.FieldLeaseUntil:
+		return m.OldLeaseUntil(ctx)
+	}
+	return nil, fmt.Errorf("unknown MaintenanceLease field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *MaintenanceLeaseMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case maintenancelease.FieldOwner:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOwner(v)
+		return nil
+	case maintenancelease.FieldLeaseUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLeaseUntil(v)
+		return nil
+	}
+	return fmt.Errorf("unknown MaintenanceLease field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *MaintenanceLeaseMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *MaintenanceLeaseMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *MaintenanceLeaseMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown MaintenanceLease numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *MaintenanceLeaseMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *MaintenanceLeaseMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *MaintenanceLeaseMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown MaintenanceLease nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *MaintenanceLeaseMutation) ResetField(name string) error {
+	switch name {
+	case maintenancelease.FieldOwner:
+		m.ResetOwner()
+		return nil
+	case maintenancelease.FieldLeaseUntil:
+		m.ResetLeaseUntil()
+		return nil
+	}
+	return fmt.Errorf("unknown MaintenanceLease field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *MaintenanceLeaseMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *MaintenanceLeaseMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *MaintenanceLeaseMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *MaintenanceLeaseMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *MaintenanceLeaseMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *MaintenanceLeaseMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *MaintenanceLeaseMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown MaintenanceLease unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *MaintenanceLeaseMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown MaintenanceLease edge %s", name)
 }
 
 // PrincipalMutation represents an operation that mutates the Principal nodes in the graph.

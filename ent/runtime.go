@@ -11,6 +11,7 @@ import (
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/ent/issuer"
+	"github.com/exportd/exportd/ent/maintenancelease"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/schema"
 	"github.com/exportd/exportd/ent/tenant"
@@ -218,6 +219,14 @@ func init() {
 	exportjobDescArtifactSha256 := exportjobFields[27].Descriptor()
 	// exportjob.DefaultArtifactSha256 holds the default value on creation for the artifact_sha256 field.
 	exportjob.DefaultArtifactSha256 = exportjobDescArtifactSha256.Default.(string)
+	// exportjobDescMaxAttempts is the schema descriptor for max_attempts field.
+	exportjobDescMaxAttempts := exportjobFields[29].Descriptor()
+	// exportjob.DefaultMaxAttempts holds the default value on creation for the max_attempts field.
+	exportjob.DefaultMaxAttempts = exportjobDescMaxAttempts.Default.(int)
+	// exportjobDescCompletedBy is the schema descriptor for completed_by field.
+	exportjobDescCompletedBy := exportjobFields[31].Descriptor()
+	// exportjob.DefaultCompletedBy holds the default value on creation for the completed_by field.
+	exportjob.DefaultCompletedBy = exportjobDescCompletedBy.Default.(string)
 	// exportjobDescID is the schema descriptor for id field.
 	exportjobDescID := exportjobFields[0].Descriptor()
 	// exportjob.IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -244,6 +253,16 @@ func init() {
 	issuerDescID := issuerFields[0].Descriptor()
 	// issuer.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	issuer.IDValidator = issuerDescID.Validators[0].(func(string) error)
+	maintenanceleaseFields := schema.MaintenanceLease{}.Fields()
+	_ = maintenanceleaseFields
+	// maintenanceleaseDescOwner is the schema descriptor for owner field.
+	maintenanceleaseDescOwner := maintenanceleaseFields[1].Descriptor()
+	// maintenancelease.DefaultOwner holds the default value on creation for the owner field.
+	maintenancelease.DefaultOwner = maintenanceleaseDescOwner.Default.(string)
+	// maintenanceleaseDescID is the schema descriptor for id field.
+	maintenanceleaseDescID := maintenanceleaseFields[0].Descriptor()
+	// maintenancelease.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	maintenancelease.IDValidator = maintenanceleaseDescID.Validators[0].(func(string) error)
 	principalFields := schema.Principal{}.Fields()
 	_ = principalFields
 	// principalDescTenantID is the schema descriptor for tenant_id field.

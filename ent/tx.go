@@ -26,6 +26,8 @@ type Tx struct {
 	ExportJob *ExportJobClient
 	// Issuer is the client for interacting with the Issuer builders.
 	Issuer *IssuerClient
+	// MaintenanceLease is the client for interacting with the MaintenanceLease builders.
+	MaintenanceLease *MaintenanceLeaseClient
 	// Principal is the client for interacting with the Principal builders.
 	Principal *PrincipalClient
 	// Tenant is the client for interacting with the Tenant builders.
@@ -167,6 +169,7 @@ func (tx *Tx) init() {
 	tx.DownloadRecord = NewDownloadRecordClient(tx.config)
 	tx.ExportJob = NewExportJobClient(tx.config)
 	tx.Issuer = NewIssuerClient(tx.config)
+	tx.MaintenanceLease = NewMaintenanceLeaseClient(tx.config)
 	tx.Principal = NewPrincipalClient(tx.config)
 	tx.Tenant = NewTenantClient(tx.config)
 }

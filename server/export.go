@@ -60,6 +60,8 @@ func (h exportService) CreateExport(ctx context.Context, req *connect.Request[au
 		PolicyDecision:  "allowed: no enabled BUNDLE_EXPORT policy",
 		Estimate:        estimate(s.store.Now(), rows),
 		RowsTotal:       rows,
+		MaxAttempts:     s.cfg.MaxAttempts,
+		MaxQueued:       s.cfg.MaxQueuedPerTenant,
 	})
 	if err != nil {
 		return nil, err

@@ -32,6 +32,10 @@ type Config struct {
 	WatchInterval time.Duration
 	// TrustedProxies may set X-Forwarded-For / Forwarded.
 	TrustedProxies []*net.IPNet
+	// MaxAttempts is how many attempts a new job gets; 0 keeps the default (5).
+	MaxAttempts int
+	// MaxQueuedPerTenant caps a tenant's PENDING jobs; 0 means no cap.
+	MaxQueuedPerTenant int
 }
 
 // Waker is told when a job is queued.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -134,10 +135,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	runner := jobs.New(st, bucket, log, jobs.Config{Workers: cfg.Workers, Lease: cfg.Lease})
+	runner := jobs.New(st, bucket, log, jobs.Config{
+		Workers:             cfg.Workers,
+		Lease:               cfg.Lease,
+		MaxRunningPerTenant: cfg.MaxRunning,
+		RetryBase:           cfg.RetryBase,
+		SweepInterval:       cfg.SweepInterval,
+	})
 	api := server.New(st, en, bucket, runner, log, server.Config{
-		MaxPeriod:      time.Duration(cfg.MaxPeriodDays) * 24 * time.Hour,
-		TrustedProxies: cfg.TrustedProxies,
+		MaxPeriod:          time.Duration(cfg.MaxPeriodDays) * 24 * time.Hour,
+		TrustedProxies:     cfg.TrustedProxies,
+		MaxAttempts:        cfg.MaxAttempts,
+		MaxQueuedPerTenant: cfg.MaxQueued,
 	})
 	h, err := api.Handler()
 	if err != nil {
@@ -156,17 +165,23 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		// No WriteTimeout: downloads and WatchExport streams run long.
 	}
+	// Listen before starting anything so the bound address (an ephemeral
+	// port with --addr 127.0.0.1:0) can be logged.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	workersDone := make(chan struct{})
 	go func() { runner.Run(workCtx); close(workersDone) }()
 
 	errc := make(chan error, 1)
 	go func() {
-		log.Info("exportd listening", "addr", cfg.Addr, "database", dbKind(&cfg), "workers", cfg.Workers)
+		log.Info("exportd listening", "addr", ln.Addr().String(), "database", dbKind(&cfg), "workers", cfg.Workers, "lease_owner", runner.Owner())
 		if cfg.TLSCert != "" {
-			errc <- srv.ListenAndServeTLS(cfg.TLSCert, cfg.TLSKey)
+			errc <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
 		} else {
-			errc <- srv.ListenAndServe()
+			errc <- srv.Serve(ln)
 		}
 	}()
 	select {

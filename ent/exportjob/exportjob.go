@@ -70,6 +70,12 @@ const (
 	FieldArtifactSha256 = "artifact_sha256"
 	// FieldManifest holds the string denoting the manifest field in the database.
 	FieldManifest = "manifest"
+	// FieldMaxAttempts holds the string denoting the max_attempts field in the database.
+	FieldMaxAttempts = "max_attempts"
+	// FieldNextAttemptAt holds the string denoting the next_attempt_at field in the database.
+	FieldNextAttemptAt = "next_attempt_at"
+	// FieldCompletedBy holds the string denoting the completed_by field in the database.
+	FieldCompletedBy = "completed_by"
 	// Table holds the table name of the exportjob in the database.
 	Table = "export_jobs"
 )
@@ -105,6 +111,9 @@ var Columns = []string{
 	FieldArtifactSize,
 	FieldArtifactSha256,
 	FieldManifest,
+	FieldMaxAttempts,
+	FieldNextAttemptAt,
+	FieldCompletedBy,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -150,6 +159,10 @@ var (
 	DefaultArtifactSize int64
 	// DefaultArtifactSha256 holds the default value on creation for the "artifact_sha256" field.
 	DefaultArtifactSha256 string
+	// DefaultMaxAttempts holds the default value on creation for the "max_attempts" field.
+	DefaultMaxAttempts int
+	// DefaultCompletedBy holds the default value on creation for the "completed_by" field.
+	DefaultCompletedBy string
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
 	IDValidator func(string) error
 )
@@ -324,4 +337,19 @@ func ByArtifactSize(opts ...sql.OrderTermOption) OrderOption {
 // ByArtifactSha256 orders the results by the artifact_sha256 field.
 func ByArtifactSha256(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldArtifactSha256, opts...).ToFunc()
+}
+
+// ByMaxAttempts orders the results by the max_attempts field.
+func ByMaxAttempts(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMaxAttempts, opts...).ToFunc()
+}
+
+// ByNextAttemptAt orders the results by the next_attempt_at field.
+func ByNextAttemptAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldNextAttemptAt, opts...).ToFunc()
+}
+
+// ByCompletedBy orders the results by the completed_by field.
+func ByCompletedBy(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCompletedBy, opts...).ToFunc()
 }

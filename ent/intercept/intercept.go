@@ -14,6 +14,7 @@ import (
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/ent/issuer"
+	"github.com/exportd/exportd/ent/maintenancelease"
 	"github.com/exportd/exportd/ent/predicate"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/tenant"
@@ -237,6 +238,33 @@ func (f TraverseIssuer) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.IssuerQuery", q)
 }
 
+// The MaintenanceLeaseFunc type is an adapter to allow the use of ordinary function as a Querier.
+type MaintenanceLeaseFunc func(context.Context, *ent.MaintenanceLeaseQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f MaintenanceLeaseFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.MaintenanceLeaseQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.MaintenanceLeaseQuery", q)
+}
+
+// The TraverseMaintenanceLease type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseMaintenanceLease func(context.Context, *ent.MaintenanceLeaseQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseMaintenanceLease) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseMaintenanceLease) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.MaintenanceLeaseQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.MaintenanceLeaseQuery", q)
+}
+
 // The PrincipalFunc type is an adapter to allow the use of ordinary function as a Querier.
 type PrincipalFunc func(context.Context, *ent.PrincipalQuery) (ent.Value, error)
 
@@ -306,6 +334,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.ExportJobQuery, predicate.ExportJob, exportjob.OrderOption]{typ: ent.TypeExportJob, tq: q}, nil
 	case *ent.IssuerQuery:
 		return &query[*ent.IssuerQuery, predicate.Issuer, issuer.OrderOption]{typ: ent.TypeIssuer, tq: q}, nil
+	case *ent.MaintenanceLeaseQuery:
+		return &query[*ent.MaintenanceLeaseQuery, predicate.MaintenanceLease, maintenancelease.OrderOption]{typ: ent.TypeMaintenanceLease, tq: q}, nil
 	case *ent.PrincipalQuery:
 		return &query[*ent.PrincipalQuery, predicate.Principal, principal.OrderOption]{typ: ent.TypePrincipal, tq: q}, nil
 	case *ent.TenantQuery:

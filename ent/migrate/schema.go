@@ -160,6 +160,9 @@ var (
 		{Name: "artifact_size", Type: field.TypeInt64, Default: 0},
 		{Name: "artifact_sha256", Type: field.TypeString, Default: ""},
 		{Name: "manifest", Type: field.TypeBytes, Nullable: true},
+		{Name: "max_attempts", Type: field.TypeInt, Default: 5},
+		{Name: "next_attempt_at", Type: field.TypeTime, Nullable: true},
+		{Name: "completed_by", Type: field.TypeString, Default: ""},
 	}
 	// ExportJobsTable holds the schema information for the "export_jobs" table.
 	ExportJobsTable = &schema.Table{
@@ -205,6 +208,18 @@ var (
 				Columns: []*schema.Column{IssuersColumns[1], IssuersColumns[2]},
 			},
 		},
+	}
+	// MaintenanceLeasesColumns holds the columns for the "maintenance_leases" table.
+	MaintenanceLeasesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "owner", Type: field.TypeString, Default: ""},
+		{Name: "lease_until", Type: field.TypeTime},
+	}
+	// MaintenanceLeasesTable holds the schema information for the "maintenance_leases" table.
+	MaintenanceLeasesTable = &schema.Table{
+		Name:       "maintenance_leases",
+		Columns:    MaintenanceLeasesColumns,
+		PrimaryKey: []*schema.Column{MaintenanceLeasesColumns[0]},
 	}
 	// PrincipalsColumns holds the columns for the "principals" table.
 	PrincipalsColumns = []*schema.Column{
@@ -254,6 +269,7 @@ var (
 		DownloadRecordsTable,
 		ExportJobsTable,
 		IssuersTable,
+		MaintenanceLeasesTable,
 		PrincipalsTable,
 		TenantsTable,
 	}

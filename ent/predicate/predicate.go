@@ -24,6 +24,9 @@ type ExportJob func(*sql.Selector)
 // Issuer is the predicate function for issuer builders.
 type Issuer func(*sql.Selector)
 
+// MaintenanceLease is the predicate function for maintenancelease builders.
+type MaintenanceLease func(*sql.Selector)
+
 // Principal is the predicate function for principal builders.
 type Principal func(*sql.Selector)
 

@@ -46,6 +46,9 @@ func (ExportJob) Fields() []ent.Field {
 		field.Int64("artifact_size").Default(0),
 		field.String("artifact_sha256").Default(""),
 		field.Bytes("manifest").Optional().Comment("signed manifest JSON"),
+		field.Int("max_attempts").Default(5).Comment("attempts before the job is FAILED"),
+		field.Time("next_attempt_at").Optional().Nillable().Comment("a PENDING job waiting to be retried is not claimed before this"),
+		field.String("completed_by").Default("").Comment("lease owner of the attempt that committed the artifact"),
 	}
 }
 

@@ -1,6 +1,11 @@
-// Package jobs runs export jobs: workers claim PENDING jobs from the
-// database by taking a lease, generate the report straight into the blob
-// store, and commit the artifact and its manifest.
+// Package jobs runs export jobs: workers claim due jobs from the database by
+// taking a lease they renew by heartbeat, generate the report straight into
+// the blob store under a key of their own attempt, and commit the artifact
+// and its manifest with a compare-and-set on the attempt. Failed attempts are
+// retried with exponential backoff and jitter unless the failure is
+// permanent; periodic sweepers, leased so one replica runs each at a time,
+// expire artifacts past their download window and delete the blobs of
+// attempts that never committed.
 package jobs
 
 import (
@@ -19,9 +24,11 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 
 	"github.com/exportd/exportd/ent"
 	"github.com/exportd/exportd/internal/apikey"
+	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/reports"
 )
@@ -31,6 +38,18 @@ type Config struct {
 	Workers      int           // concurrent jobs in this process
 	Lease        time.Duration // how long a claim lasts without a heartbeat
 	PollInterval time.Duration // how often idle workers look for work
+	// MaxRunningPerTenant caps one tenant's jobs running at once across all
+	// replicas; 0 means no cap.
+	MaxRunningPerTenant int
+	// RetryBase is the delay before the first retry; each further retry
+	// doubles it, up to RetryMax, with jitter.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+	// SweepInterval is how often the expiry and orphan sweepers run (on one
+	// replica at a time); negative disables them.
+	SweepInterval time.Duration
+	// Owner names this process in job leases; default host/pid/random.
+	Owner string
 }
 
 // Runner executes export jobs in this process.
@@ -54,16 +73,31 @@ func New(st *store.Store, bucket *blob.Bucket, log *slog.Logger, cfg Config) *Ru
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
 	}
-	host, _ := os.Hostname()
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = 5 * time.Second
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 5 * time.Minute
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = time.Minute
+	}
+	if cfg.Owner == "" {
+		host, _ := os.Hostname()
+		cfg.Owner = host + "/" + strconv.Itoa(os.Getpid()) + "/" + apikey.RandomID("", 6)
+	}
 	return &Runner{
 		store:  st,
 		bucket: bucket,
 		log:    log,
 		cfg:    cfg,
-		owner:  host + "/" + strconv.Itoa(os.Getpid()) + "/" + apikey.RandomID("", 6),
+		owner:  cfg.Owner,
 		wake:   make(chan struct{}, 1),
 	}
 }
+
+// Owner is the name this runner takes leases under.
+func (r *Runner) Owner() string { return r.owner }
 
 // Wake tells an idle worker that a job was queued.
 func (r *Runner) Wake() {
@@ -79,6 +113,9 @@ func (r *Runner) Run(ctx context.Context) {
 	for range r.cfg.Workers {
 		wg.Go(func() { r.loop(ctx) })
 	}
+	if r.cfg.SweepInterval > 0 {
+		wg.Go(func() { r.maintain(ctx) })
+	}
 	wg.Wait()
 }
 
@@ -87,7 +124,7 @@ func (r *Runner) loop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		for {
-			j, err := r.store.ClaimJob(ctx, r.owner, r.cfg.Lease)
+			j, err := r.store.ClaimJob(ctx, r.owner, r.cfg.Lease, r.cfg.MaxRunningPerTenant)
 			if err != nil {
 				if ctx.Err() == nil {
 					r.log.Error("claim job", "err", err)
@@ -108,14 +145,16 @@ func (r *Runner) loop(ctx context.Context) {
 	}
 }
 
-// execute runs one claimed job to COMPLETED or FAILED.
+// execute runs one claimed attempt of a job to COMPLETED, to a retry, or to
+// FAILED.
 func (r *Runner) execute(ctx context.Context, j *ent.ExportJob) {
 	log := r.log.With("job_id", j.ID, "tenant_id", j.TenantID, "attempt", j.Attempt)
 	log.Info("export started", "report_type", j.ReportType, "format", j.Format)
 	start := time.Now()
 	art, err := r.generate(ctx, j)
 	if errors.Is(err, store.ErrLeaseLost) {
-		log.Warn("export lost its lease; another attempt owns it")
+		log.Warn("export stopped: it was cancelled or another attempt took it over")
+		r.discard(ctx, j, log)
 		return
 	}
 	if err != nil {
@@ -124,26 +163,59 @@ func (r *Runner) execute(ctx context.Context, j *ent.ExportJob) {
 			log.Info("export interrupted by shutdown")
 			return
 		}
-		log.Error("export failed", "err", err)
-		if ferr := r.store.FailJob(context.WithoutCancel(ctx), j, failureMessage(err)); ferr != nil && !errors.Is(ferr, store.ErrLeaseLost) {
-			log.Error("record failure", "err", ferr)
-		}
+		r.fail(ctx, j, err, log)
 		return
 	}
-	tenant, err := r.store.Tenant(ctx, j.TenantID)
 	window := 7 * 24 * time.Hour
-	if err == nil {
+	if tenant, err := r.store.Tenant(ctx, j.TenantID); err == nil {
 		window = time.Duration(tenant.DownloadWindowDays) * 24 * time.Hour
 	}
-	if err := r.store.CompleteJob(ctx, j, art, window); err != nil {
-		log.Error("commit export", "err", err)
+	if err := r.store.CompleteJob(context.WithoutCancel(ctx), j, art, window); err != nil {
+		if errors.Is(err, store.ErrLeaseLost) {
+			log.Warn("export finished after another attempt took it over; its artifact is discarded")
+			r.discard(ctx, j, log)
+			return
+		}
+		// Whether the commit happened is unknown: keep the artifact (the
+		// orphan sweeper decides from the job row) and retry if it did not.
+		r.fail(ctx, j, fmt.Errorf("commit export: %w", err), log)
 		return
 	}
 	log.Info("export completed", "rows", art.Rows, "bytes", art.Size, "duration", time.Since(start))
 }
 
-func failureMessage(err error) string {
-	return "report generation failed: " + err.Error() + "; create the export again, and contact support if it keeps failing"
+// fail retries the attempt later when its error is transient and attempts
+// remain, and otherwise ends the job FAILED with a reason a person can act on.
+func (r *Runner) fail(ctx context.Context, j *ent.ExportJob, err error, log *slog.Logger) {
+	ctx = context.WithoutCancel(ctx)
+	reason := Reason(err)
+	if !IsPermanent(err) && j.Attempt < j.MaxAttempts {
+		next := r.store.Now().Add(Backoff(r.cfg.RetryBase, r.cfg.RetryMax, j.Attempt))
+		msg := fmt.Sprintf("attempt %d of %d failed: %s; retrying at %s", j.Attempt, j.MaxAttempts, reason, next.UTC().Format(time.RFC3339))
+		log.Warn("export attempt failed; will retry", "err", err, "next_attempt_at", next)
+		if rerr := r.store.RetryJob(ctx, j, msg, next); rerr != nil && !errors.Is(rerr, store.ErrLeaseLost) {
+			log.Error("requeue export", "err", rerr)
+		}
+		return
+	}
+	var msg string
+	if IsPermanent(err) {
+		msg = reason
+	} else {
+		msg = fmt.Sprintf("failed after %d attempts: %s; create the export again, and contact support if it keeps failing", j.Attempt, reason)
+	}
+	log.Error("export failed", "err", err, "permanent", IsPermanent(err))
+	if ferr := r.store.FailJob(ctx, j, msg); ferr != nil && !errors.Is(ferr, store.ErrLeaseLost) {
+		log.Error("record failure", "err", ferr)
+	}
+}
+
+// discard deletes what this attempt wrote. Each attempt has a key of its
+// own, so this never touches the artifact of another attempt.
+func (r *Runner) discard(ctx context.Context, j *ent.ExportJob, log *slog.Logger) {
+	if err := r.bucket.Delete(context.WithoutCancel(ctx), ArtifactKey(j)); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		log.Warn("delete artifact of abandoned attempt; the orphan sweeper will retry", "err", err)
+	}
 }
 
 // ArtifactKey is where attempt n of a job writes its report. Each attempt has
@@ -157,6 +229,10 @@ func (r *Runner) generate(ctx context.Context, j *ent.ExportJob) (store.Artifact
 	tenant, err := r.store.Tenant(ctx, j.TenantID)
 	if err != nil {
 		return store.Artifact{}, err
+	}
+	if !tenant.CompliancePack {
+		return store.Artifact{}, Permanent(fault.New(fault.FailedPrecondition,
+			"the tenant no longer has the Compliance Pack add-on; enable it from Settings › Billing › Add-ons in the console (or ask your account manager), then create the export again"))
 	}
 	watermark, err := r.store.LastSequence(ctx, j.TenantID)
 	if err != nil {
@@ -188,7 +264,7 @@ func (r *Runner) generate(ctx context.Context, j *ent.ExportJob) (store.Artifact
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		t := time.NewTicker(r.cfg.Lease / 3)
+		t := time.NewTicker(heartbeatEvery(r.cfg.Lease))
 		defer t.Stop()
 		for {
 			select {
@@ -255,6 +331,12 @@ func (r *Runner) generate(ctx context.Context, j *ent.ExportJob) (store.Artifact
 		return store.Artifact{}, fmt.Errorf("encode manifest: %w", err)
 	}
 	return store.Artifact{Key: key, Size: cw.n, SHA256: digest, Manifest: mb, Rows: sum.Rows}, nil
+}
+
+// heartbeatEvery renews a lease three times per period, and at least every
+// two seconds so that a cancelled job stops promptly.
+func heartbeatEvery(lease time.Duration) time.Duration {
+	return min(lease/3, 2*time.Second)
 }
 
 func eta(started time.Time, done, total int64) time.Time {
