@@ -258,22 +258,32 @@ func (s *Store) ClaimJob(ctx context.Context, owner string, lease time.Duration,
 	var claimed *ent.ExportJob
 	err := s.tx(ctx, func(tx *ent.Tx) error {
 		now := micro(s.now())
-		q := tx.ExportJob.Query().
-			Where(exportjob.Or(
-				exportjob.And(exportjob.StatusEQ(exportjob.StatusPENDING),
-					exportjob.Or(exportjob.NextAttemptAtIsNil(), exportjob.NextAttemptAtLTE(now))),
-				exportjob.And(exportjob.StatusEQ(exportjob.StatusRUNNING), exportjob.LeaseUntilLT(now)),
-			)).
+		due := exportjob.Or(
+			exportjob.And(exportjob.StatusEQ(exportjob.StatusPENDING),
+				exportjob.Or(exportjob.NextAttemptAtIsNil(), exportjob.NextAttemptAtLTE(now))),
+			exportjob.And(exportjob.StatusEQ(exportjob.StatusRUNNING), exportjob.LeaseUntilLT(now)),
+		)
+		ids, err := tx.ExportJob.Query().Where(due).
 			Order(exportjob.ByCreatedAt(), exportjob.ByID()).
-			Limit(claimBatch)
-		if s.Dialect == dialect.Postgres {
-			q = q.ForUpdate(entsql.WithLockAction(entsql.SkipLocked))
-		}
-		due, err := q.All(ctx)
+			Limit(claimBatch).
+			IDs(ctx)
 		if err != nil {
 			return fmt.Errorf("find job to claim: %w", err)
 		}
-		for _, j := range due {
+		for _, id := range ids {
+			// Lock one row at a time: locking the whole batch would make
+			// concurrent claimers skip all of it and take younger jobs first.
+			q := tx.ExportJob.Query().Where(exportjob.ID(id), due)
+			if s.Dialect == dialect.Postgres {
+				q = q.ForUpdate(entsql.WithLockAction(entsql.SkipLocked))
+			}
+			j, err := q.Only(ctx)
+			if ent.IsNotFound(err) {
+				continue // claimed by another worker meanwhile
+			}
+			if err != nil {
+				return fmt.Errorf("lock job to claim: %w", err)
+			}
 			if j.Status == exportjob.StatusRUNNING && j.Attempt >= j.MaxAttempts {
 				err := tx.ExportJob.UpdateOne(j).
 					SetStatus(exportjob.StatusFAILED).

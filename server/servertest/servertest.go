@@ -39,6 +39,8 @@ type Options struct {
 	Jobs   jobs.Config
 	// NoWorkers leaves jobs PENDING.
 	NoWorkers bool
+	// Bucket replaces the default mem:// bucket (the test closes it).
+	Bucket *blob.Bucket
 }
 
 // Start runs exportd on a fresh store of dialect until the test ends.
@@ -52,9 +54,14 @@ func Start(t testing.TB, dialect string, o Options) *Env {
 func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	bucket, err := blob.OpenBucket(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
+	bucket := o.Bucket
+	if bucket == nil {
+		b, err := blob.OpenBucket(ctx, "mem://")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		bucket = b
 	}
 	logs := &LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -86,7 +93,6 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 		srv.Close()
 		cancel()
 		<-done
-		bucket.Close()
 	})
 	return &Env{URL: srv.URL, Client: srv.Client(), Store: st, Bucket: bucket, Runner: runner, Log: logs}
 }
