@@ -42,13 +42,14 @@ func IsPermanent(err error) bool {
 }
 
 // Reason is the part of a job's error that says what failed: a domain
-// error's message as is, anything else prefixed so a reader knows where it
-// happened.
+// error's message as is; for anything else the innermost cause (the
+// database's or blob store's own words), without the wrapping that names
+// internal keys and steps, which goes to the log instead.
 func Reason(err error) string {
 	if fe, ok := fault.As(err); ok {
 		return fe.Message
 	}
-	return "report generation failed: " + err.Error()
+	return "report generation failed: " + rootCause(err).Error()
 }
 
 // Backoff is the delay before retrying after attempt (1-based) failed:
@@ -66,4 +67,24 @@ func Backoff(base, limit time.Duration, attempt int) time.Duration {
 		return d
 	}
 	return half + rand.N(half+1) //nolint:gosec // jitter needs no cryptographic randomness
+}
+
+// rootCause follows the wrapped errors down to the first one, through
+// single and multiple (gocloud's) Unwrap.
+func rootCause(err error) error {
+	for {
+		var next error
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			next = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			if errs := u.Unwrap(); len(errs) > 0 {
+				next = errs[0] // gocloud puts the cause first, its code second
+			}
+		}
+		if next == nil {
+			return err
+		}
+		err = next
+	}
 }

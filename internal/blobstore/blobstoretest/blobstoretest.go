@@ -24,6 +24,7 @@ type Faulty struct {
 	mu         sync.Mutex
 	failWrites int // -1: every write
 	failed     int
+	block      bool
 }
 
 // Wrap returns a bucket over inner whose writes Faulty can make fail, and
@@ -38,6 +39,14 @@ func (f *Faulty) FailWrites(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.failWrites = n
+}
+
+// BlockWrites makes writes hang until their context ends, as an upload to
+// an unresponsive store would.
+func (f *Faulty) BlockWrites(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.block = on
 }
 
 // Failed counts the writes failed so far.
@@ -119,6 +128,12 @@ func (r reader) As(any) bool { return false }
 // NewTypedWriter implements driver.Bucket. A write told to fail accepts
 // its first chunk, then fails, and stores nothing, as a dropped upload would.
 func (f *Faulty) NewTypedWriter(ctx context.Context, key, contentType string, _ *driver.WriterOptions) (driver.Writer, error) {
+	f.mu.Lock()
+	block := f.block
+	f.mu.Unlock()
+	if block {
+		return &blockedWriter{ctx: ctx}, nil
+	}
 	if f.takeFailure() {
 		return &failingWriter{}, nil
 	}
@@ -136,6 +151,15 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 }
 
 func (w *failingWriter) Close() error { return fmt.Errorf("upload artifact: %w", ErrInjected) }
+
+type blockedWriter struct{ ctx context.Context }
+
+func (w *blockedWriter) Write([]byte) (int, error) {
+	<-w.ctx.Done()
+	return 0, w.ctx.Err()
+}
+
+func (w *blockedWriter) Close() error { return w.ctx.Err() }
 
 // Copy implements driver.Bucket.
 func (f *Faulty) Copy(ctx context.Context, dstKey, srcKey string, _ *driver.CopyOptions) error {
