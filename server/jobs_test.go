@@ -1,4 +1,4 @@
-package jobs_test
+package server_test
 
 import (
 	"context"
@@ -28,33 +28,6 @@ import (
 	"github.com/exportd/exportd/server/servertest"
 )
 
-var (
-	periodFrom = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	periodTo   = time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
-)
-
-// keyed sets the X-API-Key header on unary and streaming calls.
-type keyed string
-
-func (k keyed) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		req.Header().Set("X-API-Key", string(k))
-		return next(ctx, req)
-	}
-}
-
-func (k keyed) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
-		conn := next(ctx, spec)
-		conn.RequestHeader().Set("X-API-Key", string(k))
-		return conn
-	}
-}
-
-func (k keyed) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
-}
-
 // fixture is an exportd with a tenant, a key, some events and clients.
 type fixture struct {
 	env       *servertest.Env
@@ -70,9 +43,8 @@ func newFixture(t *testing.T, env *servertest.Env) *fixture {
 	f.tenant = env.Tenant(t, "Acme", true)
 	f.key = env.Key(t, f.tenant, "auditor", "audrey@example.com")
 	env.Seed(t, f.tenant, 300, periodFrom, periodTo)
-	opt := connect.WithInterceptors(keyed(f.key))
-	f.exports = auditv1connect.NewExportServiceClient(env.Client, env.URL, opt)
-	f.downloads = auditv1connect.NewDownloadServiceClient(env.Client, env.URL, opt)
+	f.exports = auditv1connect.NewExportServiceClient(env.Client, env.URL, withKey(f.key))
+	f.downloads = auditv1connect.NewDownloadServiceClient(env.Client, env.URL, withKey(f.key))
 	return f
 }
 

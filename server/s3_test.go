@@ -1,4 +1,4 @@
-package blobstore_test
+package server_test
 
 import (
 	"context"
