@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -384,5 +385,49 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("gave up waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestShutdownReleasesJob stops a runner in the middle of a job, as SIGTERM
+// does: the job is released at once (its lease ends now, not a lease period
+// later) and the next runner completes it as attempt 2.
+func TestShutdownReleasesJob(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			bucket, faults := blobstoretest.Wrap(memBucket(t))
+			faults.BlockWrites(true)
+			cfg := jobs.Config{Lease: time.Minute, PollInterval: 20 * time.Millisecond, SweepInterval: -1}
+			env := servertest.Start(t, dialect, servertest.Options{Bucket: bucket, NoWorkers: true, Jobs: cfg})
+			f := newFixture(t, env)
+			id := f.create(t)
+			ctx, stop := context.WithCancel(context.Background())
+			stopped := make(chan struct{})
+			go func() { env.Runner.Run(ctx); close(stopped) }()
+			waitFor(t, "the job to run", func() bool {
+				j, err := env.Store.JobByID(context.Background(), id)
+				return err == nil && j.Status == "RUNNING"
+			})
+			stop()
+			<-stopped
+			j, err := env.Store.JobByID(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.Status != "RUNNING" || j.LeaseUntil == nil || j.LeaseUntil.After(env.Store.Now()) {
+				t.Fatalf("after shutdown the job is %s with lease until %v; want its lease released", j.Status, j.LeaseUntil)
+			}
+			faults.BlockWrites(false)
+			next := jobs.New(env.Store, bucket, slog.New(slog.NewTextHandler(env.Log, nil)), cfg)
+			ctx2, stop2 := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { next.Run(ctx2); close(done) }()
+			t.Cleanup(func() { stop2(); <-done })
+			job := f.watch(t, id)
+			if job.GetStatus() != auditv1.ExportStatus_COMPLETED || job.GetAttempt() != 2 {
+				t.Errorf("job ended %s at attempt %d; want COMPLETED at attempt 2", job.GetStatus(), job.GetAttempt())
+			}
+		})
 	}
 }

@@ -159,8 +159,13 @@ func (r *Runner) execute(ctx context.Context, j *ent.ExportJob) {
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			// Shutting down: leave the lease to lapse so another worker resumes.
-			log.Info("export interrupted by shutdown")
+			// Shutting down: hand the job over now rather than when the
+			// lease would lapse.
+			log.Info("export interrupted by shutdown; released for another worker")
+			r.discard(ctx, j, log)
+			if err := r.store.ReleaseJob(context.WithoutCancel(ctx), j); err != nil && !errors.Is(err, store.ErrLeaseLost) {
+				log.Warn("release export", "err", err)
+			}
 			return
 		}
 		r.fail(ctx, j, err, log)

@@ -437,6 +437,22 @@ func (s *Store) RetryJob(ctx context.Context, j *ent.ExportJob, msg string, next
 	return nil
 }
 
+// ReleaseJob gives the job up at once, if attempt still holds it, so that
+// another worker takes it over without waiting for the lease to lapse (on a
+// graceful shutdown).
+func (s *Store) ReleaseJob(ctx context.Context, j *ent.ExportJob) error {
+	n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
+		SetLeaseUntil(micro(s.now()).Add(-time.Microsecond)).
+		Save(ctx)
+	if err != nil {
+		return fmt.Errorf("release job: %w", err)
+	}
+	if n == 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
 // ExpireJobs marks up to limit COMPLETED jobs whose download window has
 // passed EXPIRED and returns them, so the caller deletes their artifacts.
 // Downloads stop at once: they check the status.
