@@ -21,6 +21,8 @@ import (
 	"github.com/exportd/exportd/ent/maintenancelease"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/tenant"
+	"github.com/exportd/exportd/ent/webhookdelivery"
+	"github.com/exportd/exportd/ent/webhookendpoint"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -90,6 +92,8 @@ func checkColumn(t, c string) error {
 			maintenancelease.Table:  maintenancelease.ValidColumn,
 			principal.Table:         principal.ValidColumn,
 			tenant.Table:            tenant.ValidColumn,
+			webhookdelivery.Table:   webhookdelivery.ValidColumn,
+			webhookendpoint.Table:   webhookendpoint.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

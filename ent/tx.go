@@ -32,6 +32,10 @@ type Tx struct {
 	Principal *PrincipalClient
 	// Tenant is the client for interacting with the Tenant builders.
 	Tenant *TenantClient
+	// WebhookDelivery is the client for interacting with the WebhookDelivery builders.
+	WebhookDelivery *WebhookDeliveryClient
+	// WebhookEndpoint is the client for interacting with the WebhookEndpoint builders.
+	WebhookEndpoint *WebhookEndpointClient
 
 	// lazily loaded.
 	client     *Client
@@ -172,6 +176,8 @@ func (tx *Tx) init() {
 	tx.MaintenanceLease = NewMaintenanceLeaseClient(tx.config)
 	tx.Principal = NewPrincipalClient(tx.config)
 	tx.Tenant = NewTenantClient(tx.config)
+	tx.WebhookDelivery = NewWebhookDeliveryClient(tx.config)
+	tx.WebhookEndpoint = NewWebhookEndpointClient(tx.config)
 }
 
 // txDriver wraps the given dialect.Tx with a nop dialect.Driver implementation.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/exportd/exportd/internal/demo"
 	"github.com/exportd/exportd/internal/jobs"
 	"github.com/exportd/exportd/internal/store"
+	"github.com/exportd/exportd/internal/webhook"
 	"github.com/exportd/exportd/reports"
 	"github.com/exportd/exportd/server"
 )
@@ -35,6 +37,7 @@ Usage:
   exportd tenant addon enable|disable compliance-pack --tenant ID
   exportd apikey create --tenant ID --role ROLE [--principal EMAIL] [--name N] [--expires-in 720h]
   exportd seed-demo --tenant ID --events N [--from T --to T]
+  exportd webhook add --tenant ID --url https://…          notify on finished exports
 
 Every subcommand takes --data-dir / --database-url (env EXPORTD_DATA_DIR,
 EXPORTD_DATABASE_URL); run "exportd <subcommand> -h" for its flags.
@@ -61,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if (cmd == "tenant" || cmd == "apikey") && len(rest) > 0 {
+	if (cmd == "tenant" || cmd == "apikey" || cmd == "webhook") && len(rest) > 0 {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 		if cmd == "tenant addon" && len(rest) > 0 {
 			cmd, rest = cmd+" "+rest[0], rest[1:]
@@ -78,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return apikeyCreate(ctx, rest, stdout, stderr)
 	case "seed-demo":
 		return seedDemo(ctx, rest, stdout, stderr)
+	case "webhook add":
+		return webhookAdd(ctx, rest, stdout, stderr)
 	}
 	return usageError{fmt.Errorf("unknown command %q; run exportd help", strings.Join(args[:min(len(args), 2)], " "))}
 }
@@ -173,7 +178,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	workersDone := make(chan struct{})
-	go func() { runner.Run(workCtx); close(workersDone) }()
+	deliverer := webhook.New(st, log, webhook.Config{})
+	go func() {
+		var wg sync.WaitGroup
+		wg.Go(func() { runner.Run(workCtx) })
+		wg.Go(func() { deliverer.Run(workCtx) })
+		wg.Wait()
+		close(workersDone)
+	}()
 
 	errc := make(chan error, 1)
 	go func() {
@@ -400,4 +412,35 @@ func parseTime(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither RFC3339 nor YYYY-MM-DD", s)
 	}
 	return t, nil
+}
+
+func webhookAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		cfg         config.Config
+		tenant, url string
+	)
+	fs := flag.NewFlagSet("webhook add", flag.ContinueOnError)
+	cfg.Storage(fs)
+	fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
+	fs.StringVar(&url, "url", "", "https URL that receives a signed POST when an export finishes (required)")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if tenant == "" || url == "" {
+		return usageError{errors.New("webhook add: --tenant and --url are required")}
+	}
+	st, err := openStore(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ep, err := st.CreateWebhookEndpoint(ctx, tenant, url)
+	if err != nil {
+		return err
+	}
+	if err := operatorEvent(ctx, st, tenant, "webhook.create", "webhook_endpoint", ep.ID, map[string]any{"url": ep.URL}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s %s\n", ep.ID, ep.Secret)
+	return nil
 }

@@ -227,14 +227,22 @@ func (s *Store) CancelJob(ctx context.Context, tenantID, jobID, by string) (*ent
 	if err != nil {
 		return nil, err
 	}
-	n, err := s.Ent.ExportJob.Update().
-		Where(exportjob.ID(j.ID), exportjob.StatusIn(exportjob.StatusPENDING, exportjob.StatusRUNNING)).
-		SetStatus(exportjob.StatusFAILED).
-		SetError("cancelled by " + by).
-		SetCompletedAt(micro(s.now())).
-		SetLeaseOwner("").
-		ClearLeaseUntil().
-		Save(ctx)
+	var n int
+	err = s.tx(ctx, func(tx *ent.Tx) error {
+		var err error
+		n, err = tx.ExportJob.Update().
+			Where(exportjob.ID(j.ID), exportjob.StatusIn(exportjob.StatusPENDING, exportjob.StatusRUNNING)).
+			SetStatus(exportjob.StatusFAILED).
+			SetError("cancelled by " + by).
+			SetCompletedAt(micro(s.now())).
+			SetLeaseOwner("").
+			ClearLeaseUntil().
+			Save(ctx)
+		if err != nil || n == 0 {
+			return err
+		}
+		return s.enqueueWebhooks(ctx, tx, j.ID, EventExportFailed)
+	})
 	if err != nil {
 		return nil, translate(err, "export job")
 	}
@@ -294,6 +302,9 @@ func (s *Store) ClaimJob(ctx context.Context, owner string, lease time.Duration,
 					Exec(ctx)
 				if err != nil {
 					return fmt.Errorf("fail exhausted job: %w", err)
+				}
+				if err := s.enqueueWebhooks(ctx, tx, j.ID, EventExportFailed); err != nil {
+					return err
 				}
 				continue
 			}
@@ -374,47 +385,51 @@ type Artifact struct {
 // holds it.
 func (s *Store) CompleteJob(ctx context.Context, j *ent.ExportJob, a Artifact, window time.Duration) error {
 	now := micro(s.now())
-	n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
-		SetStatus(exportjob.StatusCOMPLETED).
-		SetArtifactKey(a.Key).
-		SetArtifactSize(a.Size).
-		SetArtifactSha256(a.SHA256).
-		SetManifest(a.Manifest).
-		SetRowsDone(a.Rows).
-		SetRowsTotal(a.Rows).
-		SetCompletedAt(now).
-		SetEstimatedCompletion(now).
-		SetExpiresAt(now.Add(window)).
-		SetCompletedBy(j.LeaseOwner).
-		SetError("").
-		SetLeaseOwner("").
-		ClearLeaseUntil().
-		Save(ctx)
-	if err != nil {
-		return fmt.Errorf("complete job: %w", err)
-	}
-	if n == 0 {
-		return ErrLeaseLost
-	}
-	return nil
+	return s.tx(ctx, func(tx *ent.Tx) error {
+		n, err := tx.ExportJob.Update().Where(fenced(j)...).
+			SetStatus(exportjob.StatusCOMPLETED).
+			SetArtifactKey(a.Key).
+			SetArtifactSize(a.Size).
+			SetArtifactSha256(a.SHA256).
+			SetManifest(a.Manifest).
+			SetRowsDone(a.Rows).
+			SetRowsTotal(a.Rows).
+			SetCompletedAt(now).
+			SetEstimatedCompletion(now).
+			SetExpiresAt(now.Add(window)).
+			SetCompletedBy(j.LeaseOwner).
+			SetError("").
+			SetLeaseOwner("").
+			ClearLeaseUntil().
+			Save(ctx)
+		if err != nil {
+			return fmt.Errorf("complete job: %w", err)
+		}
+		if n == 0 {
+			return ErrLeaseLost
+		}
+		return s.enqueueWebhooks(ctx, tx, j.ID, EventExportCompleted)
+	})
 }
 
 // FailJob marks the job FAILED with a message a person can act on.
 func (s *Store) FailJob(ctx context.Context, j *ent.ExportJob, msg string) error {
-	n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
-		SetStatus(exportjob.StatusFAILED).
-		SetError(msg).
-		SetCompletedAt(micro(s.now())).
-		SetLeaseOwner("").
-		ClearLeaseUntil().
-		Save(ctx)
-	if err != nil {
-		return fmt.Errorf("fail job: %w", err)
-	}
-	if n == 0 {
-		return ErrLeaseLost
-	}
-	return nil
+	return s.tx(ctx, func(tx *ent.Tx) error {
+		n, err := tx.ExportJob.Update().Where(fenced(j)...).
+			SetStatus(exportjob.StatusFAILED).
+			SetError(msg).
+			SetCompletedAt(micro(s.now())).
+			SetLeaseOwner("").
+			ClearLeaseUntil().
+			Save(ctx)
+		if err != nil {
+			return fmt.Errorf("fail job: %w", err)
+		}
+		if n == 0 {
+			return ErrLeaseLost
+		}
+		return s.enqueueWebhooks(ctx, tx, j.ID, EventExportFailed)
+	})
 }
 
 // RetryJob puts the job back in the queue after a failed attempt, to be

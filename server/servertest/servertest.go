@@ -20,6 +20,7 @@ import (
 	"github.com/exportd/exportd/internal/jobs"
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/store/storetest"
+	"github.com/exportd/exportd/internal/webhook"
 	"github.com/exportd/exportd/server"
 )
 
@@ -41,6 +42,8 @@ type Options struct {
 	NoWorkers bool
 	// Bucket replaces the default mem:// bucket (the test closes it).
 	Bucket *blob.Bucket
+	// Webhook tunes the webhook deliverer, which runs with the workers.
+	Webhook webhook.Config
 }
 
 // Start runs exportd on a fresh store of dialect until the test ends.
@@ -84,10 +87,20 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	done := make(chan struct{})
+	if o.Webhook.PollInterval == 0 {
+		o.Webhook.PollInterval = 20 * time.Millisecond
+	}
+	deliverer := webhook.New(st, log, o.Webhook)
 	if o.NoWorkers {
 		close(done)
 	} else {
-		go func() { runner.Run(ctx); close(done) }()
+		go func() {
+			var wg sync.WaitGroup
+			wg.Go(func() { runner.Run(ctx) })
+			wg.Go(func() { deliverer.Run(ctx) })
+			wg.Wait()
+			close(done)
+		}()
 	}
 	t.Cleanup(func() {
 		srv.Close()
