@@ -510,9 +510,15 @@ func TestFencing(t *testing.T) {
 		return j.Attempt > first.Attempt && j.LeaseOwner == b.owner
 	})
 	a.signal(t, syscall.SIGCONT)
+	var fencedAt string
 	waitFor(t, 60*time.Second, "the paused worker to notice it lost the job", func() bool {
-		return len(a.logs.messages("export stopped: it was cancelled or another attempt took it over"))+
-			len(a.logs.messages("export finished after another attempt took it over; its artifact is discarded")) > 0
+		switch {
+		case len(a.logs.messages("export stopped: it was cancelled or another attempt took it over")) > 0:
+			fencedAt = "its heartbeat"
+		case len(a.logs.messages("export finished after another attempt took it over; its artifact is discarded")) > 0:
+			fencedAt = "its commit"
+		}
+		return fencedAt != ""
 	})
 	waitFor(t, 60*time.Second, "the job to complete", func() bool {
 		return c.jobs()[0].Status == exportjob.StatusCOMPLETED
@@ -528,5 +534,5 @@ func TestFencing(t *testing.T) {
 		t.Errorf("the paused worker logged %d completions", n)
 	}
 	c.verifyArtifacts(ids)
-	t.Logf("attempt %d by %s was fenced out; attempt %d by %s committed %s", first.Attempt, a.owner, j.Attempt, j.CompletedBy, j.ArtifactKey)
+	t.Logf("attempt %d by %s was fenced out at %s; attempt %d by %s committed %s", first.Attempt, a.owner, fencedAt, j.Attempt, j.CompletedBy, j.ArtifactKey)
 }
