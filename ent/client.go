@@ -24,10 +24,12 @@ import (
 	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/ent/issuancepolicy"
 	"github.com/exportd/exportd/ent/issuer"
+	"github.com/exportd/exportd/ent/maintenancelease"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/signingkey"
 	"github.com/exportd/exportd/ent/tenant"
 	"github.com/exportd/exportd/ent/webhook"
+	"github.com/exportd/exportd/ent/webhookdelivery"
 
 	stdsql "database/sql"
 )
@@ -57,6 +59,8 @@ type Client struct {
 	IssuancePolicy *IssuancePolicyClient
 	// Issuer is the client for interacting with the Issuer builders.
 	Issuer *IssuerClient
+	// MaintenanceLease is the client for interacting with the MaintenanceLease builders.
+	MaintenanceLease *MaintenanceLeaseClient
 	// Principal is the client for interacting with the Principal builders.
 	Principal *PrincipalClient
 	// SigningKey is the client for interacting with the SigningKey builders.
@@ -65,6 +69,8 @@ type Client struct {
 	Tenant *TenantClient
 	// Webhook is the client for interacting with the Webhook builders.
 	Webhook *WebhookClient
+	// WebhookDelivery is the client for interacting with the WebhookDelivery builders.
+	WebhookDelivery *WebhookDeliveryClient
 }
 
 // NewClient creates a new client configured with the given options.
@@ -86,10 +92,12 @@ func (c *Client) init() {
 	c.ExportJob = NewExportJobClient(c.config)
 	c.IssuancePolicy = NewIssuancePolicyClient(c.config)
 	c.Issuer = NewIssuerClient(c.config)
+	c.MaintenanceLease = NewMaintenanceLeaseClient(c.config)
 	c.Principal = NewPrincipalClient(c.config)
 	c.SigningKey = NewSigningKeyClient(c.config)
 	c.Tenant = NewTenantClient(c.config)
 	c.Webhook = NewWebhookClient(c.config)
+	c.WebhookDelivery = NewWebhookDeliveryClient(c.config)
 }
 
 type (
@@ -192,10 +200,12 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		ExportJob:         NewExportJobClient(cfg),
 		IssuancePolicy:    NewIssuancePolicyClient(cfg),
 		Issuer:            NewIssuerClient(cfg),
+		MaintenanceLease:  NewMaintenanceLeaseClient(cfg),
 		Principal:         NewPrincipalClient(cfg),
 		SigningKey:        NewSigningKeyClient(cfg),
 		Tenant:            NewTenantClient(cfg),
 		Webhook:           NewWebhookClient(cfg),
+		WebhookDelivery:   NewWebhookDeliveryClient(cfg),
 	}, nil
 }
 
@@ -225,10 +235,12 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		ExportJob:         NewExportJobClient(cfg),
 		IssuancePolicy:    NewIssuancePolicyClient(cfg),
 		Issuer:            NewIssuerClient(cfg),
+		MaintenanceLease:  NewMaintenanceLeaseClient(cfg),
 		Principal:         NewPrincipalClient(cfg),
 		SigningKey:        NewSigningKeyClient(cfg),
 		Tenant:            NewTenantClient(cfg),
 		Webhook:           NewWebhookClient(cfg),
+		WebhookDelivery:   NewWebhookDeliveryClient(cfg),
 	}, nil
 }
 
@@ -260,7 +272,8 @@ func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.AttestationRecord, c.AuditEvent, c.AuthzVersion, c.CasbinRule,
 		c.DownloadLink, c.DownloadRecord, c.ExportJob, c.IssuancePolicy, c.Issuer,
-		c.Principal, c.SigningKey, c.Tenant, c.Webhook,
+		c.MaintenanceLease, c.Principal, c.SigningKey, c.Tenant, c.Webhook,
+		c.WebhookDelivery,
 	} {
 		n.Use(hooks...)
 	}
@@ -272,7 +285,8 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.AttestationRecord, c.AuditEvent, c.AuthzVersion, c.CasbinRule,
 		c.DownloadLink, c.DownloadRecord, c.ExportJob, c.IssuancePolicy, c.Issuer,
-		c.Principal, c.SigningKey, c.Tenant, c.Webhook,
+		c.MaintenanceLease, c.Principal, c.SigningKey, c.Tenant, c.Webhook,
+		c.WebhookDelivery,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -301,6 +315,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.IssuancePolicy.mutate(ctx, m)
 	case *IssuerMutation:
 		return c.Issuer.mutate(ctx, m)
+	case *MaintenanceLeaseMutation:
+		return c.MaintenanceLease.mutate(ctx, m)
 	case *PrincipalMutation:
 		return c.Principal.mutate(ctx, m)
 	case *SigningKeyMutation:
@@ -309,6 +325,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Tenant.mutate(ctx, m)
 	case *WebhookMutation:
 		return c.Webhook.mutate(ctx, m)
+	case *WebhookDeliveryMutation:
+		return c.WebhookDelivery.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
 	}
@@ -1644,6 +1662,139 @@ func (c *IssuerClient) mutate(ctx context.Context, m *IssuerMutation) (Value, er
 	}
 }
 
+// MaintenanceLeaseClient is a client for the MaintenanceLease schema.
+type MaintenanceLeaseClient struct {
+	config
+}
+
+// NewMaintenanceLeaseClient returns a client for the MaintenanceLease from the given config.
+func NewMaintenanceLeaseClient(c config) *MaintenanceLeaseClient {
+	return &MaintenanceLeaseClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `maintenancelease.Hooks(f(g(h())))`.
+func (c *MaintenanceLeaseClient) Use(hooks ...Hook) {
+	c.hooks.MaintenanceLease = append(c.hooks.MaintenanceLease, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `maintenancelease.Intercept(f(g(h())))`.
+func (c *MaintenanceLeaseClient) Intercept(interceptors ...Interceptor) {
+	c.inters.MaintenanceLease = append(c.inters.MaintenanceLease, interceptors...)
+}
+
+// Create returns a builder for creating a MaintenanceLease entity.
+func (c *MaintenanceLeaseClient) Create() *MaintenanceLeaseCreate {
+	mutation := newMaintenanceLeaseMutation(c.config, OpCreate)
+	return &MaintenanceLeaseCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of MaintenanceLease entities.
+func (c *MaintenanceLeaseClient) CreateBulk(builders ...*MaintenanceLeaseCreate) *MaintenanceLeaseCreateBulk {
+	return &MaintenanceLeaseCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *MaintenanceLeaseClient) MapCreateBulk(slice any, setFunc func(*MaintenanceLeaseCreate, int)) *MaintenanceLeaseCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &MaintenanceLeaseCreateBulk{err: fmt.Errorf("calling to MaintenanceLeaseClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*MaintenanceLeaseCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &MaintenanceLeaseCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for MaintenanceLease.
+func (c *MaintenanceLeaseClient) Update() *MaintenanceLeaseUpdate {
+	mutation := newMaintenanceLeaseMutation(c.config, OpUpdate)
+	return &MaintenanceLeaseUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *MaintenanceLeaseClient) UpdateOne(_m *MaintenanceLease) *MaintenanceLeaseUpdateOne {
+	mutation := newMaintenanceLeaseMutation(c.config, OpUpdateOne, withMaintenanceLease(_m))
+	return &MaintenanceLeaseUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *MaintenanceLeaseClient) UpdateOneID(id string) *MaintenanceLeaseUpdateOne {
+	mutation := newMaintenanceLeaseMutation(c.config, OpUpdateOne, withMaintenanceLeaseID(id))
+	return &MaintenanceLeaseUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for MaintenanceLease.
+func (c *MaintenanceLeaseClient) Delete() *MaintenanceLeaseDelete {
+	mutation := newMaintenanceLeaseMutation(c.config, OpDelete)
+	return &MaintenanceLeaseDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *MaintenanceLeaseClient) DeleteOne(_m *MaintenanceLease) *MaintenanceLeaseDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *MaintenanceLeaseClient) DeleteOneID(id string) *MaintenanceLeaseDeleteOne {
+	builder := c.Delete().Where(maintenancelease.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &MaintenanceLeaseDeleteOne{builder}
+}
+
+// Query returns a query builder for MaintenanceLease.
+func (c *MaintenanceLeaseClient) Query() *MaintenanceLeaseQuery {
+	return &MaintenanceLeaseQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeMaintenanceLease},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a MaintenanceLease entity by its id.
+func (c *MaintenanceLeaseClient) Get(ctx context.Context, id string) (*MaintenanceLease, error) {
+	return c.Query().Where(maintenancelease.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *MaintenanceLeaseClient) GetX(ctx context.Context, id string) *MaintenanceLease {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *MaintenanceLeaseClient) Hooks() []Hook {
+	return c.hooks.MaintenanceLease
+}
+
+// Interceptors returns the client interceptors.
+func (c *MaintenanceLeaseClient) Interceptors() []Interceptor {
+	return c.inters.MaintenanceLease
+}
+
+func (c *MaintenanceLeaseClient) mutate(ctx context.Context, m *MaintenanceLeaseMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&MaintenanceLeaseCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&MaintenanceLeaseUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&MaintenanceLeaseUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&MaintenanceLeaseDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown MaintenanceLease mutation op: %q", m.Op())
+	}
+}
+
 // PrincipalClient is a client for the Principal schema.
 type PrincipalClient struct {
 	config
@@ -2176,17 +2327,150 @@ func (c *WebhookClient) mutate(ctx context.Context, m *WebhookMutation) (Value, 
 	}
 }
 
+// WebhookDeliveryClient is a client for the WebhookDelivery schema.
+type WebhookDeliveryClient struct {
+	config
+}
+
+// NewWebhookDeliveryClient returns a client for the WebhookDelivery from the given config.
+func NewWebhookDeliveryClient(c config) *WebhookDeliveryClient {
+	return &WebhookDeliveryClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `webhookdelivery.Hooks(f(g(h())))`.
+func (c *WebhookDeliveryClient) Use(hooks ...Hook) {
+	c.hooks.WebhookDelivery = append(c.hooks.WebhookDelivery, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `webhookdelivery.Intercept(f(g(h())))`.
+func (c *WebhookDeliveryClient) Intercept(interceptors ...Interceptor) {
+	c.inters.WebhookDelivery = append(c.inters.WebhookDelivery, interceptors...)
+}
+
+// Create returns a builder for creating a WebhookDelivery entity.
+func (c *WebhookDeliveryClient) Create() *WebhookDeliveryCreate {
+	mutation := newWebhookDeliveryMutation(c.config, OpCreate)
+	return &WebhookDeliveryCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of WebhookDelivery entities.
+func (c *WebhookDeliveryClient) CreateBulk(builders ...*WebhookDeliveryCreate) *WebhookDeliveryCreateBulk {
+	return &WebhookDeliveryCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *WebhookDeliveryClient) MapCreateBulk(slice any, setFunc func(*WebhookDeliveryCreate, int)) *WebhookDeliveryCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &WebhookDeliveryCreateBulk{err: fmt.Errorf("calling to WebhookDeliveryClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*WebhookDeliveryCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &WebhookDeliveryCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for WebhookDelivery.
+func (c *WebhookDeliveryClient) Update() *WebhookDeliveryUpdate {
+	mutation := newWebhookDeliveryMutation(c.config, OpUpdate)
+	return &WebhookDeliveryUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *WebhookDeliveryClient) UpdateOne(_m *WebhookDelivery) *WebhookDeliveryUpdateOne {
+	mutation := newWebhookDeliveryMutation(c.config, OpUpdateOne, withWebhookDelivery(_m))
+	return &WebhookDeliveryUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *WebhookDeliveryClient) UpdateOneID(id string) *WebhookDeliveryUpdateOne {
+	mutation := newWebhookDeliveryMutation(c.config, OpUpdateOne, withWebhookDeliveryID(id))
+	return &WebhookDeliveryUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for WebhookDelivery.
+func (c *WebhookDeliveryClient) Delete() *WebhookDeliveryDelete {
+	mutation := newWebhookDeliveryMutation(c.config, OpDelete)
+	return &WebhookDeliveryDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *WebhookDeliveryClient) DeleteOne(_m *WebhookDelivery) *WebhookDeliveryDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *WebhookDeliveryClient) DeleteOneID(id string) *WebhookDeliveryDeleteOne {
+	builder := c.Delete().Where(webhookdelivery.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &WebhookDeliveryDeleteOne{builder}
+}
+
+// Query returns a query builder for WebhookDelivery.
+func (c *WebhookDeliveryClient) Query() *WebhookDeliveryQuery {
+	return &WebhookDeliveryQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeWebhookDelivery},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a WebhookDelivery entity by its id.
+func (c *WebhookDeliveryClient) Get(ctx context.Context, id string) (*WebhookDelivery, error) {
+	return c.Query().Where(webhookdelivery.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *WebhookDeliveryClient) GetX(ctx context.Context, id string) *WebhookDelivery {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *WebhookDeliveryClient) Hooks() []Hook {
+	return c.hooks.WebhookDelivery
+}
+
+// Interceptors returns the client interceptors.
+func (c *WebhookDeliveryClient) Interceptors() []Interceptor {
+	return c.inters.WebhookDelivery
+}
+
+func (c *WebhookDeliveryClient) mutate(ctx context.Context, m *WebhookDeliveryMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&WebhookDeliveryCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&WebhookDeliveryUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&WebhookDeliveryUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&WebhookDeliveryDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown WebhookDelivery mutation op: %q", m.Op())
+	}
+}
+
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
 		APIKey, AttestationRecord, AuditEvent, AuthzVersion, CasbinRule, DownloadLink,
-		DownloadRecord, ExportJob, IssuancePolicy, Issuer, Principal, SigningKey,
-		Tenant, Webhook []ent.Hook
+		DownloadRecord, ExportJob, IssuancePolicy, Issuer, MaintenanceLease, Principal,
+		SigningKey, Tenant, Webhook, WebhookDelivery []ent.Hook
 	}
 	inters struct {
 		APIKey, AttestationRecord, AuditEvent, AuthzVersion, CasbinRule, DownloadLink,
-		DownloadRecord, ExportJob, IssuancePolicy, Issuer, Principal, SigningKey,
-		Tenant, Webhook []ent.Interceptor
+		DownloadRecord, ExportJob, IssuancePolicy, Issuer, MaintenanceLease, Principal,
+		SigningKey, Tenant, Webhook, WebhookDelivery []ent.Interceptor
 	}
 )
 

@@ -22,10 +22,12 @@ import (
 	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/ent/issuancepolicy"
 	"github.com/exportd/exportd/ent/issuer"
+	"github.com/exportd/exportd/ent/maintenancelease"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/signingkey"
 	"github.com/exportd/exportd/ent/tenant"
 	"github.com/exportd/exportd/ent/webhook"
+	"github.com/exportd/exportd/ent/webhookdelivery"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -96,10 +98,12 @@ func checkColumn(t, c string) error {
 			exportjob.Table:         exportjob.ValidColumn,
 			issuancepolicy.Table:    issuancepolicy.ValidColumn,
 			issuer.Table:            issuer.ValidColumn,
+			maintenancelease.Table:  maintenancelease.ValidColumn,
 			principal.Table:         principal.ValidColumn,
 			signingkey.Table:        signingkey.ValidColumn,
 			tenant.Table:            tenant.ValidColumn,
 			webhook.Table:           webhook.ValidColumn,
+			webhookdelivery.Table:   webhookdelivery.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -75,7 +75,13 @@ type ExportJob struct {
 	// signed manifest JSON
 	Manifest []byte `json:"manifest,omitempty"`
 	// W3C traceparent of the creating request; the worker's spans link to it
-	TraceParent  string `json:"trace_parent,omitempty"`
+	TraceParent string `json:"trace_parent,omitempty"`
+	// attempts before the job is FAILED
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// a PENDING job waiting to be retried is not claimed before this
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	// lease owner of the attempt that committed the artifact
+	CompletedBy  string `json:"completed_by,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -86,11 +92,11 @@ func (*ExportJob) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case exportjob.FieldManifest:
 			values[i] = new([]byte)
-		case exportjob.FieldRowsDone, exportjob.FieldRowsTotal, exportjob.FieldAttempt, exportjob.FieldArtifactSize:
+		case exportjob.FieldRowsDone, exportjob.FieldRowsTotal, exportjob.FieldAttempt, exportjob.FieldArtifactSize, exportjob.FieldMaxAttempts:
 			values[i] = new(sql.NullInt64)
-		case exportjob.FieldID, exportjob.FieldTenantID, exportjob.FieldRequestedBy, exportjob.FieldRequestedByName, exportjob.FieldReportType, exportjob.FieldFormat, exportjob.FieldStatus, exportjob.FieldError, exportjob.FieldLeaseOwner, exportjob.FieldIdempotencyKey, exportjob.FieldRequestHash, exportjob.FieldPolicyDecision, exportjob.FieldArtifactKey, exportjob.FieldArtifactSha256, exportjob.FieldTraceParent:
+		case exportjob.FieldID, exportjob.FieldTenantID, exportjob.FieldRequestedBy, exportjob.FieldRequestedByName, exportjob.FieldReportType, exportjob.FieldFormat, exportjob.FieldStatus, exportjob.FieldError, exportjob.FieldLeaseOwner, exportjob.FieldIdempotencyKey, exportjob.FieldRequestHash, exportjob.FieldPolicyDecision, exportjob.FieldArtifactKey, exportjob.FieldArtifactSha256, exportjob.FieldTraceParent, exportjob.FieldCompletedBy:
 			values[i] = new(sql.NullString)
-		case exportjob.FieldPeriodStart, exportjob.FieldPeriodEnd, exportjob.FieldAppliedStart, exportjob.FieldAppliedEnd, exportjob.FieldEstimatedCompletion, exportjob.FieldCreatedAt, exportjob.FieldStartedAt, exportjob.FieldCompletedAt, exportjob.FieldExpiresAt, exportjob.FieldLeaseUntil:
+		case exportjob.FieldPeriodStart, exportjob.FieldPeriodEnd, exportjob.FieldAppliedStart, exportjob.FieldAppliedEnd, exportjob.FieldEstimatedCompletion, exportjob.FieldCreatedAt, exportjob.FieldStartedAt, exportjob.FieldCompletedAt, exportjob.FieldExpiresAt, exportjob.FieldLeaseUntil, exportjob.FieldNextAttemptAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -293,6 +299,25 @@ func (_m *ExportJob) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.TraceParent = value.String
 			}
+		case exportjob.FieldMaxAttempts:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field max_attempts", values[i])
+			} else if value.Valid {
+				_m.MaxAttempts = int(value.Int64)
+			}
+		case exportjob.FieldNextAttemptAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field next_attempt_at", values[i])
+			} else if value.Valid {
+				_m.NextAttemptAt = new(time.Time)
+				*_m.NextAttemptAt = value.Time
+			}
+		case exportjob.FieldCompletedBy:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field completed_by", values[i])
+			} else if value.Valid {
+				_m.CompletedBy = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -427,6 +452,17 @@ func (_m *ExportJob) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("trace_parent=")
 	builder.WriteString(_m.TraceParent)
+	builder.WriteString(", ")
+	builder.WriteString("max_attempts=")
+	builder.WriteString(fmt.Sprintf("%v", _m.MaxAttempts))
+	builder.WriteString(", ")
+	if v := _m.NextAttemptAt; v != nil {
+		builder.WriteString("next_attempt_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("completed_by=")
+	builder.WriteString(_m.CompletedBy)
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -357,6 +357,48 @@ func (_c *ExportJobCreate) SetNillableTraceParent(v *string) *ExportJobCreate {
 	return _c
 }
 
+// SetMaxAttempts sets the "max_attempts" field.
+func (_c *ExportJobCreate) SetMaxAttempts(v int) *ExportJobCreate {
+	_c.mutation.SetMaxAttempts(v)
+	return _c
+}
+
+// SetNillableMaxAttempts sets the "max_attempts" field if the given value is not nil.
+func (_c *ExportJobCreate) SetNillableMaxAttempts(v *int) *ExportJobCreate {
+	if v != nil {
+		_c.SetMaxAttempts(*v)
+	}
+	return _c
+}
+
+// SetNextAttemptAt sets the "next_attempt_at" field.
+func (_c *ExportJobCreate) SetNextAttemptAt(v time.Time) *ExportJobCreate {
+	_c.mutation.SetNextAttemptAt(v)
+	return _c
+}
+
+// SetNillableNextAttemptAt sets the "next_attempt_at" field if the given value is not nil.
+func (_c *ExportJobCreate) SetNillableNextAttemptAt(v *time.Time) *ExportJobCreate {
+	if v != nil {
+		_c.SetNextAttemptAt(*v)
+	}
+	return _c
+}
+
+// SetCompletedBy sets the "completed_by" field.
+func (_c *ExportJobCreate) SetCompletedBy(v string) *ExportJobCreate {
+	_c.mutation.SetCompletedBy(v)
+	return _c
+}
+
+// SetNillableCompletedBy sets the "completed_by" field if the given value is not nil.
+func (_c *ExportJobCreate) SetNillableCompletedBy(v *string) *ExportJobCreate {
+	if v != nil {
+		_c.SetCompletedBy(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *ExportJobCreate) SetID(v string) *ExportJobCreate {
 	_c.mutation.SetID(v)
@@ -454,6 +496,14 @@ func (_c *ExportJobCreate) defaults() {
 		v := exportjob.DefaultTraceParent
 		_c.mutation.SetTraceParent(v)
 	}
+	if _, ok := _c.mutation.MaxAttempts(); !ok {
+		v := exportjob.DefaultMaxAttempts
+		_c.mutation.SetMaxAttempts(v)
+	}
+	if _, ok := _c.mutation.CompletedBy(); !ok {
+		v := exportjob.DefaultCompletedBy
+		_c.mutation.SetCompletedBy(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -548,6 +598,12 @@ func (_c *ExportJobCreate) check() error {
 	}
 	if _, ok := _c.mutation.TraceParent(); !ok {
 		return &ValidationError{Name: "trace_parent", err: errors.New(`ent: missing required field "ExportJob.trace_parent"`)}
+	}
+	if _, ok := _c.mutation.MaxAttempts(); !ok {
+		return &ValidationError{Name: "max_attempts", err: errors.New(`ent: missing required field "ExportJob.max_attempts"`)}
+	}
+	if _, ok := _c.mutation.CompletedBy(); !ok {
+		return &ValidationError{Name: "completed_by", err: errors.New(`ent: missing required field "ExportJob.completed_by"`)}
 	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := exportjob.IDValidator(v); err != nil {
@@ -705,6 +761,18 @@ func (_c *ExportJobCreate) createSpec() (*ExportJob, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.TraceParent(); ok {
 		_spec.SetField(exportjob.FieldTraceParent, field.TypeString, value)
 		_node.TraceParent = value
+	}
+	if value, ok := _c.mutation.MaxAttempts(); ok {
+		_spec.SetField(exportjob.FieldMaxAttempts, field.TypeInt, value)
+		_node.MaxAttempts = value
+	}
+	if value, ok := _c.mutation.NextAttemptAt(); ok {
+		_spec.SetField(exportjob.FieldNextAttemptAt, field.TypeTime, value)
+		_node.NextAttemptAt = &value
+	}
+	if value, ok := _c.mutation.CompletedBy(); ok {
+		_spec.SetField(exportjob.FieldCompletedBy, field.TypeString, value)
+		_node.CompletedBy = value
 	}
 	return _node, _spec
 }
@@ -1037,6 +1105,54 @@ func (u *ExportJobUpsert) UpdateManifest() *ExportJobUpsert {
 // ClearManifest clears the value of the "manifest" field.
 func (u *ExportJobUpsert) ClearManifest() *ExportJobUpsert {
 	u.SetNull(exportjob.FieldManifest)
+	return u
+}
+
+// SetMaxAttempts sets the "max_attempts" field.
+func (u *ExportJobUpsert) SetMaxAttempts(v int) *ExportJobUpsert {
+	u.Set(exportjob.FieldMaxAttempts, v)
+	return u
+}
+
+// UpdateMaxAttempts sets the "max_attempts" field to the value that was provided on create.
+func (u *ExportJobUpsert) UpdateMaxAttempts() *ExportJobUpsert {
+	u.SetExcluded(exportjob.FieldMaxAttempts)
+	return u
+}
+
+// AddMaxAttempts adds v to the "max_attempts" field.
+func (u *ExportJobUpsert) AddMaxAttempts(v int) *ExportJobUpsert {
+	u.Add(exportjob.FieldMaxAttempts, v)
+	return u
+}
+
+// SetNextAttemptAt sets the "next_attempt_at" field.
+func (u *ExportJobUpsert) SetNextAttemptAt(v time.Time) *ExportJobUpsert {
+	u.Set(exportjob.FieldNextAttemptAt, v)
+	return u
+}
+
+// UpdateNextAttemptAt sets the "next_attempt_at" field to the value that was provided on create.
+func (u *ExportJobUpsert) UpdateNextAttemptAt() *ExportJobUpsert {
+	u.SetExcluded(exportjob.FieldNextAttemptAt)
+	return u
+}
+
+// ClearNextAttemptAt clears the value of the "next_attempt_at" field.
+func (u *ExportJobUpsert) ClearNextAttemptAt() *ExportJobUpsert {
+	u.SetNull(exportjob.FieldNextAttemptAt)
+	return u
+}
+
+// SetCompletedBy sets the "completed_by" field.
+func (u *ExportJobUpsert) SetCompletedBy(v string) *ExportJobUpsert {
+	u.Set(exportjob.FieldCompletedBy, v)
+	return u
+}
+
+// UpdateCompletedBy sets the "completed_by" field to the value that was provided on create.
+func (u *ExportJobUpsert) UpdateCompletedBy() *ExportJobUpsert {
+	u.SetExcluded(exportjob.FieldCompletedBy)
 	return u
 }
 
@@ -1447,6 +1563,62 @@ func (u *ExportJobUpsertOne) UpdateManifest() *ExportJobUpsertOne {
 func (u *ExportJobUpsertOne) ClearManifest() *ExportJobUpsertOne {
 	return u.Update(func(s *ExportJobUpsert) {
 		s.ClearManifest()
+	})
+}
+
+// SetMaxAttempts sets the "max_attempts" field.
+func (u *ExportJobUpsertOne) SetMaxAttempts(v int) *ExportJobUpsertOne {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.SetMaxAttempts(v)
+	})
+}
+
+// AddMaxAttempts adds v to the "max_attempts" field.
+func (u *ExportJobUpsertOne) AddMaxAttempts(v int) *ExportJobUpsertOne {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.AddMaxAttempts(v)
+	})
+}
+
+// UpdateMaxAttempts sets the "max_attempts" field to the value that was provided on create.
+func (u *ExportJobUpsertOne) UpdateMaxAttempts() *ExportJobUpsertOne {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.UpdateMaxAttempts()
+	})
+}
+
+// SetNextAttemptAt sets the "next_attempt_at" field.
+func (u *ExportJobUpsertOne) SetNextAttemptAt(v time.Time) *ExportJobUpsertOne {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.SetNextAttemptAt(v)
+	})
+}
+
+// UpdateNextAttemptAt sets the "next_attempt_at" field to the value that was provided on create.
+func (u *ExportJobUpsertOne) UpdateNextAttemptAt() *ExportJobUpsertOne {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.UpdateNextAttemptAt()
+	})
+}
+
+// ClearNextAttemptAt clears the value of the "next_attempt_at" field.
+func (u *ExportJobUpsertOne) ClearNextAttemptAt() *ExportJobUpsertOne {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.ClearNextAttemptAt()
+	})
+}
+
+// SetCompletedBy sets the "completed_by" field.
+func (u *ExportJobUpsertOne) SetCompletedBy(v string) *ExportJobUpsertOne {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.SetCompletedBy(v)
+	})
+}
+
+// UpdateCompletedBy sets the "completed_by" field to the value that was provided on create.
+func (u *ExportJobUpsertOne) UpdateCompletedBy() *ExportJobUpsertOne {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.UpdateCompletedBy()
 	})
 }
 
@@ -2024,6 +2196,62 @@ func (u *ExportJobUpsertBulk) UpdateManifest() *ExportJobUpsertBulk {
 func (u *ExportJobUpsertBulk) ClearManifest() *ExportJobUpsertBulk {
 	return u.Update(func(s *ExportJobUpsert) {
 		s.ClearManifest()
+	})
+}
+
+// SetMaxAttempts sets the "max_attempts" field.
+func (u *ExportJobUpsertBulk) SetMaxAttempts(v int) *ExportJobUpsertBulk {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.SetMaxAttempts(v)
+	})
+}
+
+// AddMaxAttempts adds v to the "max_attempts" field.
+func (u *ExportJobUpsertBulk) AddMaxAttempts(v int) *ExportJobUpsertBulk {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.AddMaxAttempts(v)
+	})
+}
+
+// UpdateMaxAttempts sets the "max_attempts" field to the value that was provided on create.
+func (u *ExportJobUpsertBulk) UpdateMaxAttempts() *ExportJobUpsertBulk {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.UpdateMaxAttempts()
+	})
+}
+
+// SetNextAttemptAt sets the "next_attempt_at" field.
+func (u *ExportJobUpsertBulk) SetNextAttemptAt(v time.Time) *ExportJobUpsertBulk {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.SetNextAttemptAt(v)
+	})
+}
+
+// UpdateNextAttemptAt sets the "next_attempt_at" field to the value that was provided on create.
+func (u *ExportJobUpsertBulk) UpdateNextAttemptAt() *ExportJobUpsertBulk {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.UpdateNextAttemptAt()
+	})
+}
+
+// ClearNextAttemptAt clears the value of the "next_attempt_at" field.
+func (u *ExportJobUpsertBulk) ClearNextAttemptAt() *ExportJobUpsertBulk {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.ClearNextAttemptAt()
+	})
+}
+
+// SetCompletedBy sets the "completed_by" field.
+func (u *ExportJobUpsertBulk) SetCompletedBy(v string) *ExportJobUpsertBulk {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.SetCompletedBy(v)
+	})
+}
+
+// UpdateCompletedBy sets the "completed_by" field to the value that was provided on create.
+func (u *ExportJobUpsertBulk) UpdateCompletedBy() *ExportJobUpsertBulk {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.UpdateCompletedBy()
 	})
 }
 

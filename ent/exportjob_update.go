@@ -342,6 +342,61 @@ func (_u *ExportJobUpdate) ClearManifest() *ExportJobUpdate {
 	return _u
 }
 
+// SetMaxAttempts sets the "max_attempts" field.
+func (_u *ExportJobUpdate) SetMaxAttempts(v int) *ExportJobUpdate {
+	_u.mutation.ResetMaxAttempts()
+	_u.mutation.SetMaxAttempts(v)
+	return _u
+}
+
+// SetNillableMaxAttempts sets the "max_attempts" field if the given value is not nil.
+func (_u *ExportJobUpdate) SetNillableMaxAttempts(v *int) *ExportJobUpdate {
+	if v != nil {
+		_u.SetMaxAttempts(*v)
+	}
+	return _u
+}
+
+// AddMaxAttempts adds value to the "max_attempts" field.
+func (_u *ExportJobUpdate) AddMaxAttempts(v int) *ExportJobUpdate {
+	_u.mutation.AddMaxAttempts(v)
+	return _u
+}
+
+// SetNextAttemptAt sets the "next_attempt_at" field.
+func (_u *ExportJobUpdate) SetNextAttemptAt(v time.Time) *ExportJobUpdate {
+	_u.mutation.SetNextAttemptAt(v)
+	return _u
+}
+
+// SetNillableNextAttemptAt sets the "next_attempt_at" field if the given value is not nil.
+func (_u *ExportJobUpdate) SetNillableNextAttemptAt(v *time.Time) *ExportJobUpdate {
+	if v != nil {
+		_u.SetNextAttemptAt(*v)
+	}
+	return _u
+}
+
+// ClearNextAttemptAt clears the value of the "next_attempt_at" field.
+func (_u *ExportJobUpdate) ClearNextAttemptAt() *ExportJobUpdate {
+	_u.mutation.ClearNextAttemptAt()
+	return _u
+}
+
+// SetCompletedBy sets the "completed_by" field.
+func (_u *ExportJobUpdate) SetCompletedBy(v string) *ExportJobUpdate {
+	_u.mutation.SetCompletedBy(v)
+	return _u
+}
+
+// SetNillableCompletedBy sets the "completed_by" field if the given value is not nil.
+func (_u *ExportJobUpdate) SetNillableCompletedBy(v *string) *ExportJobUpdate {
+	if v != nil {
+		_u.SetCompletedBy(*v)
+	}
+	return _u
+}
+
 // Mutation returns the ExportJobMutation object of the builder.
 func (_u *ExportJobUpdate) Mutation() *ExportJobMutation {
 	return _u.mutation
@@ -482,6 +537,21 @@ func (_u *ExportJobUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.ManifestCleared() {
 		_spec.ClearField(exportjob.FieldManifest, field.TypeBytes)
+	}
+	if value, ok := _u.mutation.MaxAttempts(); ok {
+		_spec.SetField(exportjob.FieldMaxAttempts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedMaxAttempts(); ok {
+		_spec.AddField(exportjob.FieldMaxAttempts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.NextAttemptAt(); ok {
+		_spec.SetField(exportjob.FieldNextAttemptAt, field.TypeTime, value)
+	}
+	if _u.mutation.NextAttemptAtCleared() {
+		_spec.ClearField(exportjob.FieldNextAttemptAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.CompletedBy(); ok {
+		_spec.SetField(exportjob.FieldCompletedBy, field.TypeString, value)
 	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -817,6 +887,61 @@ func (_u *ExportJobUpdateOne) ClearManifest() *ExportJobUpdateOne {
 	return _u
 }
 
+// SetMaxAttempts sets the "max_attempts" field.
+func (_u *ExportJobUpdateOne) SetMaxAttempts(v int) *ExportJobUpdateOne {
+	_u.mutation.ResetMaxAttempts()
+	_u.mutation.SetMaxAttempts(v)
+	return _u
+}
+
+// SetNillableMaxAttempts sets the "max_attempts" field if the given value is not nil.
+func (_u *ExportJobUpdateOne) SetNillableMaxAttempts(v *int) *ExportJobUpdateOne {
+	if v != nil {
+		_u.SetMaxAttempts(*v)
+	}
+	return _u
+}
+
+// AddMaxAttempts adds value to the "max_attempts" field.
+func (_u *ExportJobUpdateOne) AddMaxAttempts(v int) *ExportJobUpdateOne {
+	_u.mutation.AddMaxAttempts(v)
+	return _u
+}
+
+// SetNextAttemptAt sets the "next_attempt_at" field.
+func (_u *ExportJobUpdateOne) SetNextAttemptAt(v time.Time) *ExportJobUpdateOne {
+	_u.mutation.SetNextAttemptAt(v)
+	return _u
+}
+
+// SetNillableNextAttemptAt sets the "next_attempt_at" field if the given value is not nil.
+func (_u *ExportJobUpdateOne) SetNillableNextAttemptAt(v *time.Time) *ExportJobUpdateOne {
+	if v != nil {
+		_u.SetNextAttemptAt(*v)
+	}
+	return _u
+}
+
+// ClearNextAttemptAt clears the value of the "next_attempt_at" field.
+func (_u *ExportJobUpdateOne) ClearNextAttemptAt() *ExportJobUpdateOne {
+	_u.mutation.ClearNextAttemptAt()
+	return _u
+}
+
+// SetCompletedBy sets the "completed_by" field.
+func (_u *ExportJobUpdateOne) SetCompletedBy(v string) *ExportJobUpdateOne {
+	_u.mutation.SetCompletedBy(v)
+	return _u
+}
+
+// SetNillableCompletedBy sets the "completed_by" field if the given value is not nil.
+func (_u *ExportJobUpdateOne) SetNillableCompletedBy(v *string) *ExportJobUpdateOne {
+	if v != nil {
+		_u.SetCompletedBy(*v)
+	}
+	return _u
+}
+
 // Mutation returns the ExportJobMutation object of the builder.
 func (_u *ExportJobUpdateOne) Mutation() *ExportJobMutation {
 	return _u.mutation
@@ -987,6 +1112,21 @@ func (_u *ExportJobUpdateOne) sqlSave(ctx context.Context) (_node *ExportJob, er
 	}
 	if _u.mutation.ManifestCleared() {
 		_spec.ClearField(exportjob.FieldManifest, field.TypeBytes)
+	}
+	if value, ok := _u.mutation.MaxAttempts(); ok {
+		_spec.SetField(exportjob.FieldMaxAttempts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedMaxAttempts(); ok {
+		_spec.AddField(exportjob.FieldMaxAttempts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.NextAttemptAt(); ok {
+		_spec.SetField(exportjob.FieldNextAttemptAt, field.TypeTime, value)
+	}
+	if _u.mutation.NextAttemptAtCleared() {
+		_spec.ClearField(exportjob.FieldNextAttemptAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.CompletedBy(); ok {
+		_spec.SetField(exportjob.FieldCompletedBy, field.TypeString, value)
 	}
 	_node = &ExportJob{config: _u.config}
 	_spec.Assign = _node.assignValues

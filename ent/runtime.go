@@ -15,11 +15,13 @@ import (
 	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/ent/issuancepolicy"
 	"github.com/exportd/exportd/ent/issuer"
+	"github.com/exportd/exportd/ent/maintenancelease"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/schema"
 	"github.com/exportd/exportd/ent/signingkey"
 	"github.com/exportd/exportd/ent/tenant"
 	"github.com/exportd/exportd/ent/webhook"
+	"github.com/exportd/exportd/ent/webhookdelivery"
 )
 
 // The init function reads all schema descriptors with runtime code
@@ -298,6 +300,14 @@ func init() {
 	exportjobDescTraceParent := exportjobFields[29].Descriptor()
 	// exportjob.DefaultTraceParent holds the default value on creation for the trace_parent field.
 	exportjob.DefaultTraceParent = exportjobDescTraceParent.Default.(string)
+	// exportjobDescMaxAttempts is the schema descriptor for max_attempts field.
+	exportjobDescMaxAttempts := exportjobFields[30].Descriptor()
+	// exportjob.DefaultMaxAttempts holds the default value on creation for the max_attempts field.
+	exportjob.DefaultMaxAttempts = exportjobDescMaxAttempts.Default.(int)
+	// exportjobDescCompletedBy is the schema descriptor for completed_by field.
+	exportjobDescCompletedBy := exportjobFields[32].Descriptor()
+	// exportjob.DefaultCompletedBy holds the default value on creation for the completed_by field.
+	exportjob.DefaultCompletedBy = exportjobDescCompletedBy.Default.(string)
 	// exportjobDescID is the schema descriptor for id field.
 	exportjobDescID := exportjobFields[0].Descriptor()
 	// exportjob.IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -354,6 +364,16 @@ func init() {
 	issuerDescID := issuerFields[0].Descriptor()
 	// issuer.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	issuer.IDValidator = issuerDescID.Validators[0].(func(string) error)
+	maintenanceleaseFields := schema.MaintenanceLease{}.Fields()
+	_ = maintenanceleaseFields
+	// maintenanceleaseDescOwner is the schema descriptor for owner field.
+	maintenanceleaseDescOwner := maintenanceleaseFields[1].Descriptor()
+	// maintenancelease.DefaultOwner holds the default value on creation for the owner field.
+	maintenancelease.DefaultOwner = maintenanceleaseDescOwner.Default.(string)
+	// maintenanceleaseDescID is the schema descriptor for id field.
+	maintenanceleaseDescID := maintenanceleaseFields[0].Descriptor()
+	// maintenancelease.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	maintenancelease.IDValidator = maintenanceleaseDescID.Validators[0].(func(string) error)
 	principalFields := schema.Principal{}.Fields()
 	_ = principalFields
 	// principalDescTenantID is the schema descriptor for tenant_id field.
@@ -466,4 +486,46 @@ func init() {
 	webhookDescID := webhookFields[0].Descriptor()
 	// webhook.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	webhook.IDValidator = webhookDescID.Validators[0].(func(string) error)
+	webhookdeliveryFields := schema.WebhookDelivery{}.Fields()
+	_ = webhookdeliveryFields
+	// webhookdeliveryDescTenantID is the schema descriptor for tenant_id field.
+	webhookdeliveryDescTenantID := webhookdeliveryFields[1].Descriptor()
+	// webhookdelivery.TenantIDValidator is a validator for the "tenant_id" field. It is called by the builders before save.
+	webhookdelivery.TenantIDValidator = webhookdeliveryDescTenantID.Validators[0].(func(string) error)
+	// webhookdeliveryDescEndpointID is the schema descriptor for endpoint_id field.
+	webhookdeliveryDescEndpointID := webhookdeliveryFields[2].Descriptor()
+	// webhookdelivery.EndpointIDValidator is a validator for the "endpoint_id" field. It is called by the builders before save.
+	webhookdelivery.EndpointIDValidator = webhookdeliveryDescEndpointID.Validators[0].(func(string) error)
+	// webhookdeliveryDescJobID is the schema descriptor for job_id field.
+	webhookdeliveryDescJobID := webhookdeliveryFields[3].Descriptor()
+	// webhookdelivery.JobIDValidator is a validator for the "job_id" field. It is called by the builders before save.
+	webhookdelivery.JobIDValidator = webhookdeliveryDescJobID.Validators[0].(func(string) error)
+	// webhookdeliveryDescEvent is the schema descriptor for event field.
+	webhookdeliveryDescEvent := webhookdeliveryFields[4].Descriptor()
+	// webhookdelivery.EventValidator is a validator for the "event" field. It is called by the builders before save.
+	webhookdelivery.EventValidator = webhookdeliveryDescEvent.Validators[0].(func(string) error)
+	// webhookdeliveryDescAttempts is the schema descriptor for attempts field.
+	webhookdeliveryDescAttempts := webhookdeliveryFields[7].Descriptor()
+	// webhookdelivery.DefaultAttempts holds the default value on creation for the attempts field.
+	webhookdelivery.DefaultAttempts = webhookdeliveryDescAttempts.Default.(int)
+	// webhookdeliveryDescLeaseOwner is the schema descriptor for lease_owner field.
+	webhookdeliveryDescLeaseOwner := webhookdeliveryFields[9].Descriptor()
+	// webhookdelivery.DefaultLeaseOwner holds the default value on creation for the lease_owner field.
+	webhookdelivery.DefaultLeaseOwner = webhookdeliveryDescLeaseOwner.Default.(string)
+	// webhookdeliveryDescLastStatusCode is the schema descriptor for last_status_code field.
+	webhookdeliveryDescLastStatusCode := webhookdeliveryFields[11].Descriptor()
+	// webhookdelivery.DefaultLastStatusCode holds the default value on creation for the last_status_code field.
+	webhookdelivery.DefaultLastStatusCode = webhookdeliveryDescLastStatusCode.Default.(int)
+	// webhookdeliveryDescLastError is the schema descriptor for last_error field.
+	webhookdeliveryDescLastError := webhookdeliveryFields[12].Descriptor()
+	// webhookdelivery.DefaultLastError holds the default value on creation for the last_error field.
+	webhookdelivery.DefaultLastError = webhookdeliveryDescLastError.Default.(string)
+	// webhookdeliveryDescCreatedAt is the schema descriptor for created_at field.
+	webhookdeliveryDescCreatedAt := webhookdeliveryFields[13].Descriptor()
+	// webhookdelivery.DefaultCreatedAt holds the default value on creation for the created_at field.
+	webhookdelivery.DefaultCreatedAt = webhookdeliveryDescCreatedAt.Default.(func() time.Time)
+	// webhookdeliveryDescID is the schema descriptor for id field.
+	webhookdeliveryDescID := webhookdeliveryFields[0].Descriptor()
+	// webhookdelivery.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	webhookdelivery.IDValidator = webhookdeliveryDescID.Validators[0].(func(string) error)
 }

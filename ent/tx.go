@@ -34,6 +34,8 @@ type Tx struct {
 	IssuancePolicy *IssuancePolicyClient
 	// Issuer is the client for interacting with the Issuer builders.
 	Issuer *IssuerClient
+	// MaintenanceLease is the client for interacting with the MaintenanceLease builders.
+	MaintenanceLease *MaintenanceLeaseClient
 	// Principal is the client for interacting with the Principal builders.
 	Principal *PrincipalClient
 	// SigningKey is the client for interacting with the SigningKey builders.
@@ -42,6 +44,8 @@ type Tx struct {
 	Tenant *TenantClient
 	// Webhook is the client for interacting with the Webhook builders.
 	Webhook *WebhookClient
+	// WebhookDelivery is the client for interacting with the WebhookDelivery builders.
+	WebhookDelivery *WebhookDeliveryClient
 
 	// lazily loaded.
 	client     *Client
@@ -183,10 +187,12 @@ func (tx *Tx) init() {
 	tx.ExportJob = NewExportJobClient(tx.config)
 	tx.IssuancePolicy = NewIssuancePolicyClient(tx.config)
 	tx.Issuer = NewIssuerClient(tx.config)
+	tx.MaintenanceLease = NewMaintenanceLeaseClient(tx.config)
 	tx.Principal = NewPrincipalClient(tx.config)
 	tx.SigningKey = NewSigningKeyClient(tx.config)
 	tx.Tenant = NewTenantClient(tx.config)
 	tx.Webhook = NewWebhookClient(tx.config)
+	tx.WebhookDelivery = NewWebhookDeliveryClient(tx.config)
 }
 
 // txDriver wraps the given dialect.Tx with a nop dialect.Driver implementation.

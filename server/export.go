@@ -63,6 +63,8 @@ func (h exportService) CreateExport(ctx context.Context, req *connect.Request[au
 		Estimate:        estimate(s.store.Now(), rows),
 		RowsTotal:       rows,
 		TraceParent:     telemetry.TraceParent(ctx),
+		MaxAttempts:     s.cfg.MaxAttempts,
+		MaxQueued:       s.cfg.MaxQueuedPerTenant,
 	})
 	if err != nil {
 		return nil, err

@@ -425,7 +425,7 @@ func setupMatrixTenant(t *testing.T, env *servertest.Env, name string) *matrixTe
 	if err != nil {
 		t.Fatal(err)
 	}
-	claimed, err := env.Store.ClaimJob(ctx, "matrix", time.Minute)
+	claimed, err := env.Store.ClaimJob(ctx, "matrix", time.Minute, 0)
 	if err != nil || claimed == nil || claimed.ID != j.ID {
 		t.Fatalf("claim %s: %v %v", j.ID, claimed, err)
 	}

@@ -54,6 +54,10 @@ type Config struct {
 	MaxBatch int
 	// MaxClockSkew is how far in the future an event's occurred_at may be.
 	MaxClockSkew time.Duration
+	// MaxAttempts is how many attempts a new job gets; 0 keeps the default (5).
+	MaxAttempts int
+	// MaxQueuedPerTenant caps a tenant's PENDING jobs; 0 means no cap.
+	MaxQueuedPerTenant int
 }
 
 // Waker is told when a job is queued.

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/exportd/exportd/internal/signing"
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/telemetry"
+	"github.com/exportd/exportd/internal/webhook"
 	"github.com/exportd/exportd/reports"
 	"github.com/exportd/exportd/server"
 )
@@ -47,6 +49,7 @@ Usage:
   exportd issuer list --tenant ID
   exportd seed-demo --tenant ID --events N [--from T --to T]
   exportd signing-key list|rotate|remove [--id KID]         manifest signing keys
+  exportd webhook add --tenant ID --url https://…          notify on finished exports
 
 Every subcommand takes --data-dir / --database-url (env EXPORTD_DATA_DIR,
 EXPORTD_DATABASE_URL); run "exportd <subcommand> -h" for its flags.
@@ -73,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if (cmd == "tenant" || cmd == "apikey" || cmd == "policy" || cmd == "issuer" || cmd == "signing-key") && len(rest) > 0 {
+	if (cmd == "tenant" || cmd == "apikey" || cmd == "policy" || cmd == "issuer" || cmd == "signing-key" || cmd == "webhook") && len(rest) > 0 {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 		if cmd == "tenant addon" && len(rest) > 0 {
 			cmd, rest = cmd+" "+rest[0], rest[1:]
@@ -104,6 +107,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return issuerList(ctx, rest, stdout, stderr)
 	case "seed-demo":
 		return seedDemo(ctx, rest, stdout, stderr)
+	case "webhook add":
+		return webhookAdd(ctx, rest, stdout, stderr)
 	case "signing-key list", "signing-key rotate", "signing-key remove":
 		return signingKey(ctx, strings.TrimPrefix(cmd, "signing-key "), rest, stdout, stderr)
 	}
@@ -177,19 +182,28 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	runner := jobs.New(st, bucket, log, jobs.Config{Workers: cfg.Workers, Lease: cfg.Lease, Telemetry: tel})
+	runner := jobs.New(st, bucket, log, jobs.Config{
+		Workers:             cfg.Workers,
+		Lease:               cfg.Lease,
+		Telemetry:           tel,
+		MaxRunningPerTenant: cfg.MaxRunning,
+		RetryBase:           cfg.RetryBase,
+		SweepInterval:       cfg.SweepInterval,
+	})
 	runner.SignWith(keys)
 	rate := cfg.RateLimit
 	if rate == 0 {
 		rate = -1 // flag value 0 means no limit
 	}
 	api := server.New(st, en, bucket, runner, log, server.Config{
-		MaxPeriod:      time.Duration(cfg.MaxPeriodDays) * 24 * time.Hour,
-		TrustedProxies: cfg.TrustedProxies,
-		RateLimit:      rate,
-		RateBurst:      cfg.RateBurst,
-		Telemetry:      tel,
-		MaxBatch:       cfg.MaxBatch,
+		MaxPeriod:          time.Duration(cfg.MaxPeriodDays) * 24 * time.Hour,
+		TrustedProxies:     cfg.TrustedProxies,
+		RateLimit:          rate,
+		RateBurst:          cfg.RateBurst,
+		Telemetry:          tel,
+		MaxBatch:           cfg.MaxBatch,
+		MaxAttempts:        cfg.MaxAttempts,
+		MaxQueuedPerTenant: cfg.MaxQueued,
 	})
 	api.PublishKeys(keys)
 	h, err := api.Handler()
@@ -234,12 +248,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	workersDone := make(chan struct{})
+	deliverer := webhook.New(st, log, webhook.Config{})
 	go func() {
+		var wg sync.WaitGroup
 		// --workers 0 makes an API-only replica: it takes requests and
-		// leaves the jobs to other replicas.
+		// leaves the jobs (and their sweepers) to other replicas.
 		if cfg.Workers > 0 {
-			runner.Run(workCtx)
+			wg.Go(func() { runner.Run(workCtx) })
 		}
+		wg.Go(func() { deliverer.Run(workCtx) })
+		wg.Wait()
 		close(workersDone)
 	}()
 	go keys.Run(workCtx, 10*time.Second)
@@ -257,7 +275,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	errc := make(chan error, 1)
 	go func() {
 		log.Info("exportd listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(),
-			"database", dbKind(&cfg), "workers", cfg.Workers)
+			"database", dbKind(&cfg), "workers", cfg.Workers, "lease_owner", runner.Owner())
 		if srv.TLSConfig != nil {
 			errc <- srv.ServeTLS(ln, "", "")
 		} else {
@@ -542,5 +560,36 @@ func signingKey(ctx context.Context, verb string, args []string, stdout, stderr 
 			fmt.Fprintf(stdout, "%s\t%s\t%s\n", k.KeyID, k.Status, k.CreatedAt)
 		}
 	}
+	return nil
+}
+
+func webhookAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		cfg         config.Config
+		tenant, url string
+	)
+	fs := flag.NewFlagSet("webhook add", flag.ContinueOnError)
+	cfg.Storage(fs)
+	fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
+	fs.StringVar(&url, "url", "", "https URL that receives a signed POST when an export finishes (required)")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if tenant == "" || url == "" {
+		return usageError{errors.New("webhook add: --tenant and --url are required")}
+	}
+	st, err := openStore(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	wh, secret, err := st.CreateWebhook(ctx, tenant, store.WebhookChange{URL: url, Enabled: true})
+	if err != nil {
+		return err
+	}
+	if err := operatorEvent(ctx, st, tenant, "webhook.create", "webhook", wh.ID, map[string]any{"url": wh.URL}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s %s\n", wh.ID, secret)
 	return nil
 }

@@ -72,6 +72,12 @@ const (
 	FieldManifest = "manifest"
 	// FieldTraceParent holds the string denoting the trace_parent field in the database.
 	FieldTraceParent = "trace_parent"
+	// FieldMaxAttempts holds the string denoting the max_attempts field in the database.
+	FieldMaxAttempts = "max_attempts"
+	// FieldNextAttemptAt holds the string denoting the next_attempt_at field in the database.
+	FieldNextAttemptAt = "next_attempt_at"
+	// FieldCompletedBy holds the string denoting the completed_by field in the database.
+	FieldCompletedBy = "completed_by"
 	// Table holds the table name of the exportjob in the database.
 	Table = "export_jobs"
 )
@@ -108,6 +114,9 @@ var Columns = []string{
 	FieldArtifactSha256,
 	FieldManifest,
 	FieldTraceParent,
+	FieldMaxAttempts,
+	FieldNextAttemptAt,
+	FieldCompletedBy,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -155,6 +164,10 @@ var (
 	DefaultArtifactSha256 string
 	// DefaultTraceParent holds the default value on creation for the "trace_parent" field.
 	DefaultTraceParent string
+	// DefaultMaxAttempts holds the default value on creation for the "max_attempts" field.
+	DefaultMaxAttempts int
+	// DefaultCompletedBy holds the default value on creation for the "completed_by" field.
+	DefaultCompletedBy string
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
 	IDValidator func(string) error
 )
@@ -334,4 +347,19 @@ func ByArtifactSha256(opts ...sql.OrderTermOption) OrderOption {
 // ByTraceParent orders the results by the trace_parent field.
 func ByTraceParent(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldTraceParent, opts...).ToFunc()
+}
+
+// ByMaxAttempts orders the results by the max_attempts field.
+func ByMaxAttempts(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMaxAttempts, opts...).ToFunc()
+}
+
+// ByNextAttemptAt orders the results by the next_attempt_at field.
+func ByNextAttemptAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldNextAttemptAt, opts...).ToFunc()
+}
+
+// ByCompletedBy orders the results by the completed_by field.
+func ByCompletedBy(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCompletedBy, opts...).ToFunc()
 }

@@ -204,6 +204,21 @@ func TraceParent(v string) predicate.ExportJob {
 	return predicate.ExportJob(sql.FieldEQ(FieldTraceParent, v))
 }
 
+// MaxAttempts applies equality check predicate on the "max_attempts" field. It's identical to MaxAttemptsEQ.
+func MaxAttempts(v int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldEQ(FieldMaxAttempts, v))
+}
+
+// NextAttemptAt applies equality check predicate on the "next_attempt_at" field. It's identical to NextAttemptAtEQ.
+func NextAttemptAt(v time.Time) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldEQ(FieldNextAttemptAt, v))
+}
+
+// CompletedBy applies equality check predicate on the "completed_by" field. It's identical to CompletedByEQ.
+func CompletedBy(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldEQ(FieldCompletedBy, v))
+}
+
 // TenantIDEQ applies the EQ predicate on the "tenant_id" field.
 func TenantIDEQ(v string) predicate.ExportJob {
 	return predicate.ExportJob(sql.FieldEQ(FieldTenantID, v))
@@ -1737,6 +1752,161 @@ func TraceParentEqualFold(v string) predicate.ExportJob {
 // TraceParentContainsFold applies the ContainsFold predicate on the "trace_parent" field.
 func TraceParentContainsFold(v string) predicate.ExportJob {
 	return predicate.ExportJob(sql.FieldContainsFold(FieldTraceParent, v))
+}
+
+// MaxAttemptsEQ applies the EQ predicate on the "max_attempts" field.
+func MaxAttemptsEQ(v int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldEQ(FieldMaxAttempts, v))
+}
+
+// MaxAttemptsNEQ applies the NEQ predicate on the "max_attempts" field.
+func MaxAttemptsNEQ(v int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldNEQ(FieldMaxAttempts, v))
+}
+
+// MaxAttemptsIn applies the In predicate on the "max_attempts" field.
+func MaxAttemptsIn(vs ...int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldIn(FieldMaxAttempts, vs...))
+}
+
+// MaxAttemptsNotIn applies the NotIn predicate on the "max_attempts" field.
+func MaxAttemptsNotIn(vs ...int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldNotIn(FieldMaxAttempts, vs...))
+}
+
+// MaxAttemptsGT applies the GT predicate on the "max_attempts" field.
+func MaxAttemptsGT(v int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldGT(FieldMaxAttempts, v))
+}
+
+// MaxAttemptsGTE applies the GTE predicate on the "max_attempts" field.
+func MaxAttemptsGTE(v int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldGTE(FieldMaxAttempts, v))
+}
+
+// MaxAttemptsLT applies the LT predicate on the "max_attempts" field.
+func MaxAttemptsLT(v int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldLT(FieldMaxAttempts, v))
+}
+
+// MaxAttemptsLTE applies the LTE predicate on the "max_attempts" field.
+func MaxAttemptsLTE(v int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldLTE(FieldMaxAttempts, v))
+}
+
+// NextAttemptAtEQ applies the EQ predicate on the "next_attempt_at" field.
+func NextAttemptAtEQ(v time.Time) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldEQ(FieldNextAttemptAt, v))
+}
+
+// NextAttemptAtNEQ applies the NEQ predicate on the "next_attempt_at" field.
+func NextAttemptAtNEQ(v time.Time) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldNEQ(FieldNextAttemptAt, v))
+}
+
+// NextAttemptAtIn applies the In predicate on the "next_attempt_at" field.
+func NextAttemptAtIn(vs ...time.Time) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldIn(FieldNextAttemptAt, vs...))
+}
+
+// NextAttemptAtNotIn applies the NotIn predicate on the "next_attempt_at" field.
+func NextAttemptAtNotIn(vs ...time.Time) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldNotIn(FieldNextAttemptAt, vs...))
+}
+
+// NextAttemptAtGT applies the GT predicate on the "next_attempt_at" field.
+func NextAttemptAtGT(v time.Time) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldGT(FieldNextAttemptAt, v))
+}
+
+// NextAttemptAtGTE applies the GTE predicate on the "next_attempt_at" field.
+func NextAttemptAtGTE(v time.Time) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldGTE(FieldNextAttemptAt, v))
+}
+
+// NextAttemptAtLT applies the LT predicate on the "next_attempt_at" field.
+func NextAttemptAtLT(v time.Time) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldLT(FieldNextAttemptAt, v))
+}
+
+// NextAttemptAtLTE applies the LTE predicate on the "next_attempt_at" field.
+func NextAttemptAtLTE(v time.Time) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldLTE(FieldNextAttemptAt, v))
+}
+
+// NextAttemptAtIsNil applies the IsNil predicate on the "next_attempt_at" field.
+func NextAttemptAtIsNil() predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldIsNull(FieldNextAttemptAt))
+}
+
+// NextAttemptAtNotNil applies the NotNil predicate on the "next_attempt_at" field.
+func NextAttemptAtNotNil() predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldNotNull(FieldNextAttemptAt))
+}
+
+// CompletedByEQ applies the EQ predicate on the "completed_by" field.
+func CompletedByEQ(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldEQ(FieldCompletedBy, v))
+}
+
+// CompletedByNEQ applies the NEQ predicate on the "completed_by" field.
+func CompletedByNEQ(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldNEQ(FieldCompletedBy, v))
+}
+
+// CompletedByIn applies the In predicate on the "completed_by" field.
+func CompletedByIn(vs ...string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldIn(FieldCompletedBy, vs...))
+}
+
+// CompletedByNotIn applies the NotIn predicate on the "completed_by" field.
+func CompletedByNotIn(vs ...string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldNotIn(FieldCompletedBy, vs...))
+}
+
+// CompletedByGT applies the GT predicate on the "completed_by" field.
+func CompletedByGT(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldGT(FieldCompletedBy, v))
+}
+
+// CompletedByGTE applies the GTE predicate on the "completed_by" field.
+func CompletedByGTE(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldGTE(FieldCompletedBy, v))
+}
+
+// CompletedByLT applies the LT predicate on the "completed_by" field.
+func CompletedByLT(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldLT(FieldCompletedBy, v))
+}
+
+// CompletedByLTE applies the LTE predicate on the "completed_by" field.
+func CompletedByLTE(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldLTE(FieldCompletedBy, v))
+}
+
+// CompletedByContains applies the Contains predicate on the "completed_by" field.
+func CompletedByContains(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldContains(FieldCompletedBy, v))
+}
+
+// CompletedByHasPrefix applies the HasPrefix predicate on the "completed_by" field.
+func CompletedByHasPrefix(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldHasPrefix(FieldCompletedBy, v))
+}
+
+// CompletedByHasSuffix applies the HasSuffix predicate on the "completed_by" field.
+func CompletedByHasSuffix(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldHasSuffix(FieldCompletedBy, v))
+}
+
+// CompletedByEqualFold applies the EqualFold predicate on the "completed_by" field.
+func CompletedByEqualFold(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldEqualFold(FieldCompletedBy, v))
+}
+
+// CompletedByContainsFold applies the ContainsFold predicate on the "completed_by" field.
+func CompletedByContainsFold(v string) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldContainsFold(FieldCompletedBy, v))
 }
 
 // And groups predicates with the AND operator between them.

@@ -129,6 +129,18 @@ func (f IssuerFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, erro
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.IssuerMutation", m)
 }
 
+// The MaintenanceLeaseFunc type is an adapter to allow the use of ordinary
+// function as MaintenanceLease mutator.
+type MaintenanceLeaseFunc func(context.Context, *ent.MaintenanceLeaseMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f MaintenanceLeaseFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.MaintenanceLeaseMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.MaintenanceLeaseMutation", m)
+}
+
 // The PrincipalFunc type is an adapter to allow the use of ordinary
 // function as Principal mutator.
 type PrincipalFunc func(context.Context, *ent.PrincipalMutation) (ent.Value, error)
@@ -175,6 +187,18 @@ func (f WebhookFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, err
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.WebhookMutation", m)
+}
+
+// The WebhookDeliveryFunc type is an adapter to allow the use of ordinary
+// function as WebhookDelivery mutator.
+type WebhookDeliveryFunc func(context.Context, *ent.WebhookDeliveryMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f WebhookDeliveryFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.WebhookDeliveryMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.WebhookDeliveryMutation", m)
 }
 
 // Condition is a hook condition function.

@@ -18,11 +18,13 @@ import (
 	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/ent/issuancepolicy"
 	"github.com/exportd/exportd/ent/issuer"
+	"github.com/exportd/exportd/ent/maintenancelease"
 	"github.com/exportd/exportd/ent/predicate"
 	"github.com/exportd/exportd/ent/principal"
 	"github.com/exportd/exportd/ent/signingkey"
 	"github.com/exportd/exportd/ent/tenant"
 	"github.com/exportd/exportd/ent/webhook"
+	"github.com/exportd/exportd/ent/webhookdelivery"
 )
 
 // The Query interface represents an operation that queries a graph.
@@ -351,6 +353,33 @@ func (f TraverseIssuer) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.IssuerQuery", q)
 }
 
+// The MaintenanceLeaseFunc type is an adapter to allow the use of ordinary function as a Querier.
+type MaintenanceLeaseFunc func(context.Context, *ent.MaintenanceLeaseQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f MaintenanceLeaseFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.MaintenanceLeaseQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.MaintenanceLeaseQuery", q)
+}
+
+// The TraverseMaintenanceLease type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseMaintenanceLease func(context.Context, *ent.MaintenanceLeaseQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseMaintenanceLease) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseMaintenanceLease) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.MaintenanceLeaseQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.MaintenanceLeaseQuery", q)
+}
+
 // The PrincipalFunc type is an adapter to allow the use of ordinary function as a Querier.
 type PrincipalFunc func(context.Context, *ent.PrincipalQuery) (ent.Value, error)
 
@@ -459,6 +488,33 @@ func (f TraverseWebhook) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.WebhookQuery", q)
 }
 
+// The WebhookDeliveryFunc type is an adapter to allow the use of ordinary function as a Querier.
+type WebhookDeliveryFunc func(context.Context, *ent.WebhookDeliveryQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f WebhookDeliveryFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.WebhookDeliveryQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.WebhookDeliveryQuery", q)
+}
+
+// The TraverseWebhookDelivery type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseWebhookDelivery func(context.Context, *ent.WebhookDeliveryQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseWebhookDelivery) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseWebhookDelivery) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.WebhookDeliveryQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.WebhookDeliveryQuery", q)
+}
+
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q ent.Query) (Query, error) {
 	switch q := q.(type) {
@@ -482,6 +538,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.IssuancePolicyQuery, predicate.IssuancePolicy, issuancepolicy.OrderOption]{typ: ent.TypeIssuancePolicy, tq: q}, nil
 	case *ent.IssuerQuery:
 		return &query[*ent.IssuerQuery, predicate.Issuer, issuer.OrderOption]{typ: ent.TypeIssuer, tq: q}, nil
+	case *ent.MaintenanceLeaseQuery:
+		return &query[*ent.MaintenanceLeaseQuery, predicate.MaintenanceLease, maintenancelease.OrderOption]{typ: ent.TypeMaintenanceLease, tq: q}, nil
 	case *ent.PrincipalQuery:
 		return &query[*ent.PrincipalQuery, predicate.Principal, principal.OrderOption]{typ: ent.TypePrincipal, tq: q}, nil
 	case *ent.SigningKeyQuery:
@@ -490,6 +548,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.TenantQuery, predicate.Tenant, tenant.OrderOption]{typ: ent.TypeTenant, tq: q}, nil
 	case *ent.WebhookQuery:
 		return &query[*ent.WebhookQuery, predicate.Webhook, webhook.OrderOption]{typ: ent.TypeWebhook, tq: q}, nil
+	case *ent.WebhookDeliveryQuery:
+		return &query[*ent.WebhookDeliveryQuery, predicate.WebhookDelivery, webhookdelivery.OrderOption]{typ: ent.TypeWebhookDelivery, tq: q}, nil
 	default:
 		return nil, fmt.Errorf("unknown query type %T", q)
 	}

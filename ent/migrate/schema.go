@@ -233,6 +233,9 @@ var (
 		{Name: "artifact_sha256", Type: field.TypeString, Default: ""},
 		{Name: "manifest", Type: field.TypeBytes, Nullable: true},
 		{Name: "trace_parent", Type: field.TypeString, Default: ""},
+		{Name: "max_attempts", Type: field.TypeInt, Default: 5},
+		{Name: "next_attempt_at", Type: field.TypeTime, Nullable: true},
+		{Name: "completed_by", Type: field.TypeString, Default: ""},
 	}
 	// ExportJobsTable holds the schema information for the "export_jobs" table.
 	ExportJobsTable = &schema.Table{
@@ -304,6 +307,18 @@ var (
 				Columns: []*schema.Column{IssuersColumns[1], IssuersColumns[2]},
 			},
 		},
+	}
+	// MaintenanceLeasesColumns holds the columns for the "maintenance_leases" table.
+	MaintenanceLeasesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "owner", Type: field.TypeString, Default: ""},
+		{Name: "lease_until", Type: field.TypeTime},
+	}
+	// MaintenanceLeasesTable holds the schema information for the "maintenance_leases" table.
+	MaintenanceLeasesTable = &schema.Table{
+		Name:       "maintenance_leases",
+		Columns:    MaintenanceLeasesColumns,
+		PrimaryKey: []*schema.Column{MaintenanceLeasesColumns[0]},
 	}
 	// PrincipalsColumns holds the columns for the "principals" table.
 	PrincipalsColumns = []*schema.Column{
@@ -388,6 +403,47 @@ var (
 			},
 		},
 	}
+	// WebhookDeliveriesColumns holds the columns for the "webhook_deliveries" table.
+	WebhookDeliveriesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString},
+		{Name: "tenant_id", Type: field.TypeString},
+		{Name: "endpoint_id", Type: field.TypeString},
+		{Name: "job_id", Type: field.TypeString},
+		{Name: "event", Type: field.TypeString},
+		{Name: "payload", Type: field.TypeBytes},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "DELIVERED", "FAILED"}, Default: "PENDING"},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "next_attempt_at", Type: field.TypeTime},
+		{Name: "lease_owner", Type: field.TypeString, Default: ""},
+		{Name: "lease_until", Type: field.TypeTime, Nullable: true},
+		{Name: "last_status_code", Type: field.TypeInt, Default: 0},
+		{Name: "last_error", Type: field.TypeString, Default: ""},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "delivered_at", Type: field.TypeTime, Nullable: true},
+	}
+	// WebhookDeliveriesTable holds the schema information for the "webhook_deliveries" table.
+	WebhookDeliveriesTable = &schema.Table{
+		Name:       "webhook_deliveries",
+		Columns:    WebhookDeliveriesColumns,
+		PrimaryKey: []*schema.Column{WebhookDeliveriesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "webhookdelivery_endpoint_id_job_id_event",
+				Unique:  true,
+				Columns: []*schema.Column{WebhookDeliveriesColumns[2], WebhookDeliveriesColumns[3], WebhookDeliveriesColumns[4]},
+			},
+			{
+				Name:    "webhookdelivery_status_next_attempt_at",
+				Unique:  false,
+				Columns: []*schema.Column{WebhookDeliveriesColumns[6], WebhookDeliveriesColumns[8]},
+			},
+			{
+				Name:    "webhookdelivery_tenant_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{WebhookDeliveriesColumns[1], WebhookDeliveriesColumns[13]},
+			},
+		},
+	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		APIKeysTable,
@@ -400,10 +456,12 @@ var (
 		ExportJobsTable,
 		IssuancePoliciesTable,
 		IssuersTable,
+		MaintenanceLeasesTable,
 		PrincipalsTable,
 		SigningKeysTable,
 		TenantsTable,
 		WebhooksTable,
+		WebhookDeliveriesTable,
 	}
 )
 

@@ -36,6 +36,9 @@ type IssuancePolicy func(*sql.Selector)
 // Issuer is the predicate function for issuer builders.
 type Issuer func(*sql.Selector)
 
+// MaintenanceLease is the predicate function for maintenancelease builders.
+type MaintenanceLease func(*sql.Selector)
+
 // Principal is the predicate function for principal builders.
 type Principal func(*sql.Selector)
 
@@ -47,3 +50,6 @@ type Tenant func(*sql.Selector)
 
 // Webhook is the predicate function for webhook builders.
 type Webhook func(*sql.Selector)
+
+// WebhookDelivery is the predicate function for webhookdelivery builders.
+type WebhookDelivery func(*sql.Selector)

@@ -47,6 +47,9 @@ func (ExportJob) Fields() []ent.Field {
 		field.String("artifact_sha256").Default(""),
 		field.Bytes("manifest").Optional().Comment("signed manifest JSON"),
 		field.String("trace_parent").Default("").Immutable().Comment("W3C traceparent of the creating request; the worker's spans link to it"),
+		field.Int("max_attempts").Default(5).Comment("attempts before the job is FAILED"),
+		field.Time("next_attempt_at").Optional().Nillable().Comment("a PENDING job waiting to be retried is not claimed before this"),
+		field.String("completed_by").Default("").Comment("lease owner of the attempt that committed the artifact"),
 	}
 }
 

@@ -24,6 +24,11 @@ type Config struct {
 	MaxPeriodDays  int
 	MaxBatch       int
 	Retention      time.Duration
+	MaxAttempts    int
+	RetryBase      time.Duration
+	MaxRunning     int
+	MaxQueued      int
+	SweepInterval  time.Duration
 	TrustedProxies []*net.IPNet
 	LogFormat      string
 	LogLevel       string
@@ -53,6 +58,11 @@ func (c *Config) Serve(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", env("EXPORTD_ADDR", ":8080"), "listen address (env EXPORTD_ADDR)")
 	fs.IntVar(&c.Workers, "workers", c.envInt("EXPORTD_WORKERS", 2), "export jobs run at once by this process (env EXPORTD_WORKERS)")
 	fs.DurationVar(&c.Lease, "lease", c.envDuration("EXPORTD_LEASE", 30*time.Second), "job lease: a crashed worker's job is taken over after this (env EXPORTD_LEASE)")
+	fs.IntVar(&c.MaxAttempts, "max-attempts", c.envInt("EXPORTD_MAX_ATTEMPTS", 5), "attempts an export gets before it is FAILED (env EXPORTD_MAX_ATTEMPTS)")
+	fs.DurationVar(&c.RetryBase, "retry-base", c.envDuration("EXPORTD_RETRY_BASE", 5*time.Second), "delay before the first retry; doubles per attempt up to 5m, with jitter (env EXPORTD_RETRY_BASE)")
+	fs.IntVar(&c.MaxRunning, "max-running-per-tenant", c.envInt("EXPORTD_MAX_RUNNING_PER_TENANT", 4), "exports of one tenant running at once across all replicas; 0 = no cap (env EXPORTD_MAX_RUNNING_PER_TENANT)")
+	fs.IntVar(&c.MaxQueued, "max-queued-per-tenant", c.envInt("EXPORTD_MAX_QUEUED_PER_TENANT", 100), "PENDING exports one tenant may have; more are resource_exhausted; 0 = no cap (env EXPORTD_MAX_QUEUED_PER_TENANT)")
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.envDuration("EXPORTD_SWEEP_INTERVAL", time.Minute), "how often expired artifacts and orphaned attempts are cleaned, by one replica (env EXPORTD_SWEEP_INTERVAL)")
 	fs.IntVar(&c.MaxPeriodDays, "max-period-days", c.envInt("EXPORTD_MAX_PERIOD_DAYS", 366), "longest period one export may cover (env EXPORTD_MAX_PERIOD_DAYS)")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.envInt("EXPORTD_MAX_BATCH", 1000), "most audit events one WriteEvents call may carry (env EXPORTD_MAX_BATCH)")
 	fs.DurationVar(&c.Retention, "retention-interval", c.envDuration("EXPORTD_RETENTION_INTERVAL", time.Hour), "how often events past their tenant's retention are purged; 0 disables (env EXPORTD_RETENTION_INTERVAL)")
@@ -75,6 +85,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Lease != 0 && c.Lease < time.Second {
 		errs = append(errs, errors.New("--lease must be at least 1s"))
+	}
+	if c.MaxAttempts < 0 || c.MaxRunning < 0 || c.MaxQueued < 0 {
+		errs = append(errs, errors.New("--max-attempts, --max-running-per-tenant and --max-queued-per-tenant must be 0 or more"))
+	}
+	if c.RetryBase < 0 || c.SweepInterval < 0 {
+		errs = append(errs, errors.New("--retry-base and --sweep-interval must be positive"))
 	}
 	if c.MaxPeriodDays < 0 {
 		errs = append(errs, errors.New("--max-period-days must be positive"))

@@ -1,6 +1,11 @@
-// Package jobs runs export jobs: workers claim PENDING jobs from the
-// database by taking a lease, generate the report straight into the blob
-// store, and commit the artifact and its manifest.
+// Package jobs runs export jobs: workers claim due jobs from the database by
+// taking a lease they renew by heartbeat, generate the report straight into
+// the blob store under a key of their own attempt, and commit the artifact
+// and its signed manifest with a compare-and-set on the attempt. Failed
+// attempts are retried with exponential backoff and jitter unless the
+// failure is permanent; periodic sweepers, leased so one replica runs each at
+// a time, expire artifacts past their download window and delete the blobs
+// of attempts that never committed.
 package jobs
 
 import (
@@ -23,9 +28,11 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 
 	"github.com/exportd/exportd/ent"
 	"github.com/exportd/exportd/internal/apikey"
+	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/telemetry"
 	"github.com/exportd/exportd/reports"
@@ -39,6 +46,18 @@ type Config struct {
 	// Telemetry traces each job's stages and meters jobs; nil records
 	// nothing.
 	Telemetry *telemetry.Telemetry
+	// MaxRunningPerTenant caps one tenant's jobs running at once across all
+	// replicas; 0 means no cap.
+	MaxRunningPerTenant int
+	// RetryBase is the delay before the first retry; each further retry
+	// doubles it, up to RetryMax, with jitter.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+	// SweepInterval is how often the expiry and orphan sweepers run (on one
+	// replica at a time); negative disables them.
+	SweepInterval time.Duration
+	// Owner names this process in job leases; default host/pid/random.
+	Owner string
 }
 
 // Runner executes export jobs in this process.
@@ -72,13 +91,25 @@ func New(st *store.Store, bucket *blob.Bucket, log *slog.Logger, cfg Config) *Ru
 	if cfg.Telemetry == nil {
 		cfg.Telemetry = telemetry.Nop()
 	}
-	host, _ := os.Hostname()
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = 5 * time.Second
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 5 * time.Minute
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = time.Minute
+	}
+	if cfg.Owner == "" {
+		host, _ := os.Hostname()
+		cfg.Owner = host + "/" + strconv.Itoa(os.Getpid()) + "/" + apikey.RandomID("", 6)
+	}
 	return &Runner{
 		store:  st,
 		bucket: bucket,
 		log:    log,
 		cfg:    cfg,
-		owner:  host + "/" + strconv.Itoa(os.Getpid()) + "/" + apikey.RandomID("", 6),
+		owner:  cfg.Owner,
 		wake:   make(chan struct{}, 1),
 		tracer: cfg.Telemetry.Tracer.Tracer("github.com/exportd/exportd/internal/jobs"),
 	}
@@ -86,6 +117,9 @@ func New(st *store.Store, bucket *blob.Bucket, log *slog.Logger, cfg Config) *Ru
 
 // SignWith makes the runner sign every manifest it commits.
 func (r *Runner) SignWith(s Signer) { r.signer = s }
+
+// Owner is the name this runner takes leases under.
+func (r *Runner) Owner() string { return r.owner }
 
 // Wake tells an idle worker that a job was queued.
 func (r *Runner) Wake() {
@@ -101,6 +135,9 @@ func (r *Runner) Run(ctx context.Context) {
 	for range r.cfg.Workers {
 		wg.Go(func() { r.loop(ctx) })
 	}
+	if r.cfg.SweepInterval > 0 {
+		wg.Go(func() { r.maintain(ctx) })
+	}
 	wg.Wait()
 }
 
@@ -110,7 +147,7 @@ func (r *Runner) loop(ctx context.Context) {
 	for {
 		for {
 			claimed := time.Now()
-			j, err := r.store.ClaimJob(ctx, r.owner, r.cfg.Lease)
+			j, err := r.store.ClaimJob(ctx, r.owner, r.cfg.Lease, r.cfg.MaxRunningPerTenant)
 			if err != nil {
 				if ctx.Err() == nil {
 					r.log.ErrorContext(ctx, "claim job", "err", err)
@@ -131,7 +168,8 @@ func (r *Runner) loop(ctx context.Context) {
 	}
 }
 
-// execute runs one claimed job to COMPLETED or FAILED. The job's trace is
+// execute runs one claimed attempt of a job to COMPLETED, to a retry, or to
+// FAILED. The job's trace is
 // a new one, linked to the request that created the job: a job outlives its
 // request and may run on another replica, after a retry.
 func (r *Runner) execute(ctx context.Context, j *ent.ExportJob, claimed time.Time) {
@@ -157,25 +195,28 @@ func (r *Runner) execute(ctx context.Context, j *ent.ExportJob, claimed time.Tim
 	kind := metric.WithAttributes(attribute.String("report_type", j.ReportType), attribute.String("format", j.Format))
 	art, err := r.generate(ctx, j)
 	if errors.Is(err, store.ErrLeaseLost) {
-		log.WarnContext(ctx, "export lost its lease; another attempt owns it")
+		log.WarnContext(ctx, "export stopped: it was cancelled or another attempt took it over")
 		span.SetStatus(codes.Error, "lease lost")
+		r.discard(ctx, j, log)
 		return
 	}
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "generation failed")
 		if ctx.Err() != nil {
-			// Shutting down: leave the lease to lapse so another worker resumes.
-			log.InfoContext(ctx, "export interrupted by shutdown")
+			// Shutting down: hand the job over now rather than when the
+			// lease would lapse.
+			log.InfoContext(ctx, "export interrupted by shutdown; released for another worker")
+			r.discard(ctx, j, log)
+			if err := r.store.ReleaseJob(context.WithoutCancel(ctx), j); err != nil && !errors.Is(err, store.ErrLeaseLost) {
+				log.WarnContext(ctx, "release export", "err", err)
+			}
 			return
 		}
-		log.ErrorContext(ctx, "export failed", "err", err)
-		if ferr := r.store.FailJob(context.WithoutCancel(ctx), j, failureMessage(err)); ferr != nil && !errors.Is(ferr, store.ErrLeaseLost) {
-			log.ErrorContext(ctx, "record failure", "err", ferr)
-			return
+		if r.fail(ctx, j, err, log) {
+			m.JobsFinished.Add(ctx, 1, kind, metric.WithAttributes(attribute.String("status", "FAILED")))
+			m.JobDuration.Record(ctx, time.Since(start).Seconds(), kind, metric.WithAttributes(attribute.String("status", "FAILED")))
 		}
-		m.JobsFinished.Add(ctx, 1, kind, metric.WithAttributes(attribute.String("status", "FAILED")))
-		m.JobDuration.Record(ctx, time.Since(start).Seconds(), kind, metric.WithAttributes(attribute.String("status", "FAILED")))
 		return
 	}
 	cctx, commit := r.tracer.Start(ctx, "export.commit")
@@ -184,12 +225,19 @@ func (r *Runner) execute(ctx context.Context, j *ent.ExportJob, claimed time.Tim
 	if err == nil {
 		window = time.Duration(tenant.DownloadWindowDays) * 24 * time.Hour
 	}
-	err = r.store.CompleteJob(cctx, j, art, window)
+	err = r.store.CompleteJob(context.WithoutCancel(cctx), j, art, window)
 	commit.End()
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "commit failed")
-		log.ErrorContext(ctx, "commit export", "err", err)
+		if errors.Is(err, store.ErrLeaseLost) {
+			log.WarnContext(ctx, "export finished after another attempt took it over; its artifact is discarded")
+			r.discard(ctx, j, log)
+			return
+		}
+		// Whether the commit happened is unknown: keep the artifact (the
+		// orphan sweeper decides from the job row) and retry if it did not.
+		r.fail(ctx, j, fmt.Errorf("commit export: %w", err), log)
 		return
 	}
 	took := time.Since(start)
@@ -202,8 +250,43 @@ func (r *Runner) execute(ctx context.Context, j *ent.ExportJob, claimed time.Tim
 	log.InfoContext(ctx, "export completed", "rows", art.Rows, "bytes", art.Size, "duration", took)
 }
 
-func failureMessage(err error) string {
-	return "report generation failed: " + err.Error() + "; create the export again, and contact support if it keeps failing"
+// fail retries the attempt later when its error is transient and attempts
+// remain, and otherwise ends the job FAILED with a reason a person can act
+// on. It reports whether the job is now FAILED.
+func (r *Runner) fail(ctx context.Context, j *ent.ExportJob, err error, log *slog.Logger) bool {
+	ctx = context.WithoutCancel(ctx)
+	reason := Reason(err)
+	if !IsPermanent(err) && j.Attempt < j.MaxAttempts {
+		next := r.store.Now().Add(Backoff(r.cfg.RetryBase, r.cfg.RetryMax, j.Attempt))
+		msg := fmt.Sprintf("attempt %d of %d failed: %s; retrying at %s", j.Attempt, j.MaxAttempts, reason, next.UTC().Format(time.RFC3339))
+		log.WarnContext(ctx, "export attempt failed; will retry", "err", err, "next_attempt_at", next)
+		if rerr := r.store.RetryJob(ctx, j, msg, next); rerr != nil && !errors.Is(rerr, store.ErrLeaseLost) {
+			log.ErrorContext(ctx, "requeue export", "err", rerr)
+		}
+		return false
+	}
+	var msg string
+	if IsPermanent(err) {
+		msg = reason
+	} else {
+		msg = fmt.Sprintf("failed after %d attempts: %s; create the export again, and contact support if it keeps failing", j.Attempt, reason)
+	}
+	log.ErrorContext(ctx, "export failed", "err", err, "permanent", IsPermanent(err))
+	if ferr := r.store.FailJob(ctx, j, msg); ferr != nil {
+		if !errors.Is(ferr, store.ErrLeaseLost) {
+			log.ErrorContext(ctx, "record failure", "err", ferr)
+		}
+		return false
+	}
+	return true
+}
+
+// discard deletes what this attempt wrote. Each attempt has a key of its
+// own, so this never touches the artifact of another attempt.
+func (r *Runner) discard(ctx context.Context, j *ent.ExportJob, log *slog.Logger) {
+	if err := r.bucket.Delete(context.WithoutCancel(ctx), ArtifactKey(j)); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		log.WarnContext(ctx, "delete artifact of abandoned attempt; the orphan sweeper will retry", "err", err)
+	}
 }
 
 // ArtifactKey is where attempt n of a job writes its report. Each attempt has
@@ -219,6 +302,11 @@ func (r *Runner) generate(ctx context.Context, j *ent.ExportJob) (store.Artifact
 	if err != nil {
 		query.End()
 		return store.Artifact{}, err
+	}
+	if !tenant.CompliancePack {
+		query.End()
+		return store.Artifact{}, Permanent(fault.New(fault.FailedPrecondition,
+			"the tenant no longer has the Compliance Pack add-on; enable it from Settings › Billing › Add-ons in the console (or ask your account manager), then create the export again"))
 	}
 	watermark, err := r.store.LastSequence(qctx, j.TenantID)
 	query.End()
@@ -251,7 +339,7 @@ func (r *Runner) generate(ctx context.Context, j *ent.ExportJob) (store.Artifact
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		t := time.NewTicker(r.cfg.Lease / 3)
+		t := time.NewTicker(heartbeatEvery(r.cfg.Lease))
 		defer t.Stop()
 		for {
 			select {
@@ -354,4 +442,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// heartbeatEvery renews a lease three times per period, and at least every
+// two seconds so that a cancelled job stops promptly.
+func heartbeatEvery(lease time.Duration) time.Duration {
+	return min(lease/3, 2*time.Second)
 }

@@ -35,12 +35,22 @@ type NewJob struct {
 	PolicyDecision  string
 	Estimate        time.Time
 	RowsTotal       int64
-	TraceParent     string // W3C traceparent of the creating request
+	// TraceParent is the W3C traceparent of the creating request.
+	TraceParent string
+	// MaxAttempts is how many attempts the job gets before it is FAILED;
+	// 0 keeps the schema default.
+	MaxAttempts int
+	// MaxQueued caps the tenant's PENDING jobs; 0 means no cap.
+	MaxQueued int
 }
 
 // CreateJob queues a job. With an idempotency key, a retry of the same request
 // returns the existing job (created = false) and a different request under the
 // same key is refused.
+//
+// With MaxQueued set, a tenant that already has that many PENDING jobs is
+// refused with ResourceExhausted; the count and the insert are serialised per
+// tenant so concurrent creates cannot overshoot.
 func (s *Store) CreateJob(ctx context.Context, nj NewJob) (job *ent.ExportJob, created bool, err error) {
 	ctx = scoped(ctx, nj.TenantID)
 	if nj.IdempotencyKey != "" {
@@ -48,28 +58,51 @@ func (s *Store) CreateJob(ctx context.Context, nj NewJob) (job *ent.ExportJob, c
 			return j, false, err
 		}
 	}
-	c := s.Ent.ExportJob.Create().
-		SetID(apikey.RandomID("job_", 24)).
-		SetTenantID(nj.TenantID).
-		SetRequestedBy(nj.RequestedBy).
-		SetRequestedByName(nj.RequestedByName).
-		SetReportType(nj.ReportType).
-		SetFormat(nj.Format).
-		SetPeriodStart(micro(nj.PeriodStart)).
-		SetPeriodEnd(micro(nj.PeriodEnd)).
-		SetAppliedStart(micro(nj.AppliedStart)).
-		SetAppliedEnd(micro(nj.AppliedEnd)).
-		SetStatus(exportjob.StatusPENDING).
-		SetRowsTotal(nj.RowsTotal).
-		SetEstimatedCompletion(micro(nj.Estimate)).
-		SetCreatedAt(micro(s.now())).
-		SetRequestHash(nj.RequestHash).
-		SetPolicyDecision(nj.PolicyDecision).
-		SetTraceParent(nj.TraceParent)
-	if nj.IdempotencyKey != "" {
-		c.SetIdempotencyKey(nj.IdempotencyKey)
-	}
-	j, err := c.Save(ctx)
+	var j *ent.ExportJob
+	err = s.tx(ctx, func(tx *ent.Tx) error {
+		if nj.MaxQueued > 0 {
+			if err := s.lockTenant(ctx, tx, nj.TenantID); err != nil {
+				return err
+			}
+			n, err := tx.ExportJob.Query().
+				Where(exportjob.TenantID(nj.TenantID), exportjob.StatusEQ(exportjob.StatusPENDING)).
+				Count(ctx)
+			if err != nil {
+				return fmt.Errorf("count queued jobs: %w", err)
+			}
+			if n >= nj.MaxQueued {
+				return fault.New(fault.ResourceExhausted,
+					"%d exports are already queued for this tenant, the most allowed; wait for some to finish or cancel them, then try again", n)
+			}
+		}
+		c := tx.ExportJob.Create().
+			SetID(apikey.RandomID("job_", 24)).
+			SetTenantID(nj.TenantID).
+			SetRequestedBy(nj.RequestedBy).
+			SetRequestedByName(nj.RequestedByName).
+			SetReportType(nj.ReportType).
+			SetFormat(nj.Format).
+			SetPeriodStart(micro(nj.PeriodStart)).
+			SetPeriodEnd(micro(nj.PeriodEnd)).
+			SetAppliedStart(micro(nj.AppliedStart)).
+			SetAppliedEnd(micro(nj.AppliedEnd)).
+			SetStatus(exportjob.StatusPENDING).
+			SetRowsTotal(nj.RowsTotal).
+			SetEstimatedCompletion(micro(nj.Estimate)).
+			SetCreatedAt(micro(s.now())).
+			SetRequestHash(nj.RequestHash).
+			SetPolicyDecision(nj.PolicyDecision).
+			SetTraceParent(nj.TraceParent)
+		if nj.IdempotencyKey != "" {
+			c.SetIdempotencyKey(nj.IdempotencyKey)
+		}
+		if nj.MaxAttempts > 0 {
+			c.SetMaxAttempts(nj.MaxAttempts)
+		}
+		var err error
+		j, err = c.Save(ctx)
+		return err
+	})
 	if ent.IsConstraintError(err) && nj.IdempotencyKey != "" {
 		// Another request with the same key won the race.
 		if j, err := s.jobByIdempotencyKey(ctx, nj); j != nil || err != nil {
@@ -80,6 +113,19 @@ func (s *Store) CreateJob(ctx context.Context, nj NewJob) (job *ent.ExportJob, c
 		return nil, false, translate(err, "export job")
 	}
 	return j, true, nil
+}
+
+// lockTenant serialises, until tx ends, the transactions that count a
+// tenant's jobs against a limit (PostgreSQL; SQLite's immediate transactions
+// are serial already).
+func (s *Store) lockTenant(ctx context.Context, tx *ent.Tx, tenantID string) error {
+	if s.Dialect != dialect.Postgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "exportd.tenant:"+tenantID); err != nil {
+		return fmt.Errorf("lock tenant: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) jobByIdempotencyKey(ctx context.Context, nj NewJob) (*ent.ExportJob, error) {
@@ -189,14 +235,22 @@ func (s *Store) CancelJob(ctx context.Context, tenantID, jobID, by string) (*ent
 	if err != nil {
 		return nil, err
 	}
-	n, err := s.Ent.ExportJob.Update().
-		Where(exportjob.ID(j.ID), exportjob.StatusIn(exportjob.StatusPENDING, exportjob.StatusRUNNING)).
-		SetStatus(exportjob.StatusFAILED).
-		SetError("cancelled by " + by).
-		SetCompletedAt(micro(s.now())).
-		SetLeaseOwner("").
-		ClearLeaseUntil().
-		Save(ctx)
+	var n int
+	err = s.tx(ctx, func(tx *ent.Tx) error {
+		var err error
+		n, err = tx.ExportJob.Update().
+			Where(exportjob.ID(j.ID), exportjob.StatusIn(exportjob.StatusPENDING, exportjob.StatusRUNNING)).
+			SetStatus(exportjob.StatusFAILED).
+			SetError("cancelled by " + by).
+			SetCompletedAt(micro(s.now())).
+			SetLeaseOwner("").
+			ClearLeaseUntil().
+			Save(ctx)
+		if err != nil || n == 0 {
+			return err
+		}
+		return s.enqueueWebhooks(ctx, tx, j.ID, EventExportFailed)
+	})
 	if err != nil {
 		return nil, translate(err, "export job")
 	}
@@ -206,40 +260,91 @@ func (s *Store) CancelJob(ctx context.Context, tenantID, jobID, by string) (*ent
 	return s.Job(ctx, tenantID, jobID)
 }
 
-// ClaimJob takes the lease of the oldest PENDING job (or of a RUNNING job
-// whose lease lapsed) for owner, and returns it; nil when there is none.
-func (s *Store) ClaimJob(ctx context.Context, owner string, lease time.Duration) (*ent.ExportJob, error) {
+// claimBatch is how many due jobs one claim looks at, so that a tenant at
+// its running limit does not hide the jobs of others behind it.
+const claimBatch = 16
+
+// ClaimJob takes the lease of the oldest due job for owner and returns it;
+// nil when there is none. Due means PENDING with its retry time reached, or
+// RUNNING with a lapsed lease (its worker crashed or stalled): taking one over
+// starts a new attempt, and the old attempt is fenced out. A lapsed job that
+// already used its last attempt is FAILED instead. maxRunningPerTenant > 0
+// skips jobs of tenants that already have that many running.
+func (s *Store) ClaimJob(ctx context.Context, owner string, lease time.Duration, maxRunningPerTenant int) (*ent.ExportJob, error) {
 	// Workers serve every tenant.
 	ctx = tenancy.System(ctx)
 	var claimed *ent.ExportJob
 	err := s.tx(ctx, func(tx *ent.Tx) error {
 		now := micro(s.now())
-		q := tx.ExportJob.Query().
-			Where(exportjob.Or(
-				exportjob.StatusEQ(exportjob.StatusPENDING),
-				exportjob.And(exportjob.StatusEQ(exportjob.StatusRUNNING), exportjob.LeaseUntilLT(now)),
-			)).
+		due := exportjob.Or(
+			exportjob.And(exportjob.StatusEQ(exportjob.StatusPENDING),
+				exportjob.Or(exportjob.NextAttemptAtIsNil(), exportjob.NextAttemptAtLTE(now))),
+			exportjob.And(exportjob.StatusEQ(exportjob.StatusRUNNING), exportjob.LeaseUntilLT(now)),
+		)
+		ids, err := tx.ExportJob.Query().Where(due).
 			Order(exportjob.ByCreatedAt(), exportjob.ByID()).
-			Limit(1)
-		if s.Dialect == dialect.Postgres {
-			q = q.ForUpdate(entsql.WithLockAction(entsql.SkipLocked))
-		}
-		j, err := q.First(ctx)
-		if ent.IsNotFound(err) {
-			return nil
-		}
+			Limit(claimBatch).
+			IDs(ctx)
 		if err != nil {
 			return fmt.Errorf("find job to claim: %w", err)
 		}
-		claimed, err = tx.ExportJob.UpdateOne(j).
-			SetStatus(exportjob.StatusRUNNING).
-			SetAttempt(j.Attempt + 1).
-			SetLeaseOwner(owner).
-			SetLeaseUntil(now.Add(lease)).
-			SetStartedAt(now).
-			Save(ctx)
-		if err != nil {
-			return fmt.Errorf("claim job: %w", err)
+		for _, id := range ids {
+			// Lock one row at a time: locking the whole batch would make
+			// concurrent claimers skip all of it and take younger jobs first.
+			q := tx.ExportJob.Query().Where(exportjob.ID(id), due)
+			if s.Dialect == dialect.Postgres {
+				q = q.ForUpdate(entsql.WithLockAction(entsql.SkipLocked))
+			}
+			j, err := q.Only(ctx)
+			if ent.IsNotFound(err) {
+				continue // claimed by another worker meanwhile
+			}
+			if err != nil {
+				return fmt.Errorf("lock job to claim: %w", err)
+			}
+			if j.Status == exportjob.StatusRUNNING && j.Attempt >= j.MaxAttempts {
+				err := tx.ExportJob.UpdateOne(j).
+					SetStatus(exportjob.StatusFAILED).
+					SetError(fmt.Sprintf("the export stopped responding during each of its %d attempts; create it again with a shorter period, and contact support if it keeps failing", j.Attempt)).
+					SetCompletedAt(now).
+					SetLeaseOwner("").
+					ClearLeaseUntil().
+					Exec(ctx)
+				if err != nil {
+					return fmt.Errorf("fail exhausted job: %w", err)
+				}
+				if err := s.enqueueWebhooks(ctx, tx, j.ID, EventExportFailed); err != nil {
+					return err
+				}
+				continue
+			}
+			if maxRunningPerTenant > 0 {
+				if err := s.lockTenant(ctx, tx, j.TenantID); err != nil {
+					return err
+				}
+				n, err := tx.ExportJob.Query().
+					Where(exportjob.TenantID(j.TenantID), exportjob.StatusEQ(exportjob.StatusRUNNING), exportjob.LeaseUntilGTE(now)).
+					Count(ctx)
+				if err != nil {
+					return fmt.Errorf("count running jobs: %w", err)
+				}
+				if n >= maxRunningPerTenant {
+					continue
+				}
+			}
+			claimed, err = tx.ExportJob.UpdateOne(j).
+				SetStatus(exportjob.StatusRUNNING).
+				SetAttempt(j.Attempt + 1).
+				SetLeaseOwner(owner).
+				SetLeaseUntil(now.Add(lease)).
+				SetStartedAt(now).
+				ClearNextAttemptAt().
+				SetRowsDone(0).
+				Save(ctx)
+			if err != nil {
+				return fmt.Errorf("claim job: %w", err)
+			}
+			return nil
 		}
 		return nil
 	})
@@ -292,22 +397,68 @@ type Artifact struct {
 func (s *Store) CompleteJob(ctx context.Context, j *ent.ExportJob, a Artifact, window time.Duration) error {
 	ctx = scoped(ctx, j.TenantID)
 	now := micro(s.now())
+	return s.tx(ctx, func(tx *ent.Tx) error {
+		n, err := tx.ExportJob.Update().Where(fenced(j)...).
+			SetStatus(exportjob.StatusCOMPLETED).
+			SetArtifactKey(a.Key).
+			SetArtifactSize(a.Size).
+			SetArtifactSha256(a.SHA256).
+			SetManifest(a.Manifest).
+			SetRowsDone(a.Rows).
+			SetRowsTotal(a.Rows).
+			SetCompletedAt(now).
+			SetEstimatedCompletion(now).
+			SetExpiresAt(now.Add(window)).
+			SetCompletedBy(j.LeaseOwner).
+			SetError("").
+			SetLeaseOwner("").
+			ClearLeaseUntil().
+			Save(ctx)
+		if err != nil {
+			return fmt.Errorf("complete job: %w", err)
+		}
+		if n == 0 {
+			return ErrLeaseLost
+		}
+		return s.enqueueWebhooks(ctx, tx, j.ID, EventExportCompleted)
+	})
+}
+
+// FailJob marks the job FAILED with a message a person can act on.
+func (s *Store) FailJob(ctx context.Context, j *ent.ExportJob, msg string) error {
+	ctx = scoped(ctx, j.TenantID)
+	return s.tx(ctx, func(tx *ent.Tx) error {
+		n, err := tx.ExportJob.Update().Where(fenced(j)...).
+			SetStatus(exportjob.StatusFAILED).
+			SetError(msg).
+			SetCompletedAt(micro(s.now())).
+			SetLeaseOwner("").
+			ClearLeaseUntil().
+			Save(ctx)
+		if err != nil {
+			return fmt.Errorf("fail job: %w", err)
+		}
+		if n == 0 {
+			return ErrLeaseLost
+		}
+		return s.enqueueWebhooks(ctx, tx, j.ID, EventExportFailed)
+	})
+}
+
+// RetryJob puts the job back in the queue after a failed attempt, to be
+// claimed again at next, if attempt still holds it. msg says what failed.
+func (s *Store) RetryJob(ctx context.Context, j *ent.ExportJob, msg string, next time.Time) error {
+	ctx = scoped(ctx, j.TenantID)
 	n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
-		SetStatus(exportjob.StatusCOMPLETED).
-		SetArtifactKey(a.Key).
-		SetArtifactSize(a.Size).
-		SetArtifactSha256(a.SHA256).
-		SetManifest(a.Manifest).
-		SetRowsDone(a.Rows).
-		SetRowsTotal(a.Rows).
-		SetCompletedAt(now).
-		SetEstimatedCompletion(now).
-		SetExpiresAt(now.Add(window)).
+		SetStatus(exportjob.StatusPENDING).
+		SetError(msg).
+		SetNextAttemptAt(micro(next)).
+		SetEstimatedCompletion(micro(next)).
 		SetLeaseOwner("").
 		ClearLeaseUntil().
 		Save(ctx)
 	if err != nil {
-		return fmt.Errorf("complete job: %w", err)
+		return fmt.Errorf("requeue job: %w", err)
 	}
 	if n == 0 {
 		return ErrLeaseLost
@@ -315,23 +466,53 @@ func (s *Store) CompleteJob(ctx context.Context, j *ent.ExportJob, a Artifact, w
 	return nil
 }
 
-// FailJob marks the job FAILED with a message a person can act on.
-func (s *Store) FailJob(ctx context.Context, j *ent.ExportJob, msg string) error {
+// ReleaseJob gives the job up at once, if attempt still holds it, so that
+// another worker takes it over without waiting for the lease to lapse (on a
+// graceful shutdown).
+func (s *Store) ReleaseJob(ctx context.Context, j *ent.ExportJob) error {
 	ctx = scoped(ctx, j.TenantID)
 	n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
-		SetStatus(exportjob.StatusFAILED).
-		SetError(msg).
-		SetCompletedAt(micro(s.now())).
-		SetLeaseOwner("").
-		ClearLeaseUntil().
+		SetLeaseUntil(micro(s.now()).Add(-time.Microsecond)).
 		Save(ctx)
 	if err != nil {
-		return fmt.Errorf("fail job: %w", err)
+		return fmt.Errorf("release job: %w", err)
 	}
 	if n == 0 {
 		return ErrLeaseLost
 	}
 	return nil
+}
+
+// ExpireJobs marks up to limit COMPLETED jobs whose download window has
+// passed EXPIRED and returns them, so the caller deletes their artifacts.
+// Downloads stop at once: they check the status.
+func (s *Store) ExpireJobs(ctx context.Context, limit int) ([]*ent.ExportJob, error) {
+	// The sweeper serves every tenant.
+	ctx = tenancy.System(ctx)
+	now := micro(s.now())
+	due, err := s.Ent.ExportJob.Query().
+		Where(exportjob.StatusEQ(exportjob.StatusCOMPLETED), exportjob.ExpiresAtLTE(now)).
+		Order(exportjob.ByExpiresAt()).
+		Limit(limit).
+		All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("find expired jobs: %w", err)
+	}
+	var out []*ent.ExportJob
+	for _, j := range due {
+		n, err := s.Ent.ExportJob.Update().
+			Where(exportjob.ID(j.ID), exportjob.StatusEQ(exportjob.StatusCOMPLETED)).
+			SetStatus(exportjob.StatusEXPIRED).
+			Save(ctx)
+		if err != nil {
+			return out, fmt.Errorf("expire job: %w", err)
+		}
+		if n == 1 {
+			j.Status = exportjob.StatusEXPIRED
+			out = append(out, j)
+		}
+	}
+	return out, nil
 }
 
 // JobByID returns a job whatever its tenant, for workers.

@@ -26,6 +26,7 @@ var tenantColumn = map[string]string{
 	ent.TypeIssuer:            "tenant_id",
 	ent.TypePrincipal:         "tenant_id",
 	ent.TypeWebhook:           "tenant_id",
+	ent.TypeWebhookDelivery:   "tenant_id",
 }
 
 // ErrNoTenant refuses data access whose context names no tenant and is not

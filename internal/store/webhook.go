@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"net/url"
 
 	"github.com/exportd/exportd/ent"
 	"github.com/exportd/exportd/ent/webhook"
 	"github.com/exportd/exportd/internal/apikey"
+	"github.com/exportd/exportd/internal/fault"
 )
 
 // WebhookChange is what CreateWebhook and UpdateWebhook set.
@@ -22,6 +24,9 @@ type WebhookChange struct {
 // it returns; nothing returns it again.
 func (s *Store) CreateWebhook(ctx context.Context, tenantID string, c WebhookChange) (*ent.Webhook, string, error) {
 	ctx = scoped(ctx, tenantID)
+	if err := checkWebhookURL(c.URL); err != nil {
+		return nil, "", err
+	}
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return nil, "", err
@@ -72,6 +77,17 @@ func (s *Store) DeleteWebhook(ctx context.Context, tenantID, id string) error {
 	}
 	if n == 0 {
 		return translate(&ent.NotFoundError{}, "webhook "+id)
+	}
+	return nil
+}
+
+// checkWebhookURL admits only absolute https URLs with a host and no
+// credentials: deliveries carry report metadata and are signed, never sent
+// in clear.
+func checkWebhookURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Hostname() == "" || u.User != nil {
+		return fault.Invalid(fault.Violation{Field: "url", Rule: "url.https_host", Message: "must be an https URL with a host and no credentials"})
 	}
 	return nil
 }

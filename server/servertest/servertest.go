@@ -27,6 +27,7 @@ import (
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/store/storetest"
 	"github.com/exportd/exportd/internal/telemetry"
+	"github.com/exportd/exportd/internal/webhook"
 	"github.com/exportd/exportd/server"
 )
 
@@ -57,6 +58,10 @@ type Options struct {
 	// Telemetry, when set, traces and meters the server and workers and
 	// serves /metrics (open the store with the same providers to trace SQL).
 	Telemetry *telemetry.Telemetry
+	// Bucket replaces the default mem:// bucket (the test closes it).
+	Bucket *blob.Bucket
+	// Webhook tunes the webhook deliverer, which runs with the workers.
+	Webhook webhook.Config
 }
 
 // Start runs exportd on a fresh store of dialect until the test ends.
@@ -70,12 +75,17 @@ func Start(t testing.TB, dialect string, o Options) *Env {
 func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	if o.BlobURL == "" {
-		o.BlobURL = "mem://"
-	}
-	bucket, err := blob.OpenBucket(ctx, o.BlobURL)
-	if err != nil {
-		t.Fatal(err)
+	bucket := o.Bucket
+	if bucket == nil {
+		if o.BlobURL == "" {
+			o.BlobURL = "mem://"
+		}
+		b, err := blob.OpenBucket(ctx, o.BlobURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		bucket = b
 	}
 	logs := &LogBuffer{}
 	log := telemetry.NewLogger(logs, "text", slog.LevelDebug)
@@ -113,17 +123,26 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 	watched := make(chan struct{})
 	go func() { en.Watch(ctx, authz.WatchInterval, log); close(watched) }()
 	done := make(chan struct{})
+	if o.Webhook.PollInterval == 0 {
+		o.Webhook.PollInterval = 20 * time.Millisecond
+	}
+	deliverer := webhook.New(st, log, o.Webhook)
 	if o.NoWorkers {
 		close(done)
 	} else {
-		go func() { runner.Run(ctx); close(done) }()
+		go func() {
+			var wg sync.WaitGroup
+			wg.Go(func() { runner.Run(ctx) })
+			wg.Go(func() { deliverer.Run(ctx) })
+			wg.Wait()
+			close(done)
+		}()
 	}
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
 		<-done
 		<-watched
-		bucket.Close()
 	})
 	return &Env{URL: srv.URL, Client: srv.Client(), Store: st, Bucket: bucket, Runner: runner, Keys: keys, Log: logs, Enforcer: en, Certificate: srv.Certificate()}
 }
@@ -170,7 +189,7 @@ func (e *Env) CompletedJob(t testing.TB, tenantID, format string, data []byte) s
 	if err != nil {
 		t.Fatal(err)
 	}
-	claimed, err := e.Store.ClaimJob(ctx, "servertest", time.Minute)
+	claimed, err := e.Store.ClaimJob(ctx, "servertest", time.Minute, 0)
 	if err != nil || claimed == nil || claimed.ID != j.ID {
 		t.Fatalf("claim job %s: got %v, %v", j.ID, claimed, err)
 	}

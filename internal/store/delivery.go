@@ -1,0 +1,176 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+
+	"github.com/exportd/exportd/ent"
+	"github.com/exportd/exportd/ent/exportjob"
+	"github.com/exportd/exportd/ent/webhook"
+	"github.com/exportd/exportd/ent/webhookdelivery"
+	"github.com/exportd/exportd/internal/apikey"
+)
+
+// Webhook events.
+const (
+	EventExportCompleted = "export.completed"
+	EventExportFailed    = "export.failed"
+)
+
+// WebhookPayload is the JSON body of a webhook POST.
+type WebhookPayload struct {
+	Event       string     `json:"event"`
+	DeliveryID  string     `json:"delivery_id"`
+	JobID       string     `json:"job_id"`
+	TenantID    string     `json:"tenant_id"`
+	Status      string     `json:"status"`
+	ReportType  string     `json:"report_type"`
+	Format      string     `json:"format"`
+	Error       string     `json:"error,omitempty"`
+	SizeBytes   int64      `json:"size_bytes,omitempty"`
+	SHA256      string     `json:"sha256,omitempty"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+}
+
+// enqueueWebhooks queues, in the transaction that made the job terminal, one
+// delivery of event per enabled endpoint of the tenant. The transition
+// happens once (it is fenced), and the unique index stops a second delivery
+// of the same event regardless.
+func (s *Store) enqueueWebhooks(ctx context.Context, tx *ent.Tx, jobID, event string) error {
+	j, err := tx.ExportJob.Get(ctx, jobID)
+	if err != nil {
+		return fmt.Errorf("load job for webhooks: %w", err)
+	}
+	eps, err := tx.Webhook.Query().
+		Where(webhook.TenantID(j.TenantID), webhook.Enabled(true)).
+		All(ctx)
+	if err != nil {
+		return fmt.Errorf("find webhook endpoints: %w", err)
+	}
+	now := micro(s.now())
+	for _, ep := range eps {
+		if len(ep.Events) > 0 && !slices.Contains(ep.Events, event) {
+			continue // the endpoint asked for other events only
+		}
+		id := apikey.RandomID("dlv_", 20)
+		p := WebhookPayload{Event: event, DeliveryID: id, JobID: j.ID, TenantID: j.TenantID, Status: j.Status.String(),
+			ReportType: j.ReportType, Format: j.Format, Error: j.Error, CompletedAt: j.CompletedAt}
+		if j.Status == exportjob.StatusCOMPLETED {
+			p.SizeBytes, p.SHA256, p.ExpiresAt = j.ArtifactSize, j.ArtifactSha256, j.ExpiresAt
+		}
+		body, err := json.Marshal(p)
+		if err != nil {
+			return fmt.Errorf("encode webhook payload: %w", err)
+		}
+		err = tx.WebhookDelivery.Create().
+			SetID(id).SetTenantID(j.TenantID).SetEndpointID(ep.ID).SetJobID(j.ID).SetEvent(event).
+			SetPayload(body).SetNextAttemptAt(now).SetCreatedAt(now).
+			Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("queue webhook: %w", err)
+		}
+	}
+	return nil
+}
+
+// ClaimDelivery takes the lease of the oldest due webhook delivery for owner
+// and returns it with its endpoint; nil when there is none.
+func (s *Store) ClaimDelivery(ctx context.Context, owner string, lease time.Duration) (*ent.WebhookDelivery, *ent.Webhook, error) {
+	// The deliverer serves every tenant.
+	ctx = System(ctx)
+	var (
+		d  *ent.WebhookDelivery
+		ep *ent.Webhook
+	)
+	err := s.tx(ctx, func(tx *ent.Tx) error {
+		now := micro(s.now())
+		q := tx.WebhookDelivery.Query().
+			Where(webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING), webhookdelivery.NextAttemptAtLTE(now),
+				webhookdelivery.Or(webhookdelivery.LeaseUntilIsNil(), webhookdelivery.LeaseUntilLT(now))).
+			Order(webhookdelivery.ByNextAttemptAt(), webhookdelivery.ByID()).
+			Limit(1)
+		if s.Dialect == dialect.Postgres {
+			q = q.ForUpdate(entsql.WithLockAction(entsql.SkipLocked))
+		}
+		due, err := q.First(ctx)
+		if ent.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("find webhook delivery: %w", err)
+		}
+		d, err = tx.WebhookDelivery.UpdateOne(due).
+			SetAttempts(due.Attempts + 1).
+			SetLeaseOwner(owner).
+			SetLeaseUntil(now.Add(lease)).
+			Save(ctx)
+		if err != nil {
+			return fmt.Errorf("claim webhook delivery: %w", err)
+		}
+		ep, err = tx.Webhook.Get(ctx, d.EndpointID)
+		if err != nil {
+			return fmt.Errorf("load webhook endpoint: %w", err)
+		}
+		return nil
+	})
+	if err != nil || d == nil {
+		return nil, nil, err
+	}
+	return d, ep, nil
+}
+
+// DeliveryOutcome is what one delivery attempt got.
+type DeliveryOutcome struct {
+	StatusCode int
+	Error      string
+	// Next is when to try again; zero when the delivery succeeded or gave up.
+	Next time.Time
+	// Failed ends the delivery as FAILED.
+	Failed bool
+}
+
+// RecordDelivery logs an attempt of d (fenced on its attempt and owner) and
+// sets what happens next: DELIVERED, a retry at o.Next, or FAILED.
+func (s *Store) RecordDelivery(ctx context.Context, d *ent.WebhookDelivery, o DeliveryOutcome) error {
+	ctx = scoped(ctx, d.TenantID)
+	u := s.Ent.WebhookDelivery.Update().
+		Where(webhookdelivery.ID(d.ID), webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
+			webhookdelivery.Attempts(d.Attempts), webhookdelivery.LeaseOwner(d.LeaseOwner)).
+		SetLastStatusCode(o.StatusCode).
+		SetLastError(o.Error).
+		SetLeaseOwner("").
+		ClearLeaseUntil()
+	switch {
+	case o.Error == "" && !o.Failed:
+		u.SetStatus(webhookdelivery.StatusDELIVERED).SetDeliveredAt(micro(s.now()))
+	case o.Failed:
+		u.SetStatus(webhookdelivery.StatusFAILED)
+	default:
+		u.SetNextAttemptAt(micro(o.Next))
+	}
+	n, err := u.Save(ctx)
+	if err != nil {
+		return fmt.Errorf("record webhook delivery: %w", err)
+	}
+	if n == 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// Deliveries returns the delivery log of a job's webhooks, oldest first.
+func (s *Store) Deliveries(ctx context.Context, tenantID, jobID string) ([]*ent.WebhookDelivery, error) {
+	ctx = scoped(ctx, tenantID)
+	ds, err := s.Ent.WebhookDelivery.Query().
+		Where(webhookdelivery.TenantID(tenantID), webhookdelivery.JobID(jobID)).
+		Order(webhookdelivery.ByCreatedAt(), webhookdelivery.ByID()).
+		All(ctx)
+	return ds, translate(err, "webhook deliveries")
+}
