@@ -17,9 +17,12 @@ import (
 type AttestationRecord struct {
 	config `json:"-"`
 	// ID of the ent.
+	// internal key, random; never shown to clients
 	ID string `json:"id,omitempty"`
 	// TenantID holds the value of the "tenant_id" field.
 	TenantID string `json:"tenant_id,omitempty"`
+	// the minting system's id, unique within the tenant only: a global key would tell one tenant which ids another holds
+	AttestationID string `json:"attestation_id,omitempty"`
 	// IssuerID holds the value of the "issuer_id" field.
 	IssuerID string `json:"issuer_id,omitempty"`
 	// Subject holds the value of the "subject" field.
@@ -36,7 +39,7 @@ type AttestationRecord struct {
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// RevokedAt holds the value of the "revoked_at" field.
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
-	// SupersededBy holds the value of the "superseded_by" field.
+	// attestation_id of the replacement
 	SupersededBy *string `json:"superseded_by,omitempty"`
 	// SupersededAt holds the value of the "superseded_at" field.
 	SupersededAt *time.Time `json:"superseded_at,omitempty"`
@@ -50,7 +53,7 @@ func (*AttestationRecord) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case attestationrecord.FieldDataCategories:
 			values[i] = new([]byte)
-		case attestationrecord.FieldID, attestationrecord.FieldTenantID, attestationrecord.FieldIssuerID, attestationrecord.FieldSubject, attestationrecord.FieldSchema, attestationrecord.FieldStatus, attestationrecord.FieldLegalBasis, attestationrecord.FieldSupersededBy:
+		case attestationrecord.FieldID, attestationrecord.FieldTenantID, attestationrecord.FieldAttestationID, attestationrecord.FieldIssuerID, attestationrecord.FieldSubject, attestationrecord.FieldSchema, attestationrecord.FieldStatus, attestationrecord.FieldLegalBasis, attestationrecord.FieldSupersededBy:
 			values[i] = new(sql.NullString)
 		case attestationrecord.FieldCreatedAt, attestationrecord.FieldRevokedAt, attestationrecord.FieldSupersededAt:
 			values[i] = new(sql.NullTime)
@@ -80,6 +83,12 @@ func (_m *AttestationRecord) assignValues(columns []string, values []any) error 
 				return fmt.Errorf("unexpected type %T for field tenant_id", values[i])
 			} else if value.Valid {
 				_m.TenantID = value.String
+			}
+		case attestationrecord.FieldAttestationID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field attestation_id", values[i])
+			} else if value.Valid {
+				_m.AttestationID = value.String
 			}
 		case attestationrecord.FieldIssuerID:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -184,6 +193,9 @@ func (_m *AttestationRecord) String() string {
 	builder.WriteString(fmt.Sprintf("id=%v, ", _m.ID))
 	builder.WriteString("tenant_id=")
 	builder.WriteString(_m.TenantID)
+	builder.WriteString(", ")
+	builder.WriteString("attestation_id=")
+	builder.WriteString(_m.AttestationID)
 	builder.WriteString(", ")
 	builder.WriteString("issuer_id=")
 	builder.WriteString(_m.IssuerID)

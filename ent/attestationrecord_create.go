@@ -29,6 +29,12 @@ func (_c *AttestationRecordCreate) SetTenantID(v string) *AttestationRecordCreat
 	return _c
 }
 
+// SetAttestationID sets the "attestation_id" field.
+func (_c *AttestationRecordCreate) SetAttestationID(v string) *AttestationRecordCreate {
+	_c.mutation.SetAttestationID(v)
+	return _c
+}
+
 // SetIssuerID sets the "issuer_id" field.
 func (_c *AttestationRecordCreate) SetIssuerID(v string) *AttestationRecordCreate {
 	_c.mutation.SetIssuerID(v)
@@ -202,6 +208,14 @@ func (_c *AttestationRecordCreate) check() error {
 			return &ValidationError{Name: "tenant_id", err: fmt.Errorf(`ent: validator failed for field "AttestationRecord.tenant_id": %w`, err)}
 		}
 	}
+	if _, ok := _c.mutation.AttestationID(); !ok {
+		return &ValidationError{Name: "attestation_id", err: errors.New(`ent: missing required field "AttestationRecord.attestation_id"`)}
+	}
+	if v, ok := _c.mutation.AttestationID(); ok {
+		if err := attestationrecord.AttestationIDValidator(v); err != nil {
+			return &ValidationError{Name: "attestation_id", err: fmt.Errorf(`ent: validator failed for field "AttestationRecord.attestation_id": %w`, err)}
+		}
+	}
 	if _, ok := _c.mutation.IssuerID(); !ok {
 		return &ValidationError{Name: "issuer_id", err: errors.New(`ent: missing required field "AttestationRecord.issuer_id"`)}
 	}
@@ -284,6 +298,10 @@ func (_c *AttestationRecordCreate) createSpec() (*AttestationRecord, *sqlgraph.C
 	if value, ok := _c.mutation.TenantID(); ok {
 		_spec.SetField(attestationrecord.FieldTenantID, field.TypeString, value)
 		_node.TenantID = value
+	}
+	if value, ok := _c.mutation.AttestationID(); ok {
+		_spec.SetField(attestationrecord.FieldAttestationID, field.TypeString, value)
+		_node.AttestationID = value
 	}
 	if value, ok := _c.mutation.IssuerID(); ok {
 		_spec.SetField(attestationrecord.FieldIssuerID, field.TypeString, value)
@@ -528,6 +546,9 @@ func (u *AttestationRecordUpsertOne) UpdateNewValues() *AttestationRecordUpsertO
 		}
 		if _, exists := u.create.mutation.TenantID(); exists {
 			s.SetIgnore(attestationrecord.FieldTenantID)
+		}
+		if _, exists := u.create.mutation.AttestationID(); exists {
+			s.SetIgnore(attestationrecord.FieldAttestationID)
 		}
 		if _, exists := u.create.mutation.CreatedAt(); exists {
 			s.SetIgnore(attestationrecord.FieldCreatedAt)
@@ -902,6 +923,9 @@ func (u *AttestationRecordUpsertBulk) UpdateNewValues() *AttestationRecordUpsert
 			}
 			if _, exists := b.mutation.TenantID(); exists {
 				s.SetIgnore(attestationrecord.FieldTenantID)
+			}
+			if _, exists := b.mutation.AttestationID(); exists {
+				s.SetIgnore(attestationrecord.FieldAttestationID)
 			}
 			if _, exists := b.mutation.CreatedAt(); exists {
 				s.SetIgnore(attestationrecord.FieldCreatedAt)

@@ -1015,6 +1015,7 @@ type AttestationRecordMutation struct {
 	typ                   string
 	id                    *string
 	tenant_id             *string
+	attestation_id        *string
 	issuer_id             *string
 	subject               *string
 	schema                *string
@@ -1170,6 +1171,42 @@ func (m *AttestationRecordMutation) OldTenantID(ctx context.Context) (v string, 
 // ResetTenantID resets all changes to the "tenant_id" field.
 func (m *AttestationRecordMutation) ResetTenantID() {
 	m.tenant_id = nil
+}
+
+// SetAttestationID sets the "attestation_id" field.
+func (m *AttestationRecordMutation) SetAttestationID(s string) {
+	m.attestation_id = &s
+}
+
+// AttestationID returns the value of the "attestation_id" field in the mutation.
+func (m *AttestationRecordMutation) AttestationID() (r string, exists bool) {
+	v := m.attestation_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAttestationID returns the old "attestation_id" field's value of the AttestationRecord entity.
+// If the AttestationRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AttestationRecordMutation) OldAttestationID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAttestationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAttestationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAttestationID: %w", err)
+	}
+	return oldValue.AttestationID, nil
+}
+
+// ResetAttestationID resets all changes to the "attestation_id" field.
+func (m *AttestationRecordMutation) ResetAttestationID() {
+	m.attestation_id = nil
 }
 
 // SetIssuerID sets the "issuer_id" field.
@@ -1634,9 +1671,12 @@ func (m *AttestationRecordMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AttestationRecordMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 12)
 	if m.tenant_id != nil {
 		fields = append(fields, attestationrecord.FieldTenantID)
+	}
+	if m.attestation_id != nil {
+		fields = append(fields, attestationrecord.FieldAttestationID)
 	}
 	if m.issuer_id != nil {
 		fields = append(fields, attestationrecord.FieldIssuerID)
@@ -1678,6 +1718,8 @@ func (m *AttestationRecordMutation) Field(name string) (ent.Value, bool) {
 	switch name {
 	case attestationrecord.FieldTenantID:
 		return m.TenantID()
+	case attestationrecord.FieldAttestationID:
+		return m.AttestationID()
 	case attestationrecord.FieldIssuerID:
 		return m.IssuerID()
 	case attestationrecord.FieldSubject:
@@ -1709,6 +1751,8 @@ func (m *AttestationRecordMutation) OldField(ctx context.Context, name string) (
 	switch name {
 	case attestationrecord.FieldTenantID:
 		return m.OldTenantID(ctx)
+	case attestationrecord.FieldAttestationID:
+		return m.OldAttestationID(ctx)
 	case attestationrecord.FieldIssuerID:
 		return m.OldIssuerID(ctx)
 	case attestationrecord.FieldSubject:
@@ -1744,6 +1788,13 @@ func (m *AttestationRecordMutation) SetField(name string, value ent.Value) error
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetTenantID(v)
+		return nil
+	case attestationrecord.FieldAttestationID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAttestationID(v)
 		return nil
 	case attestationrecord.FieldIssuerID:
 		v, ok := value.(string)
@@ -1893,6 +1944,9 @@ func (m *AttestationRecordMutation) ResetField(name string) error {
 	switch name {
 	case attestationrecord.FieldTenantID:
 		m.ResetTenantID()
+		return nil
+	case attestationrecord.FieldAttestationID:
+		m.ResetAttestationID()
 		return nil
 	case attestationrecord.FieldIssuerID:
 		m.ResetIssuerID()

@@ -64,24 +64,28 @@ func init() {
 	attestationrecordDescTenantID := attestationrecordFields[1].Descriptor()
 	// attestationrecord.TenantIDValidator is a validator for the "tenant_id" field. It is called by the builders before save.
 	attestationrecord.TenantIDValidator = attestationrecordDescTenantID.Validators[0].(func(string) error)
+	// attestationrecordDescAttestationID is the schema descriptor for attestation_id field.
+	attestationrecordDescAttestationID := attestationrecordFields[2].Descriptor()
+	// attestationrecord.AttestationIDValidator is a validator for the "attestation_id" field. It is called by the builders before save.
+	attestationrecord.AttestationIDValidator = attestationrecordDescAttestationID.Validators[0].(func(string) error)
 	// attestationrecordDescIssuerID is the schema descriptor for issuer_id field.
-	attestationrecordDescIssuerID := attestationrecordFields[2].Descriptor()
+	attestationrecordDescIssuerID := attestationrecordFields[3].Descriptor()
 	// attestationrecord.IssuerIDValidator is a validator for the "issuer_id" field. It is called by the builders before save.
 	attestationrecord.IssuerIDValidator = attestationrecordDescIssuerID.Validators[0].(func(string) error)
 	// attestationrecordDescSubject is the schema descriptor for subject field.
-	attestationrecordDescSubject := attestationrecordFields[3].Descriptor()
+	attestationrecordDescSubject := attestationrecordFields[4].Descriptor()
 	// attestationrecord.SubjectValidator is a validator for the "subject" field. It is called by the builders before save.
 	attestationrecord.SubjectValidator = attestationrecordDescSubject.Validators[0].(func(string) error)
 	// attestationrecordDescSchema is the schema descriptor for schema field.
-	attestationrecordDescSchema := attestationrecordFields[4].Descriptor()
+	attestationrecordDescSchema := attestationrecordFields[5].Descriptor()
 	// attestationrecord.SchemaValidator is a validator for the "schema" field. It is called by the builders before save.
 	attestationrecord.SchemaValidator = attestationrecordDescSchema.Validators[0].(func(string) error)
 	// attestationrecordDescLegalBasis is the schema descriptor for legal_basis field.
-	attestationrecordDescLegalBasis := attestationrecordFields[7].Descriptor()
+	attestationrecordDescLegalBasis := attestationrecordFields[8].Descriptor()
 	// attestationrecord.DefaultLegalBasis holds the default value on creation for the legal_basis field.
 	attestationrecord.DefaultLegalBasis = attestationrecordDescLegalBasis.Default.(string)
 	// attestationrecordDescCreatedAt is the schema descriptor for created_at field.
-	attestationrecordDescCreatedAt := attestationrecordFields[8].Descriptor()
+	attestationrecordDescCreatedAt := attestationrecordFields[9].Descriptor()
 	// attestationrecord.DefaultCreatedAt holds the default value on creation for the created_at field.
 	attestationrecord.DefaultCreatedAt = attestationrecordDescCreatedAt.Default.(func() time.Time)
 	// attestationrecordDescID is the schema descriptor for id field.

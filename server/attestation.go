@@ -32,7 +32,7 @@ func newAttestation(n *auditv1.NewAttestation) store.NewAttestation {
 
 func attestationProto(a *ent.AttestationRecord) *auditv1.Attestation {
 	out := &auditv1.Attestation{
-		AttestationId:  a.ID,
+		AttestationId:  a.AttestationID,
 		IssuerId:       a.IssuerID,
 		Subject:        a.Subject,
 		Schema:         a.Schema,
@@ -55,7 +55,7 @@ func (h attestationService) RecordAttestation(ctx context.Context, req *connect.
 	if err != nil {
 		return nil, err
 	}
-	noteAudit(ctx, "", "attestation", a.ID, nil)
+	noteAudit(ctx, "", "attestation", a.AttestationID, nil)
 	return connect.NewResponse(&auditv1.RecordAttestationResponse{Attestation: attestationProto(a)}), nil
 }
 
@@ -74,7 +74,7 @@ func (h attestationService) SupersedeAttestation(ctx context.Context, req *conne
 	if err != nil {
 		return nil, err
 	}
-	noteAudit(ctx, "", "attestation", old.ID, map[string]any{"superseded_by": repl.ID})
+	noteAudit(ctx, "", "attestation", old.AttestationID, map[string]any{"superseded_by": repl.AttestationID})
 	return connect.NewResponse(&auditv1.SupersedeAttestationResponse{Superseded: attestationProto(old), Replacement: attestationProto(repl)}), nil
 }
 

@@ -186,6 +186,21 @@ func TestAttestations(t *testing.T) {
 				AttestationId: "att-1", IssuerId: iss, Subject: "s", Schema: "x"}})); connect.CodeOf(err) != connect.CodeAlreadyExists {
 				t.Fatalf("duplicate id: %v", err)
 			}
+			// Ids are unique per tenant: another tenant may use "att-1" too,
+			// and learns nothing about Acme's ids by trying.
+			otherIss := uuid.NewString()
+			if err := env.Store.Ent.Issuer.Create().SetID(otherIss).SetTenantID(other).SetName("Globex Credentials").
+				SetTrustTier(issuer.TrustTierTIER_2).SetCreatedAt(time.Now()).Exec(store.WithTenant(ctx, other)); err != nil {
+				t.Fatal(err)
+			}
+			globex := auditv1connect.NewAttestationServiceClient(env.Client, env.URL, withKey(env.Key(t, other, "ingester", "globex-minting")))
+			if resp, err := globex.RecordAttestation(ctx, connect.NewRequest(&auditv1.RecordAttestationRequest{Attestation: &auditv1.NewAttestation{
+				AttestationId: "att-1", IssuerId: otherIss, Subject: "did:example:carol", Schema: "x"}})); err != nil || resp.Msg.GetAttestation().GetAttestationId() != "att-1" {
+				t.Fatalf("another tenant's att-1: %v %v", resp, err)
+			}
+			if got, err := r.GetAttestation(ctx, connect.NewRequest(&auditv1.GetAttestationRequest{AttestationId: "att-1"})); err != nil || got.Msg.GetAttestation().GetSubject() != "did:example:alice" {
+				t.Fatalf("Acme's att-1 after Globex recorded its own: %v %v", got, err)
+			}
 			if _, err := w.RecordAttestation(ctx, connect.NewRequest(&auditv1.RecordAttestationRequest{Attestation: &auditv1.NewAttestation{
 				IssuerId: "no-such-issuer", Subject: "s", Schema: "x"}})); connect.CodeOf(err) != connect.CodeNotFound {
 				t.Fatalf("unknown issuer: %v", err)
@@ -211,10 +226,10 @@ func TestAttestations(t *testing.T) {
 			if err != nil || got.Msg.GetAttestation().GetSupersededBy() != "att-2" {
 				t.Fatalf("get = %v, %v", got.Msg, err)
 			}
-			_, errOther := stranger.GetAttestation(ctx, connect.NewRequest(&auditv1.GetAttestationRequest{AttestationId: "att-1"}))
+			_, errOther := stranger.GetAttestation(ctx, connect.NewRequest(&auditv1.GetAttestationRequest{AttestationId: "att-2"}))
 			_, errMissing := stranger.GetAttestation(ctx, connect.NewRequest(&auditv1.GetAttestationRequest{AttestationId: "att-nope"}))
 			if connect.CodeOf(errOther) != connect.CodeNotFound || connect.CodeOf(errMissing) != connect.CodeNotFound ||
-				strings.ReplaceAll(errOther.Error(), "att-1", "X") != strings.ReplaceAll(errMissing.Error(), "att-nope", "X") {
+				strings.ReplaceAll(errOther.Error(), "att-2", "X") != strings.ReplaceAll(errMissing.Error(), "att-nope", "X") {
 				t.Fatalf("another tenant's record: %v; a missing one: %v", errOther, errMissing)
 			}
 			var ids []string

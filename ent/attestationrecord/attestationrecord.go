@@ -16,6 +16,8 @@ const (
 	FieldID = "id"
 	// FieldTenantID holds the string denoting the tenant_id field in the database.
 	FieldTenantID = "tenant_id"
+	// FieldAttestationID holds the string denoting the attestation_id field in the database.
+	FieldAttestationID = "attestation_id"
 	// FieldIssuerID holds the string denoting the issuer_id field in the database.
 	FieldIssuerID = "issuer_id"
 	// FieldSubject holds the string denoting the subject field in the database.
@@ -44,6 +46,7 @@ const (
 var Columns = []string{
 	FieldID,
 	FieldTenantID,
+	FieldAttestationID,
 	FieldIssuerID,
 	FieldSubject,
 	FieldSchema,
@@ -69,6 +72,8 @@ func ValidColumn(column string) bool {
 var (
 	// TenantIDValidator is a validator for the "tenant_id" field. It is called by the builders before save.
 	TenantIDValidator func(string) error
+	// AttestationIDValidator is a validator for the "attestation_id" field. It is called by the builders before save.
+	AttestationIDValidator func(string) error
 	// IssuerIDValidator is a validator for the "issuer_id" field. It is called by the builders before save.
 	IssuerIDValidator func(string) error
 	// SubjectValidator is a validator for the "subject" field. It is called by the builders before save.
@@ -121,6 +126,11 @@ func ByID(opts ...sql.OrderTermOption) OrderOption {
 // ByTenantID orders the results by the tenant_id field.
 func ByTenantID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldTenantID, opts...).ToFunc()
+}
+
+// ByAttestationID orders the results by the attestation_id field.
+func ByAttestationID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAttestationID, opts...).ToFunc()
 }
 
 // ByIssuerID orders the results by the issuer_id field.

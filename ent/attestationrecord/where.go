@@ -69,6 +69,11 @@ func TenantID(v string) predicate.AttestationRecord {
 	return predicate.AttestationRecord(sql.FieldEQ(FieldTenantID, v))
 }
 
+// AttestationID applies equality check predicate on the "attestation_id" field. It's identical to AttestationIDEQ.
+func AttestationID(v string) predicate.AttestationRecord {
+	return predicate.AttestationRecord(sql.FieldEQ(FieldAttestationID, v))
+}
+
 // IssuerID applies equality check predicate on the "issuer_id" field. It's identical to IssuerIDEQ.
 func IssuerID(v string) predicate.AttestationRecord {
 	return predicate.AttestationRecord(sql.FieldEQ(FieldIssuerID, v))
@@ -172,6 +177,71 @@ func TenantIDEqualFold(v string) predicate.AttestationRecord {
 // TenantIDContainsFold applies the ContainsFold predicate on the "tenant_id" field.
 func TenantIDContainsFold(v string) predicate.AttestationRecord {
 	return predicate.AttestationRecord(sql.FieldContainsFold(FieldTenantID, v))
+}
+
+// AttestationIDEQ applies the EQ predicate on the "attestation_id" field.
+func AttestationIDEQ(v string) predicate.AttestationRecord {
+	return predicate.AttestationRecord(sql.FieldEQ(FieldAttestationID, v))
+}
+
+// AttestationIDNEQ applies the NEQ predicate on the "attestation_id" field.
+func AttestationIDNEQ(v string) predicate.AttestationRecord {
+	return predicate.AttestationRecord(sql.FieldNEQ(FieldAttestationID, v))
+}
+
+// AttestationIDIn applies the In predicate on the "attestation_id" field.
+func AttestationIDIn(vs ...string) predicate.AttestationRecord {
+	return predicate.AttestationRecord(sql.FieldIn(FieldAttestationID, vs...))
+}
+
+// AttestationIDNotIn applies the NotIn predicate on the "attestation_id" field.
+func AttestationIDNotIn(vs ...string) predicate.AttestationRecord {
+	return predicate.AttestationRecord(sql.FieldNotIn(FieldAttestationID, vs...))
+}
+
+// AttestationIDGT applies the GT predicate on the "attestation_id" field.
+func AttestationIDGT(v string) predicate.AttestationRecord {
+	return predicate.AttestationRecord(sql.FieldGT(FieldAttestationID, v))
+}
+
+// AttestationIDGTE applies the GTE predicate on the "attestation_id" field.
+func AttestationIDGTE(v string) predicate.AttestationRecord {
+	return predicate.AttestationRecord(sql.FieldGTE(FieldAttestationID, v))
+}
+
+// AttestationIDLT applies the LT predicate on the "attestation_id" field.
+func AttestationIDLT(v string) predicate.AttestationRecord {
+	return predicate.AttestationRecord(sql.FieldLT(FieldAttestationID, v))
+}
+
+// AttestationIDLTE applies the LTE predicate on the "attestation_id" field.
+func AttestationIDLTE(v string) predicate.AttestationRecord {
+	return predicate.AttestationRecord(sql.FieldLTE(FieldAttestationID, v))
+}
+
+// AttestationIDContains applies the Contains predicate on the "attestation_id" field.
+func AttestationIDContains(v string) predicate.AttestationRecord {
+	return predicate.AttestationRecord(sql.FieldContains(FieldAttestationID, v))
+}
+
+// AttestationIDHasPrefix applies the HasPrefix predicate on the "attestation_id" field.
+func AttestationIDHasPrefix(v string) predicate.AttestationRecord {
+	return predicate.AttestationRecord(sql.FieldHasPrefix(FieldAttestationID, v))
+}
+
+// AttestationIDHasSuffix applies the HasSuffix predicate on the "attestation_id" field.
+func AttestationIDHasSuffix(v string) predicate.AttestationRecord {
+	return predicate.AttestationRecord(sql.FieldHasSuffix(FieldAttestationID, v))
+}
+
+// AttestationIDEqualFold applies the EqualFold predicate on the "attestation_id" field.
+func AttestationIDEqualFold(v string) predicate.AttestationRecord {
+	return predicate.AttestationRecord(sql.FieldEqualFold(FieldAttestationID, v))
+}
+
+// AttestationIDContainsFold applies the ContainsFold predicate on the "attestation_id" field.
+func AttestationIDContainsFold(v string) predicate.AttestationRecord {
+	return predicate.AttestationRecord(sql.FieldContainsFold(FieldAttestationID, v))
 }
 
 // IssuerIDEQ applies the EQ predicate on the "issuer_id" field.

@@ -41,6 +41,7 @@ var (
 	AttestationRecordsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString},
 		{Name: "tenant_id", Type: field.TypeString},
+		{Name: "attestation_id", Type: field.TypeString},
 		{Name: "issuer_id", Type: field.TypeString},
 		{Name: "subject", Type: field.TypeString},
 		{Name: "schema", Type: field.TypeString},
@@ -61,7 +62,12 @@ var (
 			{
 				Name:    "attestationrecord_tenant_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{AttestationRecordsColumns[1], AttestationRecordsColumns[8]},
+				Columns: []*schema.Column{AttestationRecordsColumns[1], AttestationRecordsColumns[9]},
+			},
+			{
+				Name:    "attestationrecord_tenant_id_attestation_id",
+				Unique:  true,
+				Columns: []*schema.Column{AttestationRecordsColumns[1], AttestationRecordsColumns[2]},
 			},
 		},
 	}

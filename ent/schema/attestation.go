@@ -17,8 +17,10 @@ type AttestationRecord struct {
 // Fields of the AttestationRecord.
 func (AttestationRecord) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("id").NotEmpty().Immutable(),
+		field.String("id").NotEmpty().Immutable().Comment("internal key, random; never shown to clients"),
 		field.String("tenant_id").NotEmpty().Immutable(),
+		field.String("attestation_id").NotEmpty().Immutable().
+			Comment("the minting system's id, unique within the tenant only: a global key would tell one tenant which ids another holds"),
 		field.String("issuer_id").NotEmpty(),
 		field.String("subject").NotEmpty(),
 		field.String("schema").NotEmpty().Comment("schema or type of the attestation"),
@@ -27,12 +29,15 @@ func (AttestationRecord) Fields() []ent.Field {
 		field.String("legal_basis").Default(""),
 		field.Time("created_at").Default(time.Now).Immutable(),
 		field.Time("revoked_at").Optional().Nillable(),
-		field.String("superseded_by").Optional().Nillable(),
+		field.String("superseded_by").Optional().Nillable().Comment("attestation_id of the replacement"),
 		field.Time("superseded_at").Optional().Nillable(),
 	}
 }
 
 // Indexes of the AttestationRecord.
 func (AttestationRecord) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("tenant_id", "created_at")}
+	return []ent.Index{
+		index.Fields("tenant_id", "created_at"),
+		index.Fields("tenant_id", "attestation_id").Unique(),
+	}
 }

@@ -175,7 +175,7 @@ func seedAttestations(ctx context.Context, st *store.Store, tenantID string, rng
 		bulk = append(bulk, a)
 	}
 	for _, a := range bulk {
-		c := st.Ent.AttestationRecord.Create().SetID(a.id).SetTenantID(tenantID).SetIssuerID(a.issuer).SetSubject(a.subject).
+		c := st.Ent.AttestationRecord.Create().SetID(a.id).SetAttestationID(a.id).SetTenantID(tenantID).SetIssuerID(a.issuer).SetSubject(a.subject).
 			SetSchema(a.schema).SetDataCategories(a.cats).SetLegalBasis(a.basis).SetCreatedAt(a.created).
 			SetStatus(attestationrecord.Status(a.status)).SetNillableRevokedAt(a.revoked).SetNillableSupersededAt(a.supersededAt)
 		if a.supersededBy != "" {

@@ -47,14 +47,15 @@ func recordAttestation(ctx context.Context, tx *ent.Tx, tenantID string, na NewA
 	if !ok {
 		return nil, fault.New(fault.NotFound, "issuer %s not found", na.IssuerID)
 	}
+	key := "att_" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	if na.ID == "" {
-		na.ID = "att_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+		na.ID = key
 	}
 	if na.CreatedAt.IsZero() {
 		na.CreatedAt = now
 	}
 	a, err := tx.AttestationRecord.Create().
-		SetID(na.ID).SetTenantID(tenantID).SetIssuerID(na.IssuerID).SetSubject(na.Subject).SetSchema(na.Schema).
+		SetID(key).SetAttestationID(na.ID).SetTenantID(tenantID).SetIssuerID(na.IssuerID).SetSubject(na.Subject).SetSchema(na.Schema).
 		SetDataCategories(na.DataCategories).SetLegalBasis(na.LegalBasis).SetCreatedAt(micro(na.CreatedAt)).
 		Save(ctx)
 	if ent.IsConstraintError(err) {
@@ -66,14 +67,14 @@ func recordAttestation(ctx context.Context, tx *ent.Tx, tenantID string, na NewA
 // Attestation returns one record of the tenant; another tenant's is not found.
 func (s *Store) Attestation(ctx context.Context, tenantID, id string) (*ent.AttestationRecord, error) {
 	ctx = scoped(ctx, tenantID)
-	a, err := s.Ent.AttestationRecord.Query().Where(attestationrecord.ID(id), attestationrecord.TenantID(tenantID)).Only(ctx)
+	a, err := s.Ent.AttestationRecord.Query().Where(attestationrecord.AttestationID(id), attestationrecord.TenantID(tenantID)).Only(ctx)
 	return a, translate(err, "attestation "+id)
 }
 
 // activeAttestation reads a record for a change, locking its row on
 // PostgreSQL (SQLite's immediate transaction already excludes writers).
 func (s *Store) activeAttestation(ctx context.Context, tx *ent.Tx, tenantID, id string) (*ent.AttestationRecord, error) {
-	q := tx.AttestationRecord.Query().Where(attestationrecord.ID(id), attestationrecord.TenantID(tenantID))
+	q := tx.AttestationRecord.Query().Where(attestationrecord.AttestationID(id), attestationrecord.TenantID(tenantID))
 	if s.Dialect == dialect.Postgres {
 		q.ForUpdate()
 	}
@@ -115,7 +116,7 @@ func (s *Store) SupersedeAttestation(ctx context.Context, tenantID, id string, r
 		if repl, err = recordAttestation(ctx, tx, tenantID, replacement, now); err != nil {
 			return err
 		}
-		old, err = a.Update().SetStatus(attestationrecord.StatusSUPERSEDED).SetSupersededBy(repl.ID).SetSupersededAt(now).Save(ctx)
+		old, err = a.Update().SetStatus(attestationrecord.StatusSUPERSEDED).SetSupersededBy(repl.AttestationID).SetSupersededAt(now).Save(ctx)
 		return translate(err, "attestation "+id)
 	})
 	return old, repl, err

@@ -451,10 +451,10 @@ func (src *source) Attestations(ctx context.Context, from, to time.Time, fn func
 	in := func(col string, a, b int) string {
 		return "(" + col + " >= " + s.ph(a) + " AND " + col + " < " + s.ph(b) + ")"
 	}
-	q := "SELECT a.id, a.issuer_id, COALESCE(i.name, ''), a.subject, a.schema, a.status, a.data_categories, a.legal_basis, a.created_at, a.revoked_at, a.superseded_by, a.superseded_at " +
+	q := "SELECT a.attestation_id, a.issuer_id, COALESCE(i.name, ''), a.subject, a.schema, a.status, a.data_categories, a.legal_basis, a.created_at, a.revoked_at, a.superseded_by, a.superseded_at " +
 		"FROM attestation_records a LEFT JOIN issuers i ON i.id = a.issuer_id " +
 		"WHERE a.tenant_id = " + s.ph(1) + " AND (" + in("a.created_at", 2, 3) + " OR " + in("a.revoked_at", 2, 3) + " OR " + in("a.superseded_at", 2, 3) + ") " +
-		"ORDER BY a.created_at, a.id"
+		"ORDER BY a.created_at, a.attestation_id"
 	if s.Dialect == dialect.Postgres {
 		q = strings.ReplaceAll(q, "a.schema", `a."schema"`)
 	}
