@@ -186,20 +186,21 @@ func TestAttestations(t *testing.T) {
 				AttestationId: "att-1", IssuerId: iss, Subject: "s", Schema: "x"}})); connect.CodeOf(err) != connect.CodeAlreadyExists {
 				t.Fatalf("duplicate id: %v", err)
 			}
-			// Ids are unique per tenant: another tenant may use "att-1" too,
+			// Ids are unique per tenant: a third tenant may use "att-1" too,
 			// and learns nothing about Acme's ids by trying.
+			third := env.Tenant(t, "Initech", true)
 			otherIss := uuid.NewString()
-			if err := env.Store.Ent.Issuer.Create().SetID(otherIss).SetTenantID(other).SetName("Globex Credentials").
-				SetTrustTier(issuer.TrustTierTIER_2).SetCreatedAt(time.Now()).Exec(store.WithTenant(ctx, other)); err != nil {
+			if err := env.Store.Ent.Issuer.Create().SetID(otherIss).SetTenantID(third).SetName("Initech Credentials").
+				SetTrustTier(issuer.TrustTierTIER_2).SetCreatedAt(time.Now()).Exec(store.WithTenant(ctx, third)); err != nil {
 				t.Fatal(err)
 			}
-			globex := auditv1connect.NewAttestationServiceClient(env.Client, env.URL, withKey(env.Key(t, other, "ingester", "globex-minting")))
+			globex := auditv1connect.NewAttestationServiceClient(env.Client, env.URL, withKey(env.Key(t, third, "ingester", "initech-minting")))
 			if resp, err := globex.RecordAttestation(ctx, connect.NewRequest(&auditv1.RecordAttestationRequest{Attestation: &auditv1.NewAttestation{
 				AttestationId: "att-1", IssuerId: otherIss, Subject: "did:example:carol", Schema: "x"}})); err != nil || resp.Msg.GetAttestation().GetAttestationId() != "att-1" {
-				t.Fatalf("another tenant's att-1: %v %v", resp, err)
+				t.Fatalf("a third tenant's att-1: %v %v", resp, err)
 			}
 			if got, err := r.GetAttestation(ctx, connect.NewRequest(&auditv1.GetAttestationRequest{AttestationId: "att-1"})); err != nil || got.Msg.GetAttestation().GetSubject() != "did:example:alice" {
-				t.Fatalf("Acme's att-1 after Globex recorded its own: %v %v", got, err)
+				t.Fatalf("Acme's att-1 after Initech recorded its own: %v %v", got, err)
 			}
 			if _, err := w.RecordAttestation(ctx, connect.NewRequest(&auditv1.RecordAttestationRequest{Attestation: &auditv1.NewAttestation{
 				IssuerId: "no-such-issuer", Subject: "s", Schema: "x"}})); connect.CodeOf(err) != connect.CodeNotFound {
@@ -226,10 +227,10 @@ func TestAttestations(t *testing.T) {
 			if err != nil || got.Msg.GetAttestation().GetSupersededBy() != "att-2" {
 				t.Fatalf("get = %v, %v", got.Msg, err)
 			}
-			_, errOther := stranger.GetAttestation(ctx, connect.NewRequest(&auditv1.GetAttestationRequest{AttestationId: "att-2"}))
+			_, errOther := stranger.GetAttestation(ctx, connect.NewRequest(&auditv1.GetAttestationRequest{AttestationId: "att-1"}))
 			_, errMissing := stranger.GetAttestation(ctx, connect.NewRequest(&auditv1.GetAttestationRequest{AttestationId: "att-nope"}))
 			if connect.CodeOf(errOther) != connect.CodeNotFound || connect.CodeOf(errMissing) != connect.CodeNotFound ||
-				strings.ReplaceAll(errOther.Error(), "att-2", "X") != strings.ReplaceAll(errMissing.Error(), "att-nope", "X") {
+				strings.ReplaceAll(errOther.Error(), "att-1", "X") != strings.ReplaceAll(errMissing.Error(), "att-nope", "X") {
 				t.Fatalf("another tenant's record: %v; a missing one: %v", errOther, errMissing)
 			}
 			var ids []string
