@@ -215,10 +215,12 @@ func TestEventsVerify(t *testing.T) {
 			seqs := ingest(t, writer(t, env, tenant), 0, 20)
 			c := newCLI(t, env, env.Key(t, tenant, "viewer", "vic@example.com"))
 
-			stdout, _ := c.ok("events", "verify")
-			for _, want := range []string{"chain:", "ok", "checked:", "chain_hash:"} {
-				if !strings.Contains(stdout, want) {
-					t.Errorf("verify of an intact chain lacks %q:\n%s", want, stdout)
+			for _, protocol := range []string{"connect", "grpc"} {
+				stdout, _ := c.ok("--protocol", protocol, "events", "verify")
+				for _, want := range []string{"chain:", "ok", "checked:", "chain_hash:"} {
+					if !strings.Contains(stdout, want) {
+						t.Errorf("verify of an intact chain over %s lacks %q:\n%s", protocol, want, stdout)
+					}
 				}
 			}
 

@@ -24,9 +24,11 @@ func TestPolicyCheck(t *testing.T) {
 			viewer := newCLI(t, env, env.Key(t, acme, "viewer", "vic@example.com"))
 			noPack := newCLI(t, env, env.Key(t, env.Tenant(t, "NoPack", false), "admin", "ann@example.com"))
 
-			stdout, _ := auditor.ok("policy", "check")
-			if !strings.Contains(stdout, "export:") || !strings.Contains(stdout, "allowed") || !strings.Contains(stdout, "decided_by:  policy") {
-				t.Errorf("allowed check:\n%s", stdout)
+			for _, protocol := range []string{"connect", "grpc"} {
+				stdout, _ := auditor.ok("--protocol", protocol, "policy", "check")
+				if !strings.Contains(stdout, "export:") || !strings.Contains(stdout, "allowed") || !strings.Contains(stdout, "decided_by:  policy") {
+					t.Errorf("allowed check over %s:\n%s", protocol, stdout)
+				}
 			}
 
 			cases := []struct {

@@ -45,7 +45,7 @@ func TestVerifyDownloadedReport(t *testing.T) {
 				t.Fatalf("saved manifest differs from the stored one:\n%s\n%s", saved, j.Manifest)
 			}
 			// export manifest, to a file and to stdout, gives the same bytes.
-			c.ok("export", "manifest", jobID, "-o", "m.json")
+			c.ok("--protocol", "grpc", "export", "manifest", jobID, "-o", "m.json")
 			stdout, _ = c.ok("export", "manifest", jobID)
 			if !bytes.Equal(read(t, c, "m.json"), j.Manifest) || stdout != string(j.Manifest) {
 				t.Fatalf("export manifest differs from the stored one")
