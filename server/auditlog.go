@@ -104,6 +104,7 @@ func eventQuery(f *auditv1.EventFilter) store.EventQuery {
 		Category: f.GetCategory(),
 		Outcome:  f.GetOutcome(),
 		Desc:     f.GetOrder() == "desc",
+		After:    f.GetAfterSequence(),
 	}
 	if f != nil && f.Phi != nil {
 		phi := f.GetPhi()

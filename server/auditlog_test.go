@@ -297,6 +297,11 @@ func TestQueryEvents(t *testing.T) {
 				}
 				return out
 			}
+			seqOf := map[string]int64{}
+			for i, e := range all {
+				seqOf[e.GetClientEventId()] = written.Msg.GetSequences()[i]
+			}
+			mid := written.Msg.GetSequences()[n/2]
 			yes, no := true, false
 			from, to := evBase.Add(30*time.Minute), evBase.Add(45*time.Minute)
 			cases := []struct {
@@ -334,6 +339,24 @@ func TestQueryEvents(t *testing.T) {
 				slices.Reverse(got)
 				if !slices.Equal(got, w) {
 					t.Errorf("%s desc: got %v, want reversed %v", c.name, got, w)
+				}
+			}
+			// after_sequence (what a follower asks for) in both orders, on a
+			// key of its own so the table above leaves it rate limit to spare.
+			follower := auditv1connect.NewAuditLogServiceClient(a.env.Client, a.env.URL, withKey(a.env.Key(t, a.tenant, "viewer", "fay@example.com")))
+			wantAfter := want(func(e *auditv1.AuditEventInput) bool { return seqOf[e.GetClientEventId()] > mid })
+			for _, order := range []string{"asc", "desc"} {
+				r, err := follower.QueryEvents(ctx, connect.NewRequest(&auditv1.QueryEventsRequest{
+					Filter: &auditv1.EventFilter{AfterSequence: mid, Order: order}, PageSize: 1000}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := ids(r.Msg.GetEvents())
+				if order == "desc" {
+					slices.Reverse(got)
+				}
+				if len(wantAfter) == 0 || len(wantAfter) == n || !slices.Equal(got, wantAfter) {
+					t.Errorf("after_sequence %d %s: got %v, want %v", mid, order, got, wantAfter)
 				}
 			}
 			// Pagination while writers append: every page continues where the

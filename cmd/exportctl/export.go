@@ -15,17 +15,17 @@ import (
 func (a *app) exportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export",
-		Short: "Create, list, watch and download exports",
+		Short: "Create, list, watch and download exports, and fetch their manifests",
 	}
 	cmd.AddCommand(a.exportCreateCmd(), a.exportListCmd(), a.exportGetCmd(), a.exportWatchCmd(),
-		a.exportDownloadCmd(), a.exportCancelCmd())
+		a.exportDownloadCmd(), a.exportManifestCmd(), a.exportCancelCmd())
 	return cmd
 }
 
 func (a *app) exportCreateCmd() *cobra.Command {
 	var (
 		reportType, from, to, format, file, idem string
-		wait                                     bool
+		wait, withManifest                       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create --type soc2|gdpr|hipaa --from DATE --to DATE [--format json|csv] [--wait [-o FILE]]",
@@ -48,8 +48,8 @@ downloaded to -o FILE (default: the server's file name) and its SHA-256 checked.
 			if err != nil {
 				return usageErr("--to: %w", err)
 			}
-			if file != "" && !wait {
-				return usageErr("-o/--file needs --wait (or use export download)")
+			if (file != "" || withManifest) && !wait {
+				return usageErr("-o/--file and --with-manifest need --wait (or use export download)")
 			}
 			exports, downloads, err := a.clients()
 			if err != nil {
@@ -82,7 +82,7 @@ downloaded to -o FILE (default: the server's file name) and its SHA-256 checked.
 			if err := jobOutcome(j); err != nil {
 				return err
 			}
-			return a.download(cmd.Context(), downloads, j, file, false)
+			return a.download(cmd.Context(), downloads, j, file, false, withManifest)
 		},
 	}
 	f := cmd.Flags()
@@ -92,6 +92,7 @@ downloaded to -o FILE (default: the server's file name) and its SHA-256 checked.
 	f.StringVar(&format, "format", "json", "report format: json or csv")
 	f.BoolVar(&wait, "wait", false, "follow the job with a progress bar, then download the report")
 	f.StringVarP(&file, "file", "o", "", "with --wait: where to write the report (default: the server's file name)")
+	f.BoolVar(&withManifest, "with-manifest", false, "with --wait: also save the signed manifest as FILE"+manifestSuffix)
 	f.StringVar(&idem, "idempotency-key", "", "send an Idempotency-Key: retrying with the same key returns the same job")
 	_ = cmd.MarkFlagRequired("type")
 	_ = cmd.MarkFlagRequired("from")
@@ -241,15 +242,17 @@ func (a *app) exportWatchCmd() *cobra.Command {
 
 func (a *app) exportDownloadCmd() *cobra.Command {
 	var (
-		file   string
-		resume bool
+		file                 string
+		resume, withManifest bool
 	)
 	cmd := &cobra.Command{
-		Use:   "download JOB_ID [-o FILE] [--resume]",
+		Use:   "download JOB_ID [-o FILE] [--resume] [--with-manifest]",
 		Short: "Download a completed export and verify its SHA-256",
 		Long: `Download a completed export to -o FILE (default: the server's file name).
 With --resume, a partial FILE is continued from its size instead of started
-over. Either way the whole file's SHA-256 is checked against the server's.`,
+over. Either way the whole file's SHA-256 is checked against the server's.
+With --with-manifest, the signed manifest is saved as FILE.manifest.json, for
+exportctl verify.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			exports, downloads, err := a.clients()
@@ -260,11 +263,12 @@ over. Either way the whole file's SHA-256 is checked against the server's.`,
 			if err != nil {
 				return err
 			}
-			return a.download(cmd.Context(), downloads, res.Msg.GetExport(), file, resume)
+			return a.download(cmd.Context(), downloads, res.Msg.GetExport(), file, resume, withManifest)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "o", "", "where to write the report (default: the server's file name)")
 	cmd.Flags().BoolVar(&resume, "resume", false, "continue a partial file from its size")
+	cmd.Flags().BoolVar(&withManifest, "with-manifest", false, "also save the signed manifest as FILE"+manifestSuffix)
 	return cmd
 }
 
@@ -285,4 +289,37 @@ func (a *app) exportCancelCmd() *cobra.Command {
 			return a.printJob(res.Msg.GetExport())
 		},
 	}
+}
+
+func (a *app) exportManifestCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "manifest JOB_ID [-o FILE]",
+		Short: "Fetch the signed manifest of a completed export",
+		Long: `Fetch the signed manifest of a completed export, exactly as the server
+stores it, to -o FILE or to standard output. Manifests stay available after
+the download window closes. Check a report against it offline with
+exportctl verify.`,
+		Example: `  exportctl export download job_… -o report.csv
+  exportctl export manifest job_… -o report.csv.manifest.json
+  exportctl verify --report report.csv --manifest report.csv.manifest.json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file != "" {
+				if err := a.saveManifest(cmd.Context(), args[0], file); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(a.stderr, "%s: manifest of %s\n", file, args[0])
+				return err
+			}
+			b, err := a.fetchManifest(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			_, err = a.stdout.Write(b)
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "o", "", "where to write the manifest (default: standard output)")
+	return cmd
 }

@@ -77,6 +77,11 @@ func (a *app) printJob(j *auditv1.ExportJob) error {
 	if j.GetError() != "" {
 		rows = append(rows, []string{"error", j.GetError()})
 	}
+	return a.fields(rows)
+}
+
+// fields writes name: value pairs, the values aligned.
+func (a *app) fields(rows [][]string) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])

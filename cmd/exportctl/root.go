@@ -30,6 +30,7 @@ const (
 	exitNotFound     = 4
 	exitPrecondition = 5
 	exitFailed       = 6
+	exitVerify       = 7
 )
 
 const exitCodesHelp = `Exit codes:
@@ -39,7 +40,9 @@ const exitCodesHelp = `Exit codes:
   3  authentication or authorization: unauthenticated or permission_denied
   4  not found: no such export for this key's tenant
   5  failed precondition: add-on not enabled, export not ready, or expired
-  6  the export job FAILED`
+  6  the export job FAILED
+  7  verification failed: a report that does not match its signed manifest,
+     or an audit hash chain with a broken link`
 
 const defaultURL = "http://localhost:8080"
 
@@ -92,7 +95,9 @@ func (a *app) newRoot() *cobra.Command {
 		Use:   "exportctl",
 		Short: "Create, watch and download exportd compliance reports",
 		Long: `exportctl talks to an exportd server: it creates SOC 2, GDPR and HIPAA
-exports, shows their progress, and downloads and verifies the reports.
+exports, shows their progress, downloads the reports and verifies them
+against their signed manifests; it dry-runs the export policy, and tails and
+verifies the tenant's audit log.
 
 Configuration, highest precedence first: flags, the environment
 (EXPORTD_URL, EXPORTD_API_KEY, EXPORTD_PROTOCOL, EXPORTD_OUTPUT,
@@ -105,7 +110,11 @@ in process listings and shell history.
 		Example: `  export EXPORTD_URL=https://exportd.example.com EXPORTD_API_KEY=tl_live_…
   exportctl export create --type soc2 --from 2026-01-01 --to 2026-03-31 --format csv --wait
   exportctl export list --status COMPLETED
-  exportctl export download job_… --resume -o report.csv`,
+  exportctl export download job_… --resume -o report.csv --with-manifest
+  exportctl verify --report report.csv --manifest report.csv.manifest.json
+  exportctl policy check
+  exportctl events tail --follow --category access
+  exportctl events verify`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -123,7 +132,7 @@ in process listings and shell history.
 	_ = root.RegisterFlagCompletionFunc("output", fixedCompletion("table", "json"))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cliError{code: exitUsage, err: err} })
 
-	root.AddCommand(a.exportCmd(), a.whoamiCmd())
+	root.AddCommand(a.exportCmd(), a.verifyCmd(), a.policyCmd(), a.eventsCmd(), a.whoamiCmd())
 	return root
 }
 
@@ -227,8 +236,37 @@ func (a *app) httpClient() (*http.Client, error) {
 // clients returns the generated service clients, sending the API key on
 // every call.
 func (a *app) clients() (auditv1connect.ExportServiceClient, auditv1connect.DownloadServiceClient, error) {
-	if a.apiKey == "" {
-		return nil, nil, usageErr("no API key: set EXPORTD_API_KEY, --api-key, or api_key in the config file")
+	hc, opts, err := a.connectClient()
+	if err != nil {
+		return nil, nil, err
+	}
+	return auditv1connect.NewExportServiceClient(hc, a.url, opts...),
+		auditv1connect.NewDownloadServiceClient(hc, a.url, opts...), nil
+}
+
+// policyClient returns the PolicyService client.
+func (a *app) policyClient() (auditv1connect.PolicyServiceClient, error) {
+	hc, opts, err := a.connectClient()
+	if err != nil {
+		return nil, err
+	}
+	return auditv1connect.NewPolicyServiceClient(hc, a.url, opts...), nil
+}
+
+// auditLogClient returns the AuditLogService client.
+func (a *app) auditLogClient() (auditv1connect.AuditLogServiceClient, error) {
+	hc, opts, err := a.connectClient()
+	if err != nil {
+		return nil, err
+	}
+	return auditv1connect.NewAuditLogServiceClient(hc, a.url, opts...), nil
+}
+
+// connectClient is what every generated client is built from: the HTTP
+// client and the options that send the API key in the chosen protocol.
+func (a *app) connectClient() (*http.Client, []connect.ClientOption, error) {
+	if err := a.needKey(); err != nil {
+		return nil, nil, err
 	}
 	hc, err := a.httpClient()
 	if err != nil {
@@ -238,8 +276,14 @@ func (a *app) clients() (auditv1connect.ExportServiceClient, auditv1connect.Down
 	if a.protocol == "grpc" {
 		opts = append(opts, connect.WithGRPC())
 	}
-	return auditv1connect.NewExportServiceClient(hc, a.url, opts...),
-		auditv1connect.NewDownloadServiceClient(hc, a.url, opts...), nil
+	return hc, opts, nil
+}
+
+func (a *app) needKey() error {
+	if a.apiKey == "" {
+		return usageErr("no API key: set EXPORTD_API_KEY, --api-key, or api_key in the config file")
+	}
+	return nil
 }
 
 // keyInterceptor sets the X-API-Key and User-Agent headers.

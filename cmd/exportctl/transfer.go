@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -88,8 +90,9 @@ func terminalStatus(s auditv1.ExportStatus) bool {
 
 // download streams a job's artifact into path (default: the server's file
 // name), from the file's current size when resuming, and checks the whole
-// file's SHA-256 against the server's trailer.
-func (a *app) download(ctx context.Context, downloads auditv1connect.DownloadServiceClient, j *auditv1.ExportJob, path string, resume bool) error {
+// file's SHA-256 against the server's trailer. withManifest also saves the
+// signed manifest beside it, as path + ".manifest.json".
+func (a *app) download(ctx context.Context, downloads auditv1connect.DownloadServiceClient, j *auditv1.ExportJob, path string, resume, withManifest bool) error {
 	if path == "" {
 		path = filepath.Base(j.GetFilename())
 		if path == "." || path == "/" || path == "" {
@@ -185,11 +188,88 @@ func (a *app) download(ctx context.Context, downloads auditv1connect.DownloadSer
 	if sum != trailer.GetSha256() {
 		return fmt.Errorf("%s does not verify: SHA-256 %s, the server's %s; delete it and download again", path, sum, trailer.GetSha256())
 	}
-	if a.output == "json" {
-		return json.NewEncoder(a.stdout).Encode(map[string]any{"job_id": j.GetJobId(), "file": path, "size_bytes": written, "sha256": sum})
+	manifestPath := ""
+	if withManifest {
+		manifestPath = path + manifestSuffix
+		if err := a.saveManifest(ctx, j.GetJobId(), manifestPath); err != nil {
+			return err
+		}
 	}
-	_, err = fmt.Fprintf(a.stdout, "%s: %d bytes, sha256 %s (verified)\n", path, written, sum)
+	if a.output == "json" {
+		out := map[string]any{"job_id": j.GetJobId(), "file": path, "size_bytes": written, "sha256": sum}
+		if manifestPath != "" {
+			out["manifest"] = manifestPath
+		}
+		return json.NewEncoder(a.stdout).Encode(out)
+	}
+	if _, err = fmt.Fprintf(a.stdout, "%s: %d bytes, sha256 %s (verified)\n", path, written, sum); err != nil || manifestPath == "" {
+		return err
+	}
+	_, err = fmt.Fprintf(a.stdout, "%s: signed manifest; check offline with: exportctl verify --report %s --manifest %s\n", manifestPath, path, manifestPath)
 	return err
+}
+
+// manifestSuffix names a saved manifest after its report.
+const manifestSuffix = ".manifest.json"
+
+// fetchManifest returns a job's signed manifest exactly as the server
+// stores it, from GET /v1/audit/exports/{job_id}/manifest (REST: the bytes
+// are what the signature was computed over, with no re-encoding between).
+func (a *app) fetchManifest(ctx context.Context, jobID string) ([]byte, error) {
+	if err := a.needKey(); err != nil {
+		return nil, err
+	}
+	hc, err := a.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	u := a.url + "/v1/audit/exports/" + url.PathEscape(jobID) + "/manifest"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch manifest: %w", err)
+	}
+	req.Header.Set("X-API-Key", a.apiKey)
+	req.Header.Set("User-Agent", "exportctl")
+	res, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch manifest: %w", err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	// Manifests are a few kilobytes; the bound keeps a wrong URL from
+	// filling memory.
+	b, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("fetch manifest: %w", err)
+	}
+	if res.StatusCode != http.StatusOK {
+		return nil, restError(u, res.Status, b)
+	}
+	return b, nil
+}
+
+// restError turns a REST error body (google.rpc.Status JSON) into the
+// connect error it stands for, so messages and exit codes match the RPCs'.
+func restError(u, status string, body []byte) error {
+	var st struct {
+		Code    int32  `json:"code"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &st) != nil || st.Code <= 0 || st.Message == "" {
+		return fmt.Errorf("GET %s: %s", u, status)
+	}
+	return connect.NewError(connect.Code(st.Code), errors.New(st.Message)) //nolint:gosec // codes are small
+}
+
+// saveManifest writes a job's manifest to path.
+func (a *app) saveManifest(ctx context.Context, jobID, path string) error {
+	b, err := a.fetchManifest(ctx, jobID)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	return nil
 }
 
 func fileSHA256(path string) (string, error) {

@@ -46,7 +46,8 @@ type EventQuery struct {
 	Category  string
 	Outcome   string
 	PHI       *bool
-	Desc      bool // newest sequence first
+	After     int64 // only sequences above it; 0 does not filter
+	Desc      bool  // newest sequence first
 	PageSize  int
 	PageToken string
 }
@@ -165,6 +166,9 @@ func (s *Store) scanEvents(ctx context.Context, tenantID string, q EventQuery, a
 	}
 	if q.PHI != nil {
 		add("phi = ?", *q.PHI)
+	}
+	if q.After > 0 {
+		add("sequence > ?", q.After)
 	}
 	order := "ASC"
 	if q.Desc {

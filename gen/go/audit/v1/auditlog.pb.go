@@ -519,7 +519,10 @@ type EventFilter struct {
 	// phi keeps events with this phi flag when set.
 	Phi *bool `protobuf:"varint,7,opt,name=phi,proto3,oneof" json:"phi,omitempty"`
 	// order is `asc` (oldest first, the default) or `desc`.
-	Order         string `protobuf:"bytes,8,opt,name=order,proto3" json:"order,omitempty"`
+	Order string `protobuf:"bytes,8,opt,name=order,proto3" json:"order,omitempty"`
+	// after_sequence keeps events with a greater sequence, so a client that
+	// follows the log asks only for what it has not seen; 0 does not filter.
+	AfterSequence int64 `protobuf:"varint,9,opt,name=after_sequence,json=afterSequence,proto3" json:"after_sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -608,6 +611,13 @@ func (x *EventFilter) GetOrder() string {
 		return x.Order
 	}
 	return ""
+}
+
+func (x *EventFilter) GetAfterSequence() int64 {
+	if x != nil {
+		return x.AfterSequence
+	}
+	return 0
 }
 
 // QueryEventsRequest filters and pages the log.
@@ -1039,7 +1049,7 @@ const file_audit_v1_auditlog_proto_rawDesc = "" +
 	"duplicates\x18\x04 \x01(\x05R\n" +
 	"duplicates\x12\x1d\n" +
 	"\n" +
-	"chain_hash\x18\x05 \x01(\tR\tchainHash\"\x87\x03\n" +
+	"chain_hash\x18\x05 \x01(\tR\tchainHash\"\xb7\x03\n" +
 	"\vEventFilter\x129\n" +
 	"\n" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
@@ -1049,7 +1059,8 @@ const file_audit_v1_auditlog_proto_rawDesc = "" +
 	"\bcategory\x18\x05 \x01(\tB\x1b\xbaH\x18\xd8\x01\x01r\x13R\x03apiR\x06accessR\x04dataR\bcategory\x12<\n" +
 	"\aoutcome\x18\x06 \x01(\tB\"\xbaH\x1f\xd8\x01\x01r\x1aR\asuccessR\afailureR\x06deniedR\aoutcome\x12\x15\n" +
 	"\x03phi\x18\a \x01(\bH\x00R\x03phi\x88\x01\x01\x12)\n" +
-	"\x05order\x18\b \x01(\tB\x13\xbaH\x10\xd8\x01\x01r\vR\x03ascR\x04descR\x05orderB\x06\n" +
+	"\x05order\x18\b \x01(\tB\x13\xbaH\x10\xd8\x01\x01r\vR\x03ascR\x04descR\x05order\x12.\n" +
+	"\x0eafter_sequence\x18\t \x01(\x03B\a\xbaH\x04\"\x02(\x00R\rafterSequenceB\x06\n" +
 	"\x04_phi\"\x95\x01\n" +
 	"\x12QueryEventsRequest\x12-\n" +
 	"\x06filter\x18\x01 \x01(\v2\x15.audit.v1.EventFilterR\x06filter\x12'\n" +
