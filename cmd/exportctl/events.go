@@ -11,7 +11,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
@@ -192,9 +191,9 @@ func (t *tail) print(evs []*auditv1.AuditEvent) error {
 			continue
 		}
 		if t.a.output == "json" {
-			b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(e)
+			b, err := stableJSON(e, "")
 			if err != nil {
-				return fmt.Errorf("encode event: %w", err)
+				return err
 			}
 			if _, err := fmt.Fprintln(t.a.stdout, string(b)); err != nil {
 				return err

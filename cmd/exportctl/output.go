@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -15,14 +17,35 @@ import (
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 )
 
-// printJSON writes a message as snake_case JSON, the API's wire form.
+// printJSON writes a message as snake_case JSON, the API's wire form,
+// indented.
 func (a *app) printJSON(m proto.Message) error {
-	b, err := protojson.MarshalOptions{UseProtoNames: true, Multiline: true, Indent: "  "}.Marshal(m)
+	b, err := stableJSON(m, "  ")
 	if err != nil {
-		return fmt.Errorf("encode output: %w", err)
+		return err
 	}
 	_, err = fmt.Fprintln(a.stdout, string(b))
 	return err
+}
+
+// stableJSON encodes m as protojson with proto names, then re-spaces it:
+// protojson varies its whitespace on purpose, and scripts that diff or grep
+// exportctl's output deserve the same bytes every time.
+func stableJSON(m proto.Message, indent string) ([]byte, error) {
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode output: %w", err)
+	}
+	var out bytes.Buffer
+	if indent == "" {
+		err = json.Compact(&out, b)
+	} else {
+		err = json.Indent(&out, b, "", indent)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encode output: %w", err)
+	}
+	return out.Bytes(), nil
 }
 
 // table writes rows aligned in columns under a header.
