@@ -276,6 +276,8 @@ async function main() {
       dialog = await openExportDialog(page);
       await dialog.getByRole("button", { name: "Generate report" }).click();
       await dialog.waitFor({ state: "detached" });
+      // The list refreshes after the dialog closes: wait for the new row.
+      await page.getByTestId("export-row").nth(1).waitFor();
       assert.equal(await page.getByTestId("export-row").count(), 2);
     }
 
