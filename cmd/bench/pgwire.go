@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -17,6 +19,7 @@ import (
 // returned (text format), with their column names.
 type statement struct {
 	seq     int64
+	conn    int64 // which client connection sent it
 	SQL     string
 	Params  []*string
 	Columns []string
@@ -36,6 +39,7 @@ type wireProxy struct {
 	mu        sync.Mutex
 	capturing bool
 	next      int64
+	nextConn  int64
 	captured  []*statement
 	conns     map[net.Conn]struct{}
 	wg        sync.WaitGroup
@@ -71,6 +75,51 @@ func (p *wireProxy) Stop() []*statement {
 	out := p.captured
 	p.captured = nil
 	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
+	return withoutBackground(out)
+}
+
+// background names the tables only exportd's periodic work touches while a
+// request runs (role reloads, webhook delivery polls, maintenance leases,
+// signing key reloads): statements on them are not the request's.
+var background = regexp.MustCompile(`(?i)\b(authz_versions|casbin_rules|webhook_deliveries|maintenance_leases|signing_keys)\b`)
+
+// withoutBackground drops the statements of periodic work, whole
+// transactions at a time, per connection, so that what remains is exactly
+// what the captured requests sent.
+func withoutBackground(sts []*statement) []*statement {
+	drop := map[*statement]bool{}
+	open := map[int64][]*statement{} // a connection's transaction so far
+	tainted := map[int64]bool{}
+	for _, st := range sts {
+		q := strings.ToUpper(strings.TrimSpace(st.SQL))
+		switch {
+		case strings.HasPrefix(q, "BEGIN") || strings.HasPrefix(q, "START TRANSACTION"):
+			open[st.conn] = []*statement{st}
+			tainted[st.conn] = false
+			continue
+		case open[st.conn] != nil:
+			open[st.conn] = append(open[st.conn], st)
+			tainted[st.conn] = tainted[st.conn] || background.MatchString(st.SQL)
+			if strings.HasPrefix(q, "COMMIT") || strings.HasPrefix(q, "ROLLBACK") || strings.HasPrefix(q, "END") {
+				if tainted[st.conn] {
+					for _, t := range open[st.conn] {
+						drop[t] = true
+					}
+				}
+				delete(open, st.conn)
+			}
+			continue
+		}
+		if background.MatchString(st.SQL) {
+			drop[st] = true
+		}
+	}
+	out := sts[:0]
+	for _, st := range sts {
+		if !drop[st] {
+			out = append(out, st)
+		}
+	}
 	return out
 }
 
@@ -101,7 +150,10 @@ func (p *wireProxy) accept() {
 		p.mu.Lock()
 		p.conns[c], p.conns[s] = struct{}{}, struct{}{}
 		p.mu.Unlock()
-		pc := &proxyConn{p: p}
+		p.mu.Lock()
+		p.nextConn++
+		pc := &proxyConn{p: p, id: p.nextConn}
+		p.mu.Unlock()
 		p.wg.Add(2)
 		go func() {
 			defer p.wg.Done()
@@ -129,6 +181,7 @@ func (p *wireProxy) forget(cs ...net.Conn) {
 // proxyConn is the protocol state of one client connection.
 type proxyConn struct {
 	p        *wireProxy
+	id       int64
 	mu       sync.Mutex
 	prepared map[string]string // statement name → SQL
 	bound    map[string]bound  // portal name → statement and parameters
@@ -240,6 +293,7 @@ func (pc *proxyConn) executed(st *statement) {
 	p := pc.p
 	p.mu.Lock()
 	st.seq = p.next
+	st.conn = pc.id
 	p.next++
 	if p.capturing {
 		p.captured = append(p.captured, st)
