@@ -173,17 +173,32 @@ func (s *Store) ingest(ctx context.Context, tenantID string, evs []NewEvent, met
 	}
 	r.First, r.Last = rows[0].e.Sequence, seq
 	r.ChainHead = rows[len(rows)-1].hash
-	if s.Dialect == dialect.Postgres && len(rows) >= copyThreshold {
+	advance := "UPDATE tenants SET event_seq = " + s.ph(1) + ", chain_head = " + s.ph(2) + " WHERE id = " + s.ph(3)
+	switch {
+	case s.Dialect == dialect.Postgres && len(rows) >= copyThreshold:
 		err = copyEvents(ctx, tx, tenantID, rows)
-	} else {
+	case s.Dialect == dialect.Postgres:
+		// A small batch (the server's own audit event of each request is one
+		// row) goes in one statement with the counter and chain head: the
+		// tenant row stays locked for one round trip fewer.
+		query, args := s.insertSQL(tenantID, rows)
+		n := len(args)
+		args = append(args, seq, r.ChainHead, tenantID)
+		query = "WITH ins AS (" + query + ") UPDATE tenants SET event_seq = " + s.ph(n+1) + ", chain_head = " + s.ph(n+2) + " WHERE id = " + s.ph(n+3)
+		if _, err = tx.ExecContext(ctx, query, args...); err != nil {
+			err = fmt.Errorf("insert events: %w", err)
+		}
+		advance = ""
+	default:
 		err = s.insertEvents(ctx, tx, tenantID, rows)
 	}
 	if err != nil {
 		return Ingested{}, err
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE tenants SET event_seq = "+s.ph(1)+", chain_head = "+s.ph(2)+" WHERE id = "+s.ph(3),
-		seq, r.ChainHead, tenantID); err != nil {
-		return Ingested{}, fmt.Errorf("advance chain: %w", err)
+	if advance != "" {
+		if _, err := tx.ExecContext(ctx, advance, seq, r.ChainHead, tenantID); err != nil {
+			return Ingested{}, fmt.Errorf("advance chain: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return Ingested{}, fmt.Errorf("commit events: %w", err)
@@ -277,30 +292,35 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, tenantID string, r
 	// SQLite allows 32766 parameters per statement; 17 columns × 500 rows fits.
 	const batch = 500
 	for i := 0; i < len(rows); i += batch {
-		end := min(i+batch, len(rows))
-		var sb strings.Builder
-		sb.WriteString("INSERT INTO audit_events (" + strings.Join(eventColumns, ", ") + ") VALUES ")
-		args := make([]any, 0, (end-i)*len(eventColumns))
-		for j := i; j < end; j++ {
-			row := eventRow(tenantID, &rows[j])
-			if j > i {
-				sb.WriteString(", ")
-			}
-			sb.WriteByte('(')
-			for k := range row {
-				if k > 0 {
-					sb.WriteString(", ")
-				}
-				sb.WriteString(s.ph(len(args) + k + 1))
-			}
-			sb.WriteByte(')')
-			args = append(args, row...)
-		}
-		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+		query, args := s.insertSQL(tenantID, rows[i:min(i+batch, len(rows))])
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
 	}
 	return nil
+}
+
+// insertSQL is one multi-row INSERT of rows and its arguments.
+func (s *Store) insertSQL(tenantID string, rows []pending) (string, []any) {
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO audit_events (" + strings.Join(eventColumns, ", ") + ") VALUES ")
+	args := make([]any, 0, len(rows)*len(eventColumns)+3)
+	for j := range rows {
+		row := eventRow(tenantID, &rows[j])
+		if j > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteByte('(')
+		for k := range row {
+			if k > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString(s.ph(len(args) + k + 1))
+		}
+		sb.WriteByte(')')
+		args = append(args, row...)
+	}
+	return sb.String(), args
 }
 
 // copyEvents streams a batch into audit_events with COPY FROM STDIN. The
@@ -520,28 +540,23 @@ func (src *source) Attestations(ctx context.Context, from, to time.Time, fn func
 
 // EstimateEvents guesses how many events lie in [from, to) from two index
 // probes: sequences grow with time, so the first and last sequence in the
-// range bound the count without scanning it.
+// range bound the count without scanning it. Both probes go in one
+// statement: CreateExport waits for it.
 func (s *Store) EstimateEvents(ctx context.Context, tenantID string, from, to time.Time) (int64, error) {
-	probe := func(order string) (int64, error) {
-		var seq int64
-		err := s.DB.QueryRowContext(ctx,
-			"SELECT sequence FROM audit_events WHERE tenant_id = "+s.ph(1)+" AND occurred_at >= "+s.ph(2)+" AND occurred_at < "+s.ph(3)+
-				" ORDER BY occurred_at "+order+", sequence "+order+" LIMIT 1", tenantID, micro(from), micro(to)).Scan(&seq)
-		if err == sql.ErrNoRows {
-			return 0, nil
-		}
-		if err != nil {
-			return 0, fmt.Errorf("estimate events: %w", err)
-		}
-		return seq, nil
+	probe := func(order string) string {
+		return "(SELECT sequence FROM audit_events WHERE tenant_id = " + s.ph(1) + " AND occurred_at >= " + s.ph(2) + " AND occurred_at < " + s.ph(3) +
+			" ORDER BY occurred_at " + order + ", sequence " + order + " LIMIT 1)"
 	}
-	first, err := probe("ASC")
-	if err != nil || first == 0 {
-		return 0, err
+	args := []any{tenantID, micro(from), micro(to)}
+	if s.Dialect != dialect.Postgres {
+		args = append(args, args...) // SQLite's ? parameters are positional
 	}
-	last, err := probe("DESC")
-	if err != nil {
-		return 0, err
+	var first, last sql.NullInt64
+	if err := s.DB.QueryRowContext(ctx, "SELECT "+probe("ASC")+", "+probe("DESC"), args...).Scan(&first, &last); err != nil {
+		return 0, fmt.Errorf("estimate events: %w", err)
 	}
-	return max(last-first+1, 1), nil
+	if !first.Valid || !last.Valid || first.Int64 == 0 {
+		return 0, nil
+	}
+	return max(last.Int64-first.Int64+1, 1), nil
 }

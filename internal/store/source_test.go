@@ -81,3 +81,46 @@ func TestSourceReportsMatchDecodedEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestEstimateEvents checks the estimate's two index probes on both stores:
+// nothing in the period, one event, and a range of them.
+func TestEstimateEvents(t *testing.T) {
+	t.Parallel()
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := storetest.Open(t, dialect)
+			tn, err := st.CreateTenant(ctx, "Estimate", true, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var evs []reports.Event
+			for i := range 10 {
+				evs = append(evs, reports.Event{OccurredAt: from.Add(time.Duration(i) * time.Hour), ActorID: "a", ActorType: "user",
+					Action: "record.read", Outcome: "success", Category: "data"})
+			}
+			if _, _, err := st.AppendEvents(ctx, tn.ID, evs); err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				from, to time.Time
+				want     int64
+			}{
+				{from.Add(-time.Hour), from, 0},
+				{from.Add(3 * time.Hour), from.Add(3*time.Hour + time.Microsecond), 1},
+				{from.Add(2 * time.Hour), from.Add(7 * time.Hour), 5},
+				{from, from.AddDate(0, 1, 0), 10},
+			} {
+				got, err := st.EstimateEvents(ctx, tn.ID, tc.from, tc.to)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != tc.want {
+					t.Errorf("EstimateEvents(%s, %s) = %d, want %d", tc.from, tc.to, got, tc.want)
+				}
+			}
+		})
+	}
+}
