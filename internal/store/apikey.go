@@ -201,9 +201,12 @@ const lastUsedResolution = time.Minute
 // authentication runs on every request, and three lookups were three round
 // trips (six with lib/pq, which prepares each parameterised query first).
 // The principal must be of the key's tenant, as the tenant-scoped read it
-// replaces required.
+// replaces required. Whether the tenant has an enabled BUNDLE_EXPORT policy
+// comes along, so that exports of the (usual) tenant without one skip
+// reading the policies.
 const authQuery = "SELECT k.tenant_id, k.principal_id, k.role, k.issuer_id, k.secret_hash, k.live, k.last_used_at, k.expires_at, k.revoked_at, " +
-	"t.id, t.name, t.compliance_pack, p.id, p.name " +
+	"t.id, t.name, t.compliance_pack, p.id, p.name, " +
+	"EXISTS (SELECT 1 FROM issuance_policies ip WHERE ip.tenant_id = k.tenant_id AND ip.kind = 'BUNDLE_EXPORT' AND ip.enabled) " +
 	"FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id " +
 	"LEFT JOIN principals p ON p.id = k.principal_id AND p.tenant_id = k.tenant_id " +
 	"WHERE k.id = "
@@ -226,9 +229,10 @@ func (s *Store) Authenticate(ctx context.Context, raw string) (*authz.Caller, er
 		tenantID, tenantName       sql.NullString
 		pack                       sql.NullBool
 		principalID, principalName sql.NullString
+		policies                   bool
 	)
 	err = s.DB.QueryRowContext(ctx, authQuery+s.ph(1), k.ID).Scan(&row.TenantID, &row.PrincipalID, &row.Role, &issuer,
-		&row.SecretHash, &row.Live, &lastUsed, &expires, &revoked, &tenantID, &tenantName, &pack, &principalID, &principalName)
+		&row.SecretHash, &row.Live, &lastUsed, &expires, &revoked, &tenantID, &tenantName, &pack, &principalID, &principalName, &policies)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Hash anyway so that unknown ids and wrong secrets take equal time.
 		apikey.Matches(k.Secret, make([]byte, 32))
@@ -272,6 +276,10 @@ func (s *Store) Authenticate(ctx context.Context, raw string) (*authz.Caller, er
 		Role:           row.Role,
 		KeyID:          row.ID,
 		CompliancePack: t.CompliancePack,
+		// Read in the same statement as the key: a policy enabled after it
+		// applies from the next request on, as it did when the gate read
+		// the policies a moment later in a statement of its own.
+		NoExportPolicies: !policies,
 	}
 	if row.IssuerID != nil {
 		c.IssuerID = *row.IssuerID
