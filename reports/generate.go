@@ -88,9 +88,9 @@ type gen struct {
 	req      Request
 	src      Source
 	w        *bufio.Writer
-	csv      *csvWriter  // nil for JSON
-	rec      []string    // reused CSV record, len(Columns)
-	buf      []byte      // reused encoding scratch
+	csv      *csvWriter // nil for JSON
+	rec      []string   // reused CSV record, len(Columns)
+	buf      []byte     // reused encoding scratch
 	progress Progress
 	sum      Summary
 	keys     int // top-level JSON keys written so far
