@@ -348,6 +348,10 @@ type Caller struct {
 	KeyID          string
 	IssuerID       string
 	CompliancePack bool
+	// NoExportPolicies is true when authentication saw that the tenant has
+	// no enabled BUNDLE_EXPORT policy, so the export gate need not read
+	// them again; false (unknown) makes the gate read them.
+	NoExportPolicies bool
 	// ExportDecision is what the BUNDLE_EXPORT policies decided, once an
 	// export request passed them; it is recorded on the job.
 	ExportDecision Decision

@@ -19,8 +19,9 @@ func (g *gen) events(section, recordType string, f EventFilter, ev *evidence, wa
 }
 
 // eventSection writes the events read calls back with, as events does;
-// every event also goes to tap (if not nil), for a later section.
-func (g *gen) eventSection(section, recordType string, read func(func(*Event) error) error, ev *evidence, tap func(*Event) error, want int64) error {
+// every event also goes to tap (if not nil) with the row it was encoded
+// as, for a later section.
+func (g *gen) eventSection(section, recordType string, read func(func(*Event) error) error, ev *evidence, tap func(e *Event, row []byte) error, want int64) error {
 	var n int64
 	if g.csv == nil {
 		g.beginArray(section)
@@ -33,22 +34,59 @@ func (g *gen) eventSection(section, recordType string, read func(func(*Event) er
 				return err
 			}
 		}
-		if tap != nil {
-			if err := tap(e); err != nil {
-				return err
-			}
-		}
+		var row []byte
 		if g.csv != nil {
 			if err := g.csvEvent(recordType, e); err != nil {
 				return fmt.Errorf("write %s: %w", section, err)
 			}
-			return nil
+			row = g.csv.line
+		} else {
+			var err error
+			if g.buf, err = appendEvent(g.buf[:0], e); err != nil {
+				return fmt.Errorf("encode event %d metadata: %w", e.Sequence, err)
+			}
+			if err := g.item(g.buf); err != nil {
+				return err
+			}
+			row = g.buf
 		}
-		var err error
-		if g.buf, err = appendEvent(g.buf[:0], e); err != nil {
-			return fmt.Errorf("encode event %d metadata: %w", e.Sequence, err)
+		if tap != nil {
+			if err := tap(e, row); err != nil {
+				return err
+			}
 		}
-		if err := g.item(g.buf); err != nil {
+		return g.row()
+	})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", section, err)
+	}
+	if g.csv == nil {
+		g.endArray()
+	}
+	if want >= 0 && n != want {
+		return fmt.Errorf("read %s: counted %d events but read %d; the log changed during generation", section, want, n)
+	}
+	g.sum.Counts[section] = n
+	return nil
+}
+
+// rowSection writes rows another section encoded (eventSection's tap
+// kept them): JSON elements as they are, CSV rows under recordType, as
+// the encoded row of oldType with the record type swapped.
+func (g *gen) rowSection(section, recordType, oldType string, read func(func([]byte) error) error, want int64) error {
+	var n int64
+	if g.csv == nil {
+		g.beginArray(section)
+	}
+	err := read(func(row []byte) error {
+		n++
+		if g.csv != nil {
+			b := appendCSVField(g.csv.line[:0], recordType)
+			b = append(b, row[len(oldType):len(row)-1]...) // without the old type and the line end flush adds
+			if err := g.csv.flush(b); err != nil {
+				return fmt.Errorf("write %s: %w", section, err)
+			}
+		} else if err := g.item(row); err != nil {
 			return err
 		}
 		return g.row()
@@ -156,13 +194,23 @@ func (g *gen) controlEvidence(controls []Control, ev *evidence) error {
 			if err := g.flushRow(); err != nil {
 				return err
 			}
+			// Evidence rows are as many as the events they cite: written
+			// in column order straight into the line, as csvEvent does.
 			err := ev.each(i, func(seq int64, at time.Time) error {
-				g.begin("evidence")
-				g.rec[colFramework] = c.Framework
-				g.text(colControlID, c.ID)
-				g.num(colSequence, seq)
-				g.when(colOccurredAt, at)
-				return g.flushRow()
+				b := append(g.csv.line[:0], "evidence"...)
+				b = commas(b, colRecordType, colSequence)
+				b = strconv.AppendInt(b, seq, 10)
+				b = append(b, ',')
+				b = appendTime(b, at)
+				b = commas(b, colOccurredAt, colFramework)
+				b = appendCSVField(b, c.Framework)
+				b = append(b, ',')
+				b = appendTextCell(b, c.ID)
+				b = commas(b, colControlID, numColumns-1)
+				if err := g.csv.flush(b); err != nil {
+					return err
+				}
+				return g.row()
 			})
 			if err != nil {
 				return err
@@ -226,6 +274,6 @@ func appendOptTime(b []byte, t time.Time) []byte {
 		return append(b, "null"...)
 	}
 	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, TimeLayout)
+	b = appendTime(b, t)
 	return append(b, '"')
 }

@@ -152,7 +152,7 @@ func (g *gen) begin(recordType string) {
 
 // flushRow writes the record and counts it.
 func (g *gen) flushRow() error {
-	if err := g.csv.Write(g.rec); err != nil {
+	if err := g.csv.write(g.rec); err != nil {
 		return err
 	}
 	return g.row()
@@ -160,7 +160,7 @@ func (g *gen) flushRow() error {
 
 // csvHeader writes the column names and the summary row.
 func (g *gen) csvHeader(audit, access int64) error {
-	if err := g.csv.Write(Columns); err != nil {
+	if err := g.csv.write(Columns); err != nil {
 		return err
 	}
 	r := g.req
@@ -182,26 +182,40 @@ func (g *gen) csvHeader(audit, access int64) error {
 	return g.flushRow()
 }
 
-// csvEvent writes one audit event as a row of recordType.
+// csvEvent writes one audit event as a row of recordType (not counted: the
+// caller counts it). Events are the bulk of every report, so the row is
+// appended in column order straight into the line, with the same bytes
+// begin, text and flushRow would give; g.csv.line holds it afterwards.
 func (g *gen) csvEvent(recordType string, e *Event) error {
-	g.begin(recordType)
-	g.num(colSequence, e.Sequence)
-	g.when(colOccurredAt, e.OccurredAt)
-	g.text(colCategory, e.Category)
-	g.text(colAction, e.Action)
-	g.text(colOutcome, e.Outcome)
-	g.text(colActorID, e.ActorID)
-	g.text(colActorType, e.ActorType)
-	g.text(colResourceType, e.ResourceType)
-	g.text(colResourceID, e.ResourceID)
-	g.rec[colPHI] = strconv.FormatBool(e.PHI)
-	g.text(colIP, e.IP)
-	g.text(colUserAgent, e.UserAgent)
-	g.text(colRequestID, e.RequestID)
-	m, err := metadataText(e.Metadata)
-	if err != nil {
-		return err
+	b := appendCSVField(g.csv.line[:0], recordType)
+	b = commas(b, colRecordType, colSequence)
+	b = strconv.AppendInt(b, e.Sequence, 10)
+	b = append(b, ',')
+	if !e.OccurredAt.IsZero() {
+		b = appendTime(b, e.OccurredAt)
 	}
-	g.text(colMetadata, m)
-	return g.flushRow()
+	for _, s := range [...]string{e.Category, e.Action, e.Outcome, e.ActorID, e.ActorType, e.ResourceType, e.ResourceID} {
+		b = append(b, ',')
+		b = appendTextCell(b, s)
+	}
+	b = append(b, ',')
+	b = strconv.AppendBool(b, e.PHI)
+	for _, s := range [...]string{e.IP, e.UserAgent, e.RequestID} {
+		b = append(b, ',')
+		b = appendTextCell(b, s)
+	}
+	b = append(b, ',')
+	if raw := e.RawMetadata; raw != nil {
+		if len(raw) > 2 { // "{}" is no metadata: an empty cell
+			b = appendRawCell(b, raw)
+		}
+	} else {
+		m, err := metadataText(e.Metadata)
+		if err != nil {
+			return err
+		}
+		b = appendTextCell(b, m)
+	}
+	b = commas(b, colMetadata, numColumns-1)
+	return g.csv.flush(b)
 }

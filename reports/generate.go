@@ -3,7 +3,6 @@ package reports
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,20 +64,14 @@ func Generate(ctx context.Context, w io.Writer, req Request, src Source, progres
 		sum:      Summary{Counts: map[string]int64{}},
 	}
 	if req.Format == FormatCSV {
-		g.csv = csv.NewWriter(g.w)
 		// Records end in LF, not RFC 4180's CRLF: in CRLF mode encoding/csv
 		// drops a bare CR inside a field, which would alter audit values.
 		// Spreadsheets and CSV readers accept either.
+		g.csv = &csvWriter{w: g.w}
 		g.rec = make([]string, len(Columns))
 	}
 	if err := body(g); err != nil {
 		return Summary{}, fmt.Errorf("generate %s report: %w", req.ReportType, err)
-	}
-	if g.csv != nil {
-		g.csv.Flush()
-		if err := g.csv.Error(); err != nil {
-			return Summary{}, fmt.Errorf("generate %s report: write: %w", req.ReportType, err)
-		}
 	}
 	if err := g.w.Flush(); err != nil {
 		return Summary{}, fmt.Errorf("generate %s report: write: %w", req.ReportType, err)
@@ -95,9 +88,9 @@ type gen struct {
 	req      Request
 	src      Source
 	w        *bufio.Writer
-	csv      *csv.Writer // nil for JSON
-	rec      []string    // reused CSV record, len(Columns)
-	buf      []byte      // reused encoding scratch
+	csv      *csvWriter // nil for JSON
+	rec      []string   // reused CSV record, len(Columns)
+	buf      []byte     // reused encoding scratch
 	progress Progress
 	sum      Summary
 	keys     int // top-level JSON keys written so far
@@ -227,7 +220,7 @@ func fmtTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(TimeLayout)
+	return string(appendTime(nil, t))
 }
 
 // fmtEcho prints the requested period bounds as the client wrote them:

@@ -68,7 +68,7 @@ func appendEvent(b []byte, e *Event) ([]byte, error) {
 	b = append(b, `{"sequence": `...)
 	b = strconv.AppendInt(b, e.Sequence, 10)
 	b = append(b, `, "occurred_at": "`...)
-	b = e.OccurredAt.UTC().AppendFormat(b, TimeLayout)
+	b = appendTime(b, e.OccurredAt)
 	b = append(b, `", "category": `...)
 	b = appendString(b, e.Category)
 	b = append(b, `, "action": `...)
@@ -92,9 +92,16 @@ func appendEvent(b []byte, e *Event) ([]byte, error) {
 	b = append(b, `, "request_id": `...)
 	b = appendString(b, e.RequestID)
 	b = append(b, `, "metadata": `...)
-	if len(e.Metadata) == 0 {
+	switch {
+	case e.RawMetadata != nil:
+		if len(e.RawMetadata) == 0 {
+			b = append(b, "{}"...)
+		} else {
+			b = append(b, e.RawMetadata...)
+		}
+	case len(e.Metadata) == 0:
 		b = append(b, "{}"...)
-	} else {
+	default:
 		m, err := json.Marshal(e.Metadata)
 		if err != nil {
 			return b, err

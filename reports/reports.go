@@ -12,6 +12,7 @@ package reports
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -41,6 +42,12 @@ type Event struct {
 	UserAgent    string
 	RequestID    string
 	Metadata     map[string]any
+	// RawMetadata, when not nil, is Metadata already encoded as canonical
+	// JSON (encoding/json's encoding of the decoded object: sorted keys, no
+	// insignificant space; "{}" for none), and encoders copy it instead of
+	// encoding Metadata. A Source that holds the encoded form sets it and
+	// saves a decode and an encode per event.
+	RawMetadata json.RawMessage
 }
 
 // Attestation is one attestation record as reports see it.

@@ -471,3 +471,44 @@ func TestCountByCategorySameReport(t *testing.T) {
 		}
 	}
 }
+
+// rawSource is a Source that hands events out with their metadata already
+// encoded (RawMetadata), as the database store does.
+type rawSource struct{ reports.Source }
+
+func (s rawSource) Events(ctx context.Context, f reports.EventFilter, fn func(*reports.Event) error) error {
+	return s.Source.Events(ctx, f, func(e *reports.Event) error {
+		c := *e
+		c.RawMetadata = json.RawMessage("{}")
+		if len(e.Metadata) > 0 {
+			b, err := json.Marshal(e.Metadata)
+			if err != nil {
+				return err
+			}
+			c.RawMetadata = b
+		}
+		c.Metadata = nil
+		return fn(&c)
+	})
+}
+
+// TestRawMetadataGolden checks that events carrying encoded metadata give
+// the golden reports byte for byte.
+func TestRawMetadataGolden(t *testing.T) {
+	t.Parallel()
+	for _, typ := range allTypes {
+		for _, format := range allFormats {
+			t.Run(typ+"/"+format, func(t *testing.T) {
+				t.Parallel()
+				got, _ := generate(t, reportstest.Request(typ, format), rawSource{reportstest.Dataset()})
+				want, err := os.ReadFile(filepath.Join("testdata", typ+"."+format))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("%s/%s with raw metadata differs from the golden file\n--- got ---\n%s", typ, format, got)
+				}
+			})
+		}
+	}
+}

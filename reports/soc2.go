@@ -36,21 +36,21 @@ func (g *gen) soc2() error {
 		return err
 	}
 	// The access log is the audit log's access entries in the same order:
-	// they are spooled during the one read of the period rather than read
-	// from the Source a second time.
-	var spool eventSpool
+	// their encoded rows are spooled during the one read of the period
+	// rather than read from the Source and encoded a second time.
+	var spool rowSpool
 	defer func() { _ = spool.close() }() // a temporary file; removal failure changes nothing in the report
-	keepAccess := func(e *Event) error {
+	keepAccess := func(e *Event, row []byte) error {
 		if e.Category != "access" {
 			return nil
 		}
-		return spool.add(e)
+		return spool.add(row)
 	}
 	readAll := func(fn func(*Event) error) error { return g.src.Events(g.ctx, all, fn) }
 	if err := g.eventSection("audit_log", "audit_entry", readAll, ev, keepAccess, nAll); err != nil {
 		return err
 	}
-	if err := g.eventSection("access_log", "access_entry", spool.each, nil, nil, nAccess); err != nil {
+	if err := g.rowSection("access_log", "access_entry", "audit_entry", spool.each, nAccess); err != nil {
 		return err
 	}
 	if err := g.controlEvidence(controls, ev); err != nil {

@@ -20,7 +20,12 @@ import (
 // two sizes and reports rows/s and the peak heap during generation: the heap
 // must stay flat as the period grows. EXPORTD_BENCH_EVENTS sets the larger
 // size (default 1,000,000); the smaller is a quarter of it.
-func BenchmarkSOC2CSVPostgres(b *testing.B) {
+func BenchmarkSOC2CSVPostgres(b *testing.B) { benchmarkSOC2Postgres(b, reports.FormatCSV) }
+
+// BenchmarkSOC2JSONPostgres is BenchmarkSOC2CSVPostgres for the JSON report.
+func BenchmarkSOC2JSONPostgres(b *testing.B) { benchmarkSOC2Postgres(b, reports.FormatJSON) }
+
+func benchmarkSOC2Postgres(b *testing.B, format string) {
 	n := 1_000_000
 	if v := os.Getenv("EXPORTD_BENCH_EVENTS"); v != "" {
 		var err error
@@ -48,7 +53,7 @@ func BenchmarkSOC2CSVPostgres(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Run(fmt.Sprintf("events=%d", size), func(b *testing.B) {
-			req := reports.Request{ReportType: reports.TypeSOC2, Format: reports.FormatCSV, TenantID: tn.ID,
+			req := reports.Request{ReportType: reports.TypeSOC2, Format: format, TenantID: tn.ID,
 				PeriodStart: from, PeriodEnd: to.Add(-time.Second), AppliedStart: from, AppliedEnd: to,
 				GeneratedAt: time.Now(), Watermark: wm}
 			var peak atomic.Uint64

@@ -59,23 +59,8 @@ func (s *Store) CreateJob(ctx context.Context, nj NewJob) (job *ent.ExportJob, c
 		}
 	}
 	var j *ent.ExportJob
-	err = s.tx(ctx, func(tx *ent.Tx) error {
-		if nj.MaxQueued > 0 {
-			if err := s.lockTenant(ctx, tx, nj.TenantID); err != nil {
-				return err
-			}
-			n, err := tx.ExportJob.Query().
-				Where(exportjob.TenantID(nj.TenantID), exportjob.StatusEQ(exportjob.StatusPENDING)).
-				Count(ctx)
-			if err != nil {
-				return fmt.Errorf("count queued jobs: %w", err)
-			}
-			if n >= nj.MaxQueued {
-				return fault.New(fault.ResourceExhausted,
-					"%d exports are already queued for this tenant, the most allowed; wait for some to finish or cancel them, then try again", n)
-			}
-		}
-		c := tx.ExportJob.Create().
+	create := func(jobs *ent.ExportJobClient) error {
+		c := jobs.Create().
 			SetID(apikey.RandomID("job_", 24)).
 			SetTenantID(nj.TenantID).
 			SetRequestedBy(nj.RequestedBy).
@@ -102,7 +87,29 @@ func (s *Store) CreateJob(ctx context.Context, nj NewJob) (job *ent.ExportJob, c
 		var err error
 		j, err = c.Save(ctx)
 		return err
-	})
+	}
+	if nj.MaxQueued > 0 {
+		err = s.tx(ctx, func(tx *ent.Tx) error {
+			if err := s.lockTenant(ctx, tx, nj.TenantID); err != nil {
+				return err
+			}
+			n, err := tx.ExportJob.Query().
+				Where(exportjob.TenantID(nj.TenantID), exportjob.StatusEQ(exportjob.StatusPENDING)).
+				Count(ctx)
+			if err != nil {
+				return fmt.Errorf("count queued jobs: %w", err)
+			}
+			if n >= nj.MaxQueued {
+				return fault.New(fault.ResourceExhausted,
+					"%d exports are already queued for this tenant, the most allowed; wait for some to finish or cancel them, then try again", n)
+			}
+			return create(tx.ExportJob)
+		})
+	} else {
+		// Without a cap there is nothing to count: the insert alone, with
+		// no transaction around it (two round trips fewer).
+		err = create(s.Ent.ExportJob)
+	}
 	if ent.IsConstraintError(err) && nj.IdempotencyKey != "" {
 		// Another request with the same key won the race.
 		if j, err := s.jobByIdempotencyKey(ctx, nj); j != nil || err != nil {

@@ -5,6 +5,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -16,7 +17,7 @@ import (
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
 	"github.com/XSAM/otelsql"
-	_ "github.com/lib/pq" // PostgreSQL driver
+	"github.com/lib/pq" // the PostgreSQL driver; registers "postgres" too
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -59,7 +60,17 @@ func OpenWith(ctx context.Context, databaseURL, dataDir string, o Options) (*Sto
 		err error
 	)
 	open := sql.Open
+	openPG := func(c driver.Connector) *sql.DB { return sql.OpenDB(c) }
 	if o.TracerProvider != nil {
+		opts := []otelsql.Option{
+			otelsql.WithTracerProvider(o.TracerProvider),
+			otelsql.WithAttributes(semconv.DBSystemNamePostgreSQL),
+			otelsql.WithSpanOptions(otelsql.SpanOptions{OmitConnResetSession: true, OmitConnectorConnect: true}),
+		}
+		if o.MeterProvider != nil {
+			opts = append(opts, otelsql.WithMeterProvider(o.MeterProvider))
+		}
+		openPG = func(c driver.Connector) *sql.DB { return otelsql.OpenDB(c, opts...) }
 		open = func(driverName, dsn string) (*sql.DB, error) {
 			system := semconv.DBSystemNameSQLite
 			if driverName == "postgres" {
@@ -79,10 +90,12 @@ func OpenWith(ctx context.Context, databaseURL, dataDir string, o Options) (*Sto
 	}
 	if databaseURL != "" {
 		d = dialect.Postgres
-		db, err = open("postgres", databaseURL)
+		c, err := pq.NewConnector(databaseURL)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
+		c.Dialer(bufferedDialer{})
+		db = openPG(c)
 		db.SetMaxOpenConns(32)
 		db.SetMaxIdleConns(16)
 	} else {
