@@ -102,7 +102,7 @@ func (b *bench) capture(ctx context.Context, keys []string) (*pgbenchScript, err
 			proxy.Capture()
 			_, err := b.createExport(ctx, srv.url, key, "csv", quarterEnd)
 			time.Sleep(20 * time.Millisecond) // the proxy parses what it already forwarded
-			sts := proxy.Stop() // without the statements of periodic work
+			sts := proxy.Stop()               // without the statements of periodic work
 			if err != nil {
 				return nil, err
 			}
