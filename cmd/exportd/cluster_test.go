@@ -337,7 +337,7 @@ func TestFaultInjection(t *testing.T) {
 		kills = 10
 		lease = 2 * time.Second
 	)
-	c := newCluster(t, 250000, "--lease", lease.String(), "--workers", "1", "--sweep-interval", "1s", "--max-attempts", "1000", "--retry-base", "100ms")
+	c := newCluster(t, 500000, "--lease", lease.String(), "--workers", "1", "--sweep-interval", "1s", "--max-attempts", "1000", "--retry-base", "100ms")
 	var procs []*proc
 	p := c.start()
 	procs = append(procs, p)
@@ -464,7 +464,7 @@ var attemptRE = regexp.MustCompile(`/attempt-(\d+)/`)
 // took over.
 func TestFencing(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 150000, "--lease", "2s", "--workers", "1", "--sweep-interval", "1s")
+	c := newCluster(t, 600000, "--lease", "2s", "--workers", "1", "--sweep-interval", "1s")
 	a := c.start()
 	ids := c.create(a, 1)
 	var first *ent.ExportJob
