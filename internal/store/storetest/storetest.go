@@ -19,6 +19,9 @@ import (
 // EnvDSN names the variable holding the PostgreSQL URL for tests.
 const EnvDSN = "EXPORTD_TEST_DATABASE_URL"
 
+// EnvRequire, when set, turns the PostgreSQL skip into a failure.
+const EnvRequire = "EXPORTD_REQUIRE_POSTGRES"
+
 // SkipMessage is printed when the PostgreSQL half of a suite cannot run; CI
 // fails when it sees it.
 const SkipMessage = "PostgreSQL suite skipped: set " + EnvDSN + " to run it"
@@ -58,6 +61,11 @@ func PostgresDSN(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv(EnvDSN)
 	if base == "" {
+		if os.Getenv(EnvRequire) != "" {
+			// CI runs `go test` without -v, where a skip prints nothing:
+			// there a missing PostgreSQL must fail, not pass quietly.
+			t.Fatal(SkipMessage + " (" + EnvRequire + " is set, so this is an error)")
+		}
 		t.Skip(SkipMessage)
 	}
 	schema := strings.ToLower(apikey.RandomID("t_", 16))
