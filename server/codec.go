@@ -1,7 +1,8 @@
 package server
 
 import (
-	"connectrpc.com/connect"
+	"errors"
+
 	"connectrpc.com/vanguard"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -34,7 +35,7 @@ func (c jsonCodec) Unmarshal(b []byte, m any) error {
 	return unmarshalJSON.Unmarshal(b, msg)
 }
 
-var errNotProto = connect.NewError(connect.CodeInternal, nil)
+var errNotProto = errors.New("codec: value is not a protobuf message")
 
 // restCodec is the REST transcoder's JSON: snake_case too.
 func restCodec(res vanguard.TypeResolver) vanguard.Codec {
