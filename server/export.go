@@ -168,6 +168,8 @@ func (h exportService) WatchExport(ctx context.Context, req *connect.Request[aud
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-h.s.draining:
+			return errDraining
 		case <-t.C:
 		}
 	}
