@@ -90,9 +90,17 @@ func (s *Server) Shutdown(ctx context.Context, grace time.Duration) error {
 		s.log.Info("cancelling requests still running at shutdown")
 		s.cancelRequests()
 	}
-	if err := <-done; err != nil {
-		// Shutdown gave up: close what is left.
+	t.Reset(time.Second)
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		// A handler blocked writing to a client that does not read cannot
+		// see its context: closing the connections frees it.
+		s.log.Info("closing connections still open at shutdown")
 		_ = s.httpServer.Close()
+	}
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shut down http server: %w", err)
 	}
 	return nil
