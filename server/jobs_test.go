@@ -29,6 +29,9 @@ import (
 	"github.com/exportd/exportd/server/servertest"
 )
 
+// fixtureEvents is how many demo events newFixture seeds.
+const fixtureEvents = 300
+
 // fixture is an exportd with a tenant, a key, some events and clients.
 type fixture struct {
 	env       *servertest.Env
@@ -43,7 +46,7 @@ func newFixture(t *testing.T, env *servertest.Env) *fixture {
 	f := &fixture{env: env}
 	f.tenant = env.Tenant(t, "Acme", true)
 	f.key = env.Key(t, f.tenant, "auditor", "audrey@example.com")
-	env.Seed(t, f.tenant, 300, periodFrom, periodTo)
+	env.Seed(t, f.tenant, fixtureEvents, periodFrom, periodTo)
 	f.exports = auditv1connect.NewExportServiceClient(env.Client, env.URL, withKey(f.key))
 	f.downloads = auditv1connect.NewDownloadServiceClient(env.Client, env.URL, withKey(f.key))
 	return f
@@ -51,11 +54,17 @@ func newFixture(t *testing.T, env *servertest.Env) *fixture {
 
 func (f *fixture) create(t *testing.T) string {
 	t.Helper()
+	return f.createReport(t, "soc2", "json")
+}
+
+// createReport creates an export of the fixture's whole period.
+func (f *fixture) createReport(t *testing.T, reportType, format string) string {
+	t.Helper()
 	res, err := f.exports.CreateExport(context.Background(), connect.NewRequest(&auditv1.CreateExportRequest{
-		ReportType: "soc2",
+		ReportType: reportType,
 		StartDate:  timestamppb.New(periodFrom),
 		EndDate:    timestamppb.New(periodTo.Add(-time.Second)),
-		Format:     "json",
+		Format:     format,
 	}))
 	if err != nil {
 		t.Fatalf("CreateExport: %v", err)
