@@ -229,6 +229,66 @@ func TestPermanentFailure(t *testing.T) {
 	}
 }
 
+// TestDefectFailsAtOnce breaks one statement of the report query at the
+// driver, as a defect in exportd would: the real database (or driver)
+// refuses it, and the job is FAILED on its first attempt, saying it is a
+// defect that retrying will not fix and naming the job for the operator.
+func TestDefectFailsAtOnce(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, reportType string
+		// statement picks the statement to break; broken breaks it.
+		statement string
+		broken    func(query, dialect string) string
+		says      map[string]string // per dialect
+	}{
+		{
+			name: "argument without a value", reportType: "gdpr", statement: "FROM attestation_records a",
+			broken: func(q, dialect string) string {
+				p := "?9"
+				if dialect == "postgres" {
+					p = "$9"
+				}
+				return strings.Replace(q, "ORDER BY", "AND a.subject <> "+p+" ORDER BY", 1)
+			},
+			says: map[string]string{"sqlite": "missing argument with index 4", "postgres": "SQLSTATE 42P18"},
+		},
+		{
+			name: "syntax error", reportType: "soc2", statement: "ORDER BY occurred_at, sequence",
+			broken: func(q, _ string) string { return strings.Replace(q, "ORDER BY", "ORDER BY BY", 1) },
+			says:   map[string]string{"sqlite": "SQL logic error", "postgres": "SQLSTATE 42601"},
+		},
+	}
+	for _, dialect := range storetest.Dialects {
+		for _, tc := range cases {
+			t.Run(dialect+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				st := storetest.OpenRewriting(t, dialect, func(q string) string {
+					if strings.Contains(q, tc.statement) {
+						return tc.broken(q, dialect)
+					}
+					return q
+				})
+				env := servertest.StartWith(t, st, servertest.Options{Jobs: fastRetries})
+				f := newFixture(t, env)
+				id := f.createReport(t, tc.reportType, "json")
+				job := f.watch(t, id)
+				if job.GetStatus() != auditv1.ExportStatus_FAILED || job.GetAttempt() != 1 {
+					t.Fatalf("job ended %s at attempt %d (%q); want FAILED at attempt 1", job.GetStatus(), job.GetAttempt(), job.GetError())
+				}
+				for _, want := range []string{"because of a defect in exportd", tc.says[dialect], "retrying will not help", "report it to your operator with job id " + id} {
+					if !strings.Contains(job.GetError(), want) {
+						t.Errorf("error %q does not say %q", job.GetError(), want)
+					}
+				}
+				if strings.Contains(env.Log.String(), "will retry") {
+					t.Errorf("a defect was retried:\n%s", env.Log)
+				}
+			})
+		}
+	}
+}
+
 // TestCancelRunning cancels a job whose upload hangs: the worker notices at
 // its next heartbeat, stops, and the job stays FAILED "cancelled by …".
 func TestCancelRunning(t *testing.T) {
