@@ -171,6 +171,90 @@ func TestRetryTransientBlobFailure(t *testing.T) {
 	}
 }
 
+// TestRetryShown fails a job's first upload: between attempts GetExport,
+// ListExports and WatchExport show it retrying (attempt 1 of max_attempts,
+// when attempt 2 starts, and why attempt 1 failed); once the retry time
+// comes (a clock moved forward, not a wait) it completes and says no more
+// about the retry.
+func TestRetryShown(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			st := storetest.Open(t, dialect)
+			var skew atomic.Int64
+			st.SetClock(func() time.Time { return time.Now().UTC().Add(time.Duration(skew.Load())) })
+			bucket, faults := blobstoretest.Wrap(memBucket(t))
+			faults.FailWrites(1)
+			env := servertest.StartWith(t, st, servertest.Options{Bucket: bucket,
+				Jobs: jobs.Config{RetryBase: time.Hour, RetryMax: time.Hour, SweepInterval: -1}})
+			f := newFixture(t, env)
+			created := time.Now()
+			id := f.create(t)
+
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			stream, err := f.exports.WatchExport(ctx, connect.NewRequest(&auditv1.WatchExportRequest{JobId: id}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var watched *auditv1.ExportJob
+			for watched == nil && stream.Receive() {
+				if j := stream.Msg().GetExport(); j.GetNextAttemptAt() != nil {
+					watched = j
+				}
+			}
+			if watched == nil {
+				t.Fatalf("the watch never showed the job retrying (%v)", stream.Err())
+			}
+			got, err := f.exports.GetExport(ctx, connect.NewRequest(&auditv1.GetExportRequest{JobId: id}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			list, err := f.exports.ListExports(ctx, connect.NewRequest(&auditv1.ListExportsRequest{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list.Msg.GetExports()) != 1 {
+				t.Fatalf("ListExports answered %d jobs", len(list.Msg.GetExports()))
+			}
+			for via, j := range map[string]*auditv1.ExportJob{"WatchExport": watched, "GetExport": got.Msg.GetExport(), "ListExports": list.Msg.GetExports()[0]} {
+				next := j.GetNextAttemptAt().AsTime()
+				if j.GetStatus() != auditv1.ExportStatus_PENDING || j.GetAttempt() != 1 || j.GetMaxAttempts() != 5 {
+					t.Errorf("%s: job is %s at attempt %d of %d; want PENDING after attempt 1 of 5", via, j.GetStatus(), j.GetAttempt(), j.GetMaxAttempts())
+				}
+				// Backoff after attempt 1 is half to all of RetryBase.
+				if next.Before(created.Add(30*time.Minute)) || next.After(time.Now().Add(time.Hour)) {
+					t.Errorf("%s: next attempt at %s, want 30 to 60 minutes after the failure", via, next)
+				}
+				if !strings.HasPrefix(j.GetRetryReason(), "report generation failed: injected blob store failure") {
+					t.Errorf("%s: retry_reason %q", via, j.GetRetryReason())
+				}
+				wantErr := "attempt 1 of 5 failed: " + j.GetRetryReason() + "; retrying at " + next.UTC().Format(time.RFC3339)
+				if j.GetError() != wantErr {
+					t.Errorf("%s: error %q, want %q", via, j.GetError(), wantErr)
+				}
+			}
+
+			skew.Store(int64(2 * time.Hour))
+			env.Runner.Wake()
+			var last *auditv1.ExportJob
+			for stream.Receive() {
+				last = stream.Msg().GetExport()
+			}
+			if err := stream.Err(); err != nil {
+				t.Fatalf("WatchExport: %v", err)
+			}
+			if last.GetStatus() != auditv1.ExportStatus_COMPLETED || last.GetAttempt() != 2 {
+				t.Fatalf("job ended %s at attempt %d (%q)", last.GetStatus(), last.GetAttempt(), last.GetError())
+			}
+			if last.GetNextAttemptAt() != nil || last.GetRetryReason() != "" || last.GetError() != "" {
+				t.Errorf("a completed job still speaks of its retry: next %v, reason %q, error %q", last.GetNextAttemptAt(), last.GetRetryReason(), last.GetError())
+			}
+		})
+	}
+}
+
 // TestRetryExhausted fails every upload: after the configured three attempts
 // the job is FAILED with a reason that names the failure and the attempts.
 func TestRetryExhausted(t *testing.T) {
