@@ -175,7 +175,12 @@ func (s *Server) Handler() (http.Handler, error) {
 		vanguard.NewService(attestPath, attestHandler),
 		vanguard.NewService(tenantPath, tenantHandler),
 	}, vanguard.WithCodec(restCodec), vanguard.WithUnknownHandler(http.HandlerFunc(restNotFound)),
-		vanguard.WithDefaultServiceOptions(vanguard.WithTargetCodecs(vanguard.CodecProto)))
+		vanguard.WithDefaultServiceOptions(vanguard.WithTargetCodecs(vanguard.CodecProto),
+			// The transcoder reads a REST body whole before the handler's
+			// read limit sees it; without a bound of its own it would
+			// buffer up to 4 GiB. JSON runs larger than the protobuf the
+			// 16 MiB WriteEvents limit applies to, hence the margin.
+			vanguard.WithMaxMessageBufferBytes(64<<20)))
 	if err != nil {
 		return nil, err
 	}
