@@ -13,6 +13,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/telemetry"
+	"github.com/exportd/exportd/internal/webhook"
 	"github.com/exportd/exportd/reports"
 	"github.com/exportd/exportd/web"
 )
@@ -58,6 +60,9 @@ type Config struct {
 	MaxAttempts int
 	// MaxQueuedPerTenant caps a tenant's PENDING jobs; 0 means no cap.
 	MaxQueuedPerTenant int
+	// WebhookAllow lists the inside networks a webhook URL may resolve to;
+	// others inside (loopback, private, link-local …) are refused.
+	WebhookAllow []netip.Prefix
 }
 
 // Waker is told when a job is queued.
@@ -73,6 +78,7 @@ type Server struct {
 	cfg      Config
 	keys     KeySource
 	limiter  *limiter
+	webhooks *webhook.Guard
 }
 
 // KeySource gives the manifest signing keys to publish.
@@ -107,7 +113,7 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 		cfg.MaxClockSkew = 5 * time.Minute
 	}
 	return &Server{store: st, enforcer: en, bucket: bucket, runner: runner, log: log, cfg: cfg,
-		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst)}
+		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst), webhooks: webhook.NewGuard(cfg.WebhookAllow)}
 }
 
 // Handler serves Connect, gRPC and gRPC-Web for both services, REST under

@@ -204,6 +204,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		MaxBatch:           cfg.MaxBatch,
 		MaxAttempts:        cfg.MaxAttempts,
 		MaxQueuedPerTenant: cfg.MaxQueued,
+		WebhookAllow:       cfg.WebhookAllow,
 	})
 	api.PublishKeys(keys)
 	h, err := api.Handler()
@@ -248,7 +249,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	workersDone := make(chan struct{})
-	deliverer := webhook.New(st, log, webhook.Config{})
+	deliverer := webhook.New(st, log, webhook.Config{Allow: cfg.WebhookAllow})
 	go func() {
 		var wg sync.WaitGroup
 		// --workers 0 makes an API-only replica: it takes requests and
@@ -376,6 +377,7 @@ func tenantAddon(ctx context.Context, on bool, args []string, stdout, stderr io.
 	)
 	fs := flag.NewFlagSet("tenant addon", flag.ContinueOnError)
 	cfg.Storage(fs)
+	cfg.Webhooks(fs)
 	fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
 	if err := parse(fs, args[1:], stderr); err != nil {
 		return err
@@ -415,6 +417,7 @@ func apikeyCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	)
 	fs := flag.NewFlagSet("apikey create", flag.ContinueOnError)
 	cfg.Storage(fs)
+	cfg.Webhooks(fs)
 	fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
 	fs.StringVar(&role, "role", "", "role: admin, auditor, viewer or ingester (required)")
 	fs.StringVar(&principal, "principal", "", "the user's email or service name the key belongs to (default: operator)")
@@ -462,6 +465,7 @@ func seedDemo(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	now := time.Now().UTC()
 	fs := flag.NewFlagSet("seed-demo", flag.ContinueOnError)
 	cfg.Storage(fs)
+	cfg.Webhooks(fs)
 	fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
 	fs.IntVar(&events, "events", 10000, "how many audit events to write")
 	fs.StringVar(&from, "from", now.AddDate(0, -3, 0).Format(time.RFC3339), "first instant (RFC3339 or YYYY-MM-DD)")
@@ -570,6 +574,7 @@ func webhookAdd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	)
 	fs := flag.NewFlagSet("webhook add", flag.ContinueOnError)
 	cfg.Storage(fs)
+	cfg.Webhooks(fs)
 	fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
 	fs.StringVar(&url, "url", "", "https URL that receives a signed POST when an export finishes (required)")
 	if err := parse(fs, args, stderr); err != nil {
@@ -577,6 +582,9 @@ func webhookAdd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if tenant == "" || url == "" {
 		return usageError{errors.New("webhook add: --tenant and --url are required")}
+	}
+	if err := webhook.NewGuard(cfg.WebhookAllow).CheckURL(ctx, url); err != nil {
+		return fmt.Errorf("webhook add: --url: %w", err)
 	}
 	st, err := openStore(ctx, &cfg)
 	if err != nil {
