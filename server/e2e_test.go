@@ -185,9 +185,19 @@ func rpcFlow(t *testing.T, exports auditv1connect.ExportServiceClient, downloads
 	return body.Bytes()
 }
 
-// verifyManifest checks the report against its signed manifest with the
-// keys the server publishes, as an auditor would.
+// verifyManifest checks the SOC 2 report of the seeded events against its
+// signed manifest.
 func verifyManifest(t *testing.T, env *servertest.Env, jobID string, report []byte) {
+	t.Helper()
+	m := verifiedManifest(t, env, jobID, report)
+	if m.Counts["audit_log"] != seeded {
+		t.Fatalf("manifest %+v", m)
+	}
+}
+
+// verifiedManifest checks report against its job's signed manifest with the
+// keys the server publishes, as an auditor would, and returns the manifest.
+func verifiedManifest(t *testing.T, env *servertest.Env, jobID string, report []byte) reports.Manifest {
 	t.Helper()
 	resp, err := env.Client.Get(env.URL + "/.well-known/exportd-keys.json")
 	if err != nil {
@@ -207,9 +217,10 @@ func verifyManifest(t *testing.T, env *servertest.Env, jobID string, report []by
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
-	if m.JobID != jobID || m.Counts["audit_log"] != seeded {
-		t.Fatalf("manifest %+v", m)
+	if m.JobID != jobID {
+		t.Fatalf("manifest of job %s verifies report of job %s", m.JobID, jobID)
 	}
+	return m
 }
 
 func restFlow(t *testing.T, env *servertest.Env, key string) ([]byte, string) {

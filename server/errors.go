@@ -103,6 +103,13 @@ var httpStatus = map[connect.Code]int{
 // writeRESTError answers a plain REST handler's error in the same
 // google.rpc.Status JSON the transcoded REST paths use.
 func writeRESTError(w http.ResponseWriter, ce *connect.Error) {
+	writeRESTErrorStatus(w, ce, httpStatus[ce.Code()])
+}
+
+// writeRESTErrorStatus is writeRESTError with an HTTP status of its own,
+// for answers more precise than the code's usual one (413 for a body over
+// its limit).
+func writeRESTErrorStatus(w http.ResponseWriter, ce *connect.Error, code int) {
 	st := &status.Status{Code: int32(ce.Code()), Message: ce.Message()} //nolint:gosec // codes are small
 	for _, d := range ce.Details() {
 		msg, err := d.Value()
@@ -117,7 +124,6 @@ func writeRESTError(w http.ResponseWriter, ce *connect.Error) {
 	if err != nil {
 		b = []byte(`{"code":13,"message":"internal error","details":[]}`)
 	}
-	code := httpStatus[ce.Code()]
 	if code == 0 {
 		code = http.StatusInternalServerError
 	}

@@ -168,6 +168,8 @@ func (h exportService) WatchExport(ctx context.Context, req *connect.Request[aud
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-h.s.draining:
+			return errDraining
 		case <-t.C:
 		}
 	}
@@ -218,7 +220,7 @@ func ts(t *time.Time) *timestamppb.Timestamp {
 }
 
 func jobProto(j *ent.ExportJob) *auditv1.ExportJob {
-	return &auditv1.ExportJob{
+	out := &auditv1.ExportJob{
 		JobId:               j.ID,
 		TenantId:            j.TenantID,
 		ReportType:          j.ReportType,
@@ -237,9 +239,23 @@ func jobProto(j *ent.ExportJob) *auditv1.ExportJob {
 		RequestedBy:         j.RequestedByName,
 		SizeBytes:           j.ArtifactSize,
 		Sha256:              j.ArtifactSha256,
-		Attempt:             int32(j.Attempt), //nolint:gosec // attempts are few
+		Attempt:             int32(j.Attempt),     //nolint:gosec // attempts are few
+		MaxAttempts:         int32(j.MaxAttempts), //nolint:gosec // attempts are few
 		Filename:            filename(j),
 	}
+	// Between attempts the row's error holds the last attempt's reason (see
+	// jobs.Runner.fail); it is the job's error only once the job is FAILED.
+	switch {
+	case j.Status == exportjob.StatusPENDING && j.NextAttemptAt != nil && j.Attempt > 0:
+		out.NextAttemptAt = timestamppb.New(*j.NextAttemptAt)
+		out.RetryReason = j.Error
+		out.Error = fmt.Sprintf("attempt %d of %d failed: %s; retrying at %s", j.Attempt, j.MaxAttempts, j.Error,
+			j.NextAttemptAt.UTC().Format(time.RFC3339))
+	case j.Status == exportjob.StatusPENDING || j.Status == exportjob.StatusRUNNING:
+		out.RetryReason = j.Error
+		out.Error = ""
+	}
+	return out
 }
 
 // filename names an artifact after its type, tenant and period.

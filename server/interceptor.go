@@ -131,7 +131,11 @@ const (
 
 // denial marks an authentication or authorization refusal, which the audit
 // log files under `access`.
-type denial struct{ err error }
+type denial struct {
+	err error
+	// folded denials are counted per window, not audited one by one.
+	folded bool
+}
 
 func (d *denial) Error() string { return d.err.Error() }
 func (d *denial) Unwrap() error { return d.err }
@@ -167,23 +171,31 @@ type callInfo struct {
 // after, in the handler chain.
 func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, error) {
 	r, ok := rules[ci.procedure]
-	c, err := s.store.Authenticate(ctx, ci.header.Get("X-API-Key"))
+	raw := ci.header.Get("X-API-Key")
+	keyID := keyIDOf(raw)
+	if wait, which := s.guard.blocked(ci.peer, keyID); wait > 0 {
+		// Refused before the lookup: no database work, and counted in the
+		// folded log of the key's tenant when a failure told us which.
+		s.cfg.Telemetry.Metrics.Deny(ctx, "auth_failures")
+		s.foldDenial(ctx, s.guard.tenantOf(keyID), keyID, "apikey.auth_failed", "too_many_failures", ci)
+		e := fault.New(fault.ResourceExhausted, "too many failed authentications from this %s; retry in %s", map[string]string{"key": "API key", "ip": "address"}[which], wait.Round(time.Millisecond))
+		e.RetryAfter = wait
+		return nil, &denial{err: e}
+	}
+	c, err := s.store.Authenticate(ctx, raw)
 	if err != nil {
 		var ae *store.AuthError
 		if !errors.As(err, &ae) {
 			return nil, err
 		}
-		s.log.WarnContext(ctx, "authentication failed", "reason", ae.Reason, "key_id", ae.KeyID,
+		s.guard.failed(ci.peer, keyID, ae.TenantID)
+		s.log.DebugContext(ctx, "authentication failed", "reason", ae.Reason, "key_id", ae.KeyID,
 			"procedure", ci.procedure, "peer", ci.peer)
 		s.cfg.Telemetry.Metrics.Deny(ctx, ae.Reason)
-		if ae.TenantID != "" {
-			// The key id was real: the attempt belongs in that tenant's log.
-			s.audit(ctx, ae.TenantID, reports.Event{
-				ActorID: "apikey:" + ae.KeyID, ActorType: "apikey", Action: "apikey.auth_failed",
-				ResourceType: "api_key", ResourceID: ae.KeyID, Outcome: "denied", Category: "access",
-				Metadata: map[string]any{"reason": ae.Reason, "procedure": ci.procedure},
-			}, ci)
-		}
+		// The attempt belongs in the key's tenant's log when the key id was
+		// real, folded per key and reason; otherwise in the process log,
+		// folded per address.
+		s.foldDenial(ctx, ae.TenantID, ae.KeyID, "apikey.auth_failed", ae.Reason, ci)
 		msg := "missing API key: send it in the X-API-Key header"
 		if ae.Reason != store.AuthMissing {
 			msg = "invalid API key"
@@ -191,16 +203,17 @@ func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, 
 				msg = "API key " + ae.Reason + "; ask an admin for a new key"
 			}
 		}
-		return nil, &denial{fault.New(fault.Unauthenticated, "%s", msg)}
+		return nil, &denial{err: fault.New(fault.Unauthenticated, "%s", msg)}
 	}
+	s.guard.succeeded(c.KeyID)
 	if wait := s.limiter.take(c.KeyID); wait > 0 {
 		e := fault.New(fault.ResourceExhausted, "API key %s is over its rate limit; retry in %s", c.KeyID, wait.Round(time.Millisecond))
 		e.RetryAfter = wait
-		return c, &denial{e}
+		return c, &denial{err: e, folded: true}
 	}
 	if !ok {
 		// A procedure without a rule is refused, never open to every key.
-		return c, &denial{fault.New(fault.PermissionDenied, "no authorization rule for %s", ci.procedure)}
+		return c, &denial{err: fault.New(fault.PermissionDenied, "no authorization rule for %s", ci.procedure)}
 	}
 	if _, err := s.gate(ctx, c, r); err != nil {
 		return c, err
@@ -216,12 +229,12 @@ func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, 
 func (s *Server) gate(ctx context.Context, c *authz.Caller, r rule) (check string, err error) {
 	if r.pack && !c.CompliancePack {
 		s.cfg.Telemetry.Metrics.Deny(ctx, "compliance_pack")
-		return authz.CheckCompliancePack, &denial{fault.New(fault.FailedPrecondition,
+		return authz.CheckCompliancePack, &denial{err: fault.New(fault.FailedPrecondition,
 			"the Compliance Pack add-on is not enabled for this tenant: enable it from Settings › Billing › Add-ons in the console, or ask your account manager")}
 	}
 	if r.perm != "" && !s.enforcer.Allowed(c.TenantID, c.Role, r.perm) {
 		s.cfg.Telemetry.Metrics.Deny(ctx, "permission")
-		return authz.CheckPermission, &denial{fault.New(fault.PermissionDenied, "role %q lacks the %s permission", c.Role, r.perm)}
+		return authz.CheckPermission, &denial{err: fault.New(fault.PermissionDenied, "role %q lacks the %s permission", c.Role, r.perm)}
 	}
 	if r.policy {
 		var policies []authz.IssuancePolicy
@@ -238,7 +251,7 @@ func (s *Server) gate(ctx context.Context, c *authz.Caller, r rule) (check strin
 		d := authz.DecideExport(policies, iss)
 		c.ExportDecision = d
 		if !d.Allowed {
-			return authz.CheckPolicy, &denial{fault.New(fault.PermissionDenied, "%s", d.Reason)}
+			return authz.CheckPolicy, &denial{err: fault.New(fault.PermissionDenied, "%s", d.Reason)}
 		}
 	}
 	return "", nil
@@ -268,6 +281,10 @@ func (s *Server) audit(ctx context.Context, tenantID string, e reports.Event, ci
 // finish records the outcome of an authenticated call.
 func (s *Server) finish(ctx context.Context, c *authz.Caller, ci callInfo, resource string, err error) {
 	r := rules[ci.procedure]
+	if d := (*denial)(nil); errors.As(err, &d) && d.folded {
+		s.foldDenial(ctx, c.TenantID, c.KeyID, "apikey.rate_limited", "rate_limit", ci)
+		return
+	}
 	e := reports.Event{
 		ActorID: c.PrincipalID, ActorType: "user", Action: r.action,
 		ResourceType: resourceTypeOf(ci.procedure), ResourceID: resource, Outcome: "success", Category: r.category,

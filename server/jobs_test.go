@@ -29,6 +29,9 @@ import (
 	"github.com/exportd/exportd/server/servertest"
 )
 
+// fixtureEvents is how many demo events newFixture seeds.
+const fixtureEvents = 300
+
 // fixture is an exportd with a tenant, a key, some events and clients.
 type fixture struct {
 	env       *servertest.Env
@@ -43,7 +46,7 @@ func newFixture(t *testing.T, env *servertest.Env) *fixture {
 	f := &fixture{env: env}
 	f.tenant = env.Tenant(t, "Acme", true)
 	f.key = env.Key(t, f.tenant, "auditor", "audrey@example.com")
-	env.Seed(t, f.tenant, 300, periodFrom, periodTo)
+	env.Seed(t, f.tenant, fixtureEvents, periodFrom, periodTo)
 	f.exports = auditv1connect.NewExportServiceClient(env.Client, env.URL, withKey(f.key))
 	f.downloads = auditv1connect.NewDownloadServiceClient(env.Client, env.URL, withKey(f.key))
 	return f
@@ -51,11 +54,17 @@ func newFixture(t *testing.T, env *servertest.Env) *fixture {
 
 func (f *fixture) create(t *testing.T) string {
 	t.Helper()
+	return f.createReport(t, "soc2", "json")
+}
+
+// createReport creates an export of the fixture's whole period.
+func (f *fixture) createReport(t *testing.T, reportType, format string) string {
+	t.Helper()
 	res, err := f.exports.CreateExport(context.Background(), connect.NewRequest(&auditv1.CreateExportRequest{
-		ReportType: "soc2",
+		ReportType: reportType,
 		StartDate:  timestamppb.New(periodFrom),
 		EndDate:    timestamppb.New(periodTo.Add(-time.Second)),
-		Format:     "json",
+		Format:     format,
 	}))
 	if err != nil {
 		t.Fatalf("CreateExport: %v", err)
@@ -162,6 +171,90 @@ func TestRetryTransientBlobFailure(t *testing.T) {
 	}
 }
 
+// TestRetryShown fails a job's first upload: between attempts GetExport,
+// ListExports and WatchExport show it retrying (attempt 1 of max_attempts,
+// when attempt 2 starts, and why attempt 1 failed); once the retry time
+// comes (a clock moved forward, not a wait) it completes and says no more
+// about the retry.
+func TestRetryShown(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			st := storetest.Open(t, dialect)
+			var skew atomic.Int64
+			st.SetClock(func() time.Time { return time.Now().UTC().Add(time.Duration(skew.Load())) })
+			bucket, faults := blobstoretest.Wrap(memBucket(t))
+			faults.FailWrites(1)
+			env := servertest.StartWith(t, st, servertest.Options{Bucket: bucket,
+				Jobs: jobs.Config{RetryBase: time.Hour, RetryMax: time.Hour, SweepInterval: -1}})
+			f := newFixture(t, env)
+			created := time.Now()
+			id := f.create(t)
+
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			stream, err := f.exports.WatchExport(ctx, connect.NewRequest(&auditv1.WatchExportRequest{JobId: id}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var watched *auditv1.ExportJob
+			for watched == nil && stream.Receive() {
+				if j := stream.Msg().GetExport(); j.GetNextAttemptAt() != nil {
+					watched = j
+				}
+			}
+			if watched == nil {
+				t.Fatalf("the watch never showed the job retrying (%v)", stream.Err())
+			}
+			got, err := f.exports.GetExport(ctx, connect.NewRequest(&auditv1.GetExportRequest{JobId: id}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			list, err := f.exports.ListExports(ctx, connect.NewRequest(&auditv1.ListExportsRequest{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list.Msg.GetExports()) != 1 {
+				t.Fatalf("ListExports answered %d jobs", len(list.Msg.GetExports()))
+			}
+			for via, j := range map[string]*auditv1.ExportJob{"WatchExport": watched, "GetExport": got.Msg.GetExport(), "ListExports": list.Msg.GetExports()[0]} {
+				next := j.GetNextAttemptAt().AsTime()
+				if j.GetStatus() != auditv1.ExportStatus_PENDING || j.GetAttempt() != 1 || j.GetMaxAttempts() != 5 {
+					t.Errorf("%s: job is %s at attempt %d of %d; want PENDING after attempt 1 of 5", via, j.GetStatus(), j.GetAttempt(), j.GetMaxAttempts())
+				}
+				// Backoff after attempt 1 is half to all of RetryBase.
+				if next.Before(created.Add(30*time.Minute)) || next.After(time.Now().Add(time.Hour)) {
+					t.Errorf("%s: next attempt at %s, want 30 to 60 minutes after the failure", via, next)
+				}
+				if !strings.HasPrefix(j.GetRetryReason(), "report generation failed: injected blob store failure") {
+					t.Errorf("%s: retry_reason %q", via, j.GetRetryReason())
+				}
+				wantErr := "attempt 1 of 5 failed: " + j.GetRetryReason() + "; retrying at " + next.UTC().Format(time.RFC3339)
+				if j.GetError() != wantErr {
+					t.Errorf("%s: error %q, want %q", via, j.GetError(), wantErr)
+				}
+			}
+
+			skew.Store(int64(2 * time.Hour))
+			env.Runner.Wake()
+			var last *auditv1.ExportJob
+			for stream.Receive() {
+				last = stream.Msg().GetExport()
+			}
+			if err := stream.Err(); err != nil {
+				t.Fatalf("WatchExport: %v", err)
+			}
+			if last.GetStatus() != auditv1.ExportStatus_COMPLETED || last.GetAttempt() != 2 {
+				t.Fatalf("job ended %s at attempt %d (%q)", last.GetStatus(), last.GetAttempt(), last.GetError())
+			}
+			if last.GetNextAttemptAt() != nil || last.GetRetryReason() != "" || last.GetError() != "" {
+				t.Errorf("a completed job still speaks of its retry: next %v, reason %q, error %q", last.GetNextAttemptAt(), last.GetRetryReason(), last.GetError())
+			}
+		})
+	}
+}
+
 // TestRetryExhausted fails every upload: after the configured three attempts
 // the job is FAILED with a reason that names the failure and the attempts.
 func TestRetryExhausted(t *testing.T) {
@@ -217,6 +310,66 @@ func TestPermanentFailure(t *testing.T) {
 				t.Errorf("error %q does not say what to do", job.GetError())
 			}
 		})
+	}
+}
+
+// TestDefectFailsAtOnce breaks one statement of the report query at the
+// driver, as a defect in exportd would: the real database (or driver)
+// refuses it, and the job is FAILED on its first attempt, saying it is a
+// defect that retrying will not fix and naming the job for the operator.
+func TestDefectFailsAtOnce(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, reportType string
+		// statement picks the statement to break; broken breaks it.
+		statement string
+		broken    func(query, dialect string) string
+		says      map[string]string // per dialect
+	}{
+		{
+			name: "argument without a value", reportType: "gdpr", statement: "FROM attestation_records a",
+			broken: func(q, dialect string) string {
+				p := "?9"
+				if dialect == "postgres" {
+					p = "$9"
+				}
+				return strings.Replace(q, "ORDER BY", "AND a.subject <> "+p+" ORDER BY", 1)
+			},
+			says: map[string]string{"sqlite": "missing argument with index 4", "postgres": "SQLSTATE 42P18"},
+		},
+		{
+			name: "syntax error", reportType: "soc2", statement: "ORDER BY occurred_at, sequence",
+			broken: func(q, _ string) string { return strings.Replace(q, "ORDER BY", "ORDER BY BY", 1) },
+			says:   map[string]string{"sqlite": "SQL logic error", "postgres": "SQLSTATE 42601"},
+		},
+	}
+	for _, dialect := range storetest.Dialects {
+		for _, tc := range cases {
+			t.Run(dialect+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				st := storetest.OpenRewriting(t, dialect, func(q string) string {
+					if strings.Contains(q, tc.statement) {
+						return tc.broken(q, dialect)
+					}
+					return q
+				})
+				env := servertest.StartWith(t, st, servertest.Options{Jobs: fastRetries})
+				f := newFixture(t, env)
+				id := f.createReport(t, tc.reportType, "json")
+				job := f.watch(t, id)
+				if job.GetStatus() != auditv1.ExportStatus_FAILED || job.GetAttempt() != 1 {
+					t.Fatalf("job ended %s at attempt %d (%q); want FAILED at attempt 1", job.GetStatus(), job.GetAttempt(), job.GetError())
+				}
+				for _, want := range []string{"because of a defect in exportd", tc.says[dialect], "retrying will not help", "report it to your operator with job id " + id} {
+					if !strings.Contains(job.GetError(), want) {
+						t.Errorf("error %q does not say %q", job.GetError(), want)
+					}
+				}
+				if strings.Contains(env.Log.String(), "will retry") {
+					t.Errorf("a defect was retried:\n%s", env.Log)
+				}
+			})
+		}
 	}
 }
 

@@ -96,13 +96,24 @@ func (s *Server) linkDownload(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ci := callInfo{procedure: linkDownloadProcedure, header: r.Header, peer: s.clientIP(r.RemoteAddr, r.Header), protocol: "link",
 		meta: map[string]any{"method": r.Method}}
+	// Guessing tokens is an authentication failure like guessing keys: an
+	// address that keeps failing is refused before the lookup.
+	if wait, _ := s.guard.blocked(ci.peer, ""); wait > 0 {
+		e := fault.New(fault.ResourceExhausted, "too many failed requests from this address; retry in %s", wait.Round(time.Millisecond))
+		e.RetryAfter = wait
+		s.foldDenial(ctx, "", "", "export.link_refused", "too_many_failures", ci)
+		writeRESTError(w, toConnect(ctx, s.log, e))
+		return
+	}
 	l, err := s.store.Link(ctx, r.PathValue("token"))
 	if l == nil {
 		if err == nil {
 			err = fault.New(fault.NotFound, "download link not found; ask for a new link")
+			s.guard.failed(ci.peer, "", "")
 		}
-		// No tenant to file it under: the server log keeps the attempt.
-		s.log.WarnContext(ctx, "download link refused", "err", err, "peer", ci.peer)
+		// No tenant to file it under: the server log keeps the attempt,
+		// folded per address.
+		s.foldDenial(ctx, "", "", "export.link_refused", "not_found", ci)
 		writeRESTError(w, toConnect(ctx, s.log, err))
 		return
 	}
@@ -113,7 +124,7 @@ func (s *Server) linkDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	written := false
 	if err != nil {
-		err = &denial{err}
+		err = &denial{err: err}
 	} else {
 		written, err = s.redeemLink(w, r, c, l, ci)
 	}
@@ -139,7 +150,7 @@ func (s *Server) redeemLink(w http.ResponseWriter, r *http.Request, c *authz.Cal
 	}
 	if r.Method == http.MethodGet {
 		if err := s.store.UseLink(ctx, l); err != nil {
-			return false, &denial{err}
+			return false, &denial{err: err}
 		}
 	}
 	for _, k := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since"} {
@@ -160,7 +171,7 @@ func (s *Server) checkLinkKey(ctx context.Context, c *authz.Caller, l *ent.Downl
 	}
 	k, err := s.store.APIKey(ctx, l.TenantID, l.KeyID)
 	if fault.KindOf(err) == fault.NotFound {
-		return "key_deleted", &denial{fault.New(fault.FailedPrecondition, "download link no longer works: the key that created this link no longer exists; ask for a new link")}
+		return "key_deleted", &denial{err: fault.New(fault.FailedPrecondition, "download link no longer works: the key that created this link no longer exists; ask for a new link")}
 	}
 	if err != nil {
 		return "", err
@@ -177,7 +188,7 @@ func (s *Server) checkLinkKey(ctx context.Context, c *authz.Caller, l *ent.Downl
 	default:
 		return "", nil
 	}
-	return reason, &denial{fault.New(fault.FailedPrecondition, "download link no longer works: the key that created this link %s; ask for a new link", why)}
+	return reason, &denial{err: fault.New(fault.FailedPrecondition, "download link no longer works: the key that created this link %s; ask for a new link", why)}
 }
 
 // restManifest serves GET /v1/audit/exports/{job_id}/manifest: the job's

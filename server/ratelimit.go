@@ -52,6 +52,25 @@ func (l *limiter) take(key string) time.Duration {
 	return max(wait, time.Millisecond)
 }
 
+// wait says how long until key has a token, without spending one.
+func (l *limiter) wait(key string) time.Duration {
+	if l == nil || l.rate <= 0 {
+		return 0
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.keys[key]
+	if !ok {
+		return 0
+	}
+	tokens := min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
+	if tokens >= 1 {
+		return 0
+	}
+	return max(time.Duration((1-tokens)/l.rate*float64(time.Second)), time.Millisecond)
+}
+
 // sweep forgets keys whose bucket has refilled: they behave as new ones.
 func (l *limiter) sweep(now time.Time) {
 	for k, b := range l.keys {

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -60,6 +61,21 @@ type Config struct {
 	MaxAttempts int
 	// MaxQueuedPerTenant caps a tenant's PENDING jobs; 0 means no cap.
 	MaxQueuedPerTenant int
+	// MaxBodyBytes caps a request body (DefaultMaxBodyBytes when 0);
+	// MaxBatchBytes caps a WriteEvents body (DefaultMaxBatchBytes when 0).
+	// Both also cap what a compressed body may expand to.
+	MaxBodyBytes, MaxBatchBytes int64
+	// AuthFailureRate is how many failed authentications a second one
+	// client IP may make, sustained, and AuthFailureBurst how many at once;
+	// past them its requests are refused before any database work. One key
+	// id gets a tenth of the rate and a fifth of the burst. Zero means the
+	// defaults (10/s, burst 100).
+	AuthFailureRate  float64
+	AuthFailureBurst int
+	// AuditFoldWindow is the window over which refused requests of one key
+	// (or address) and reason fold into one audit event with a count
+	// (default one minute).
+	AuditFoldWindow time.Duration
 	// WebhookAllow lists the inside networks a webhook URL may resolve to;
 	// others inside (loopback, private, link-local …) are refused.
 	WebhookAllow []netip.Prefix
@@ -78,7 +94,14 @@ type Server struct {
 	cfg      Config
 	keys     KeySource
 	limiter  *limiter
+	guard    *guard
 	webhooks *webhook.Guard
+
+	// Set by HTTPServer, used by Shutdown.
+	httpServer     *http.Server
+	cancelRequests context.CancelFunc
+	draining       chan struct{}
+	drainOnce      sync.Once
 }
 
 // KeySource gives the manifest signing keys to publish.
@@ -112,8 +135,25 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 	if cfg.MaxClockSkew <= 0 {
 		cfg.MaxClockSkew = 5 * time.Minute
 	}
-	return &Server{store: st, enforcer: en, bucket: bucket, runner: runner, log: log, cfg: cfg,
-		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst), webhooks: webhook.NewGuard(cfg.WebhookAllow)}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if cfg.AuthFailureRate <= 0 {
+		cfg.AuthFailureRate = 10
+	}
+	if cfg.AuthFailureBurst <= 0 {
+		cfg.AuthFailureBurst = 100
+	}
+	if cfg.AuditFoldWindow <= 0 {
+		cfg.AuditFoldWindow = time.Minute
+	}
+	s := &Server{store: st, enforcer: en, bucket: bucket, runner: runner, log: log, cfg: cfg,
+		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst), draining: make(chan struct{}), webhooks: webhook.NewGuard(cfg.WebhookAllow)}
+	s.guard = newGuard(cfg, s.appendFolded, log)
+	return s
 }
 
 // Handler serves Connect, gRPC and gRPC-Web for both services, REST under
@@ -130,11 +170,14 @@ func (s *Server) Handler() (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create telemetry interceptor: %w", err)
 	}
+	// Request sizes are the HTTP policy's (limitBodies): connect's own
+	// limit would answer resource_exhausted, which clients read as "retry
+	// later". Compressed bodies are capped as they expand.
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(otel, interceptor{s}, validate.NewInterceptor()),
 		connect.WithCodec(jsonCodec{name: "json"}),
 		connect.WithCodec(jsonCodec{name: "json; charset=utf-8"}),
-		connect.WithReadMaxBytes(1 << 20),
+		connect.WithCompression("gzip", newGzipLimited(s.cfg.MaxBodyBytes), newGzipCompressor),
 	}
 	mux := http.NewServeMux()
 	exportPath, exportHandler := auditv1connect.NewExportServiceHandler(exportService{s}, opts...)
@@ -147,7 +190,8 @@ func (s *Server) Handler() (http.Handler, error) {
 	apikeyPath, apikeyHandler := auditv1connect.NewApiKeyServiceHandler(apikeyService{s}, opts...)
 	policyPath, policyHandler := auditv1connect.NewPolicyServiceHandler(policyService{s}, opts...)
 	// A full batch of events with metadata outgrows the default limit.
-	auditPath, auditHandler := auditv1connect.NewAuditLogServiceHandler(auditLogService{s}, append(slices.Clip(opts), connect.WithReadMaxBytes(16<<20))...)
+	auditPath, auditHandler := auditv1connect.NewAuditLogServiceHandler(auditLogService{s},
+		append(slices.Clip(opts), connect.WithCompression("gzip", newGzipLimited(s.cfg.MaxBatchBytes), newGzipCompressor))...)
 	attestPath, attestHandler := auditv1connect.NewAttestationServiceHandler(attestationService{s}, opts...)
 	tenantPath, tenantHandler := auditv1connect.NewTenantServiceHandler(tenantService{s}, opts...)
 	mux.Handle(exportPath, exportHandler)
@@ -177,7 +221,8 @@ func (s *Server) Handler() (http.Handler, error) {
 		vanguard.NewService(auditPath, auditHandler),
 		vanguard.NewService(attestPath, attestHandler),
 		vanguard.NewService(tenantPath, tenantHandler),
-	}, vanguard.WithCodec(restCodec))
+	}, vanguard.WithCodec(restCodec),
+		vanguard.WithCompression("gzip", newGzipCompressor, newGzipLimited(s.cfg.MaxBatchBytes)))
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +242,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	}
 	// The console owns every path nothing more specific claims.
 	mux.Handle("/", web.Handler())
-	return withRequestID(mux), nil
+	return withRequestID(s.limitBodies(mux)), nil
 }
 
 // ready checks the database and the blob store answer.

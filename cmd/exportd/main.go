@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -205,27 +204,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		MaxAttempts:        cfg.MaxAttempts,
 		MaxQueuedPerTenant: cfg.MaxQueued,
 		WebhookAllow:       cfg.WebhookAllow,
+		MaxBodyBytes:       cfg.MaxBodyBytes,
+		MaxBatchBytes:      cfg.MaxBatchBytes,
 	})
 	api.PublishKeys(keys)
-	h, err := api.Handler()
+	srv, err := api.HTTPServer(cfg.TLSCert != "")
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		// Requests are small (no client streaming): anything bigger is
-		// refused before a handler reads it.
-		Handler:           http.MaxBytesHandler(h, maxRequestBody),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		// No ReadTimeout or WriteTimeout: downloads and WatchExport streams
-		// run as long as the artifact takes; the header timeout, the body
-		// limit and the idle timeout bound what a slow client can hold.
-		HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: 250, MaxReceiveBufferPerStream: 1 << 20},
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	protocols := new(http.Protocols)
-	protocols.SetHTTP1(true)
 	scheme := "http"
 	if cfg.TLSCert != "" {
 		certs, err := certfile.New(cfg.TLSCert, cfg.TLSKey)
@@ -233,14 +219,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		srv.TLSConfig = certs.Config()
-		protocols.SetHTTP2(true)
 		scheme = "https"
-	} else {
-		// Plain HTTP serves HTTP/1.1 and h2c, for gRPC behind a proxy that
-		// terminates TLS, and for grpcurl -plaintext.
-		protocols.SetUnencryptedHTTP2(true)
 	}
-	srv.Protocols = protocols
 
 	// Listen before logging, so the log names the real port (":0" picks one).
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -248,28 +228,26 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	workersDone := make(chan struct{})
+	// Every background loop joins here, so that shutdown waits for them.
+	var loops sync.WaitGroup
 	deliverer := webhook.New(st, log, webhook.Config{Allow: cfg.WebhookAllow})
-	go func() {
-		var wg sync.WaitGroup
-		// --workers 0 makes an API-only replica: it takes requests and
-		// leaves the jobs (and their sweepers) to other replicas.
-		if cfg.Workers > 0 {
-			wg.Go(func() { runner.Run(workCtx) })
-		}
-		wg.Go(func() { deliverer.Run(workCtx) })
-		wg.Wait()
-		close(workersDone)
-	}()
-	go keys.Run(workCtx, 10*time.Second)
-	go en.Watch(workCtx, authz.WatchInterval, log)
+	// --workers 0 makes an API-only replica: it takes requests and leaves
+	// the jobs (and their sweepers) to other replicas.
+	if cfg.Workers > 0 {
+		loops.Go(func() { runner.Run(workCtx) })
+	}
+	loops.Go(func() { deliverer.Run(workCtx) })
+	loops.Go(func() { keys.Run(workCtx, 10*time.Second) })
+	loops.Go(func() { en.Watch(workCtx, authz.WatchInterval, log) })
 	if cfg.Retention > 0 {
-		go st.RetentionLoop(workCtx, cfg.Retention, func(removed int64, err error) {
-			if err != nil {
-				log.Error("audit retention", "err", err)
-			} else if removed > 0 {
-				log.Info("audit retention purged events", "removed", removed)
-			}
+		loops.Go(func() {
+			st.RetentionLoop(workCtx, cfg.Retention, func(removed int64, err error) {
+				if err != nil {
+					log.Error("audit retention", "err", err)
+				} else if removed > 0 {
+					log.Info("audit retention purged events", "removed", removed)
+				}
+			})
 		})
 	}
 
@@ -286,22 +264,27 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	select {
 	case err := <-errc:
 		stopWork()
-		<-workersDone
+		loops.Wait()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	// Shut down in order: the edge first (new requests stop, streams are
+	// told to reconnect, what still runs after a grace is cancelled), then
+	// the workers (they release their leases for another replica) and
+	// every loop. The whole takes seconds, well inside an orchestrator's
+	// usual 30 s.
 	log.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	err = srv.Shutdown(shutCtx)
+	err = api.Shutdown(shutCtx, 2*time.Second)
 	stopWork()
-	<-workersDone
-	return err
+	loops.Wait()
+	if err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
 }
-
-// maxRequestBody caps every request body; the largest real request is a
-// few hundred bytes.
-const maxRequestBody = 4 << 20
 
 // version is the module version this binary was built from, for the
 // service.version resource attribute.
@@ -377,7 +360,6 @@ func tenantAddon(ctx context.Context, on bool, args []string, stdout, stderr io.
 	)
 	fs := flag.NewFlagSet("tenant addon", flag.ContinueOnError)
 	cfg.Storage(fs)
-	cfg.Webhooks(fs)
 	fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
 	if err := parse(fs, args[1:], stderr); err != nil {
 		return err
@@ -417,7 +399,6 @@ func apikeyCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	)
 	fs := flag.NewFlagSet("apikey create", flag.ContinueOnError)
 	cfg.Storage(fs)
-	cfg.Webhooks(fs)
 	fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
 	fs.StringVar(&role, "role", "", "role: admin, auditor, viewer or ingester (required)")
 	fs.StringVar(&principal, "principal", "", "the user's email or service name the key belongs to (default: operator)")
@@ -465,7 +446,6 @@ func seedDemo(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	now := time.Now().UTC()
 	fs := flag.NewFlagSet("seed-demo", flag.ContinueOnError)
 	cfg.Storage(fs)
-	cfg.Webhooks(fs)
 	fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
 	fs.IntVar(&events, "events", 10000, "how many audit events to write")
 	fs.StringVar(&from, "from", now.AddDate(0, -3, 0).Format(time.RFC3339), "first instant (RFC3339 or YYYY-MM-DD)")

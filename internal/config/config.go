@@ -38,6 +38,8 @@ type Config struct {
 	SigningKey     string
 	RateLimit      float64 // requests per second per API key
 	RateBurst      int
+	MaxBodyBytes   int64
+	MaxBatchBytes  int64
 	// WebhookAllow lists the inside networks webhooks may reach anyway.
 	WebhookAllow []netip.Prefix
 
@@ -67,6 +69,8 @@ func (c *Config) Serve(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxQueued, "max-queued-per-tenant", c.envInt("EXPORTD_MAX_QUEUED_PER_TENANT", 100), "PENDING exports one tenant may have; more are resource_exhausted; 0 = no cap (env EXPORTD_MAX_QUEUED_PER_TENANT)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.envDuration("EXPORTD_SWEEP_INTERVAL", time.Minute), "how often expired artifacts and orphaned attempts are cleaned, by one replica (env EXPORTD_SWEEP_INTERVAL)")
 	fs.IntVar(&c.MaxPeriodDays, "max-period-days", c.envInt("EXPORTD_MAX_PERIOD_DAYS", 366), "longest period one export may cover (env EXPORTD_MAX_PERIOD_DAYS)")
+	fs.Int64Var(&c.MaxBodyBytes, "max-request-bytes", c.envInt64("EXPORTD_MAX_REQUEST_BYTES", 1<<20), "largest request body, other than an audit batch (env EXPORTD_MAX_REQUEST_BYTES)")
+	fs.Int64Var(&c.MaxBatchBytes, "max-batch-bytes", c.envInt64("EXPORTD_MAX_BATCH_BYTES", 32<<20), "largest WriteEvents request body (env EXPORTD_MAX_BATCH_BYTES)")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.envInt("EXPORTD_MAX_BATCH", 1000), "most audit events one WriteEvents call may carry (env EXPORTD_MAX_BATCH)")
 	fs.DurationVar(&c.Retention, "retention-interval", c.envDuration("EXPORTD_RETENTION_INTERVAL", time.Hour), "how often events past their tenant's retention are purged; 0 disables (env EXPORTD_RETENTION_INTERVAL)")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", env("EXPORTD_TRUSTED_PROXIES", ""), "comma-separated CIDRs whose X-Forwarded-For is believed (env EXPORTD_TRUSTED_PROXIES)")
@@ -145,6 +149,9 @@ func (c *Config) Validate() error {
 	if c.RateLimit < 0 || c.RateBurst < 0 {
 		errs = append(errs, errors.New("--rate-limit and --rate-burst must be 0 (no limit) or more"))
 	}
+	if (c.MaxBodyBytes != 0 && c.MaxBodyBytes < 1024) || (c.MaxBatchBytes != 0 && c.MaxBatchBytes < 1024) {
+		errs = append(errs, errors.New("--max-request-bytes and --max-batch-bytes must be at least 1024"))
+	}
 	if c.MaxBatch < 0 {
 		errs = append(errs, errors.New("--max-batch must be positive"))
 	}
@@ -199,6 +206,18 @@ func env(k, def string) string {
 func (c *Config) envInt(k string, def int) int {
 	if v, ok := os.LookupEnv(k); ok {
 		n, err := strconv.Atoi(v)
+		if err != nil {
+			c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q: want a whole number", k, v))
+			return def
+		}
+		return n
+	}
+	return def
+}
+
+func (c *Config) envInt64(k string, def int64) int64 {
+	if v, ok := os.LookupEnv(k); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q: want a whole number", k, v))
 			return def

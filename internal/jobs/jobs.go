@@ -255,23 +255,20 @@ func (r *Runner) execute(ctx context.Context, j *ent.ExportJob, claimed time.Tim
 // on. It reports whether the job is now FAILED.
 func (r *Runner) fail(ctx context.Context, j *ent.ExportJob, err error, log *slog.Logger) bool {
 	ctx = context.WithoutCancel(ctx)
-	reason := Reason(err)
-	if !IsPermanent(err) && j.Attempt < j.MaxAttempts {
+	v := Classify(err, j.ID)
+	if !v.Permanent && j.Attempt < j.MaxAttempts {
 		next := r.store.Now().Add(Backoff(r.cfg.RetryBase, r.cfg.RetryMax, j.Attempt))
-		msg := fmt.Sprintf("attempt %d of %d failed: %s; retrying at %s", j.Attempt, j.MaxAttempts, reason, next.UTC().Format(time.RFC3339))
 		log.WarnContext(ctx, "export attempt failed; will retry", "err", err, "next_attempt_at", next)
-		if rerr := r.store.RetryJob(ctx, j, msg, next); rerr != nil && !errors.Is(rerr, store.ErrLeaseLost) {
+		if rerr := r.store.RetryJob(ctx, j, v.Reason, next); rerr != nil && !errors.Is(rerr, store.ErrLeaseLost) {
 			log.ErrorContext(ctx, "requeue export", "err", rerr)
 		}
 		return false
 	}
-	var msg string
-	if IsPermanent(err) {
-		msg = reason
-	} else {
-		msg = fmt.Sprintf("failed after %d attempts: %s; create the export again, and contact support if it keeps failing", j.Attempt, reason)
+	msg := v.Reason
+	if !v.Permanent {
+		msg = fmt.Sprintf("failed after %d attempts: %s; create the export again, and contact support if it keeps failing", j.Attempt, v.Reason)
 	}
-	log.ErrorContext(ctx, "export failed", "err", err, "permanent", IsPermanent(err))
+	log.ErrorContext(ctx, "export failed", "err", err, "permanent", v.Permanent)
 	if ferr := r.store.FailJob(ctx, j, msg); ferr != nil {
 		if !errors.Is(ferr, store.ErrLeaseLost) {
 			log.ErrorContext(ctx, "record failure", "err", ferr)

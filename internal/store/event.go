@@ -344,12 +344,15 @@ func copyEvents(ctx context.Context, tx *sql.Tx, tenantID string, rows []pending
 	return stmt.Close()
 }
 
-// ph is the n-th (1-based) bind parameter in the store's dialect.
+// ph is the n-th (1-based) bind parameter in the store's dialect: $n on
+// PostgreSQL, ?n on SQLite. Both are numbered, so a statement may use one
+// parameter twice with one argument; a bare ? is positional on SQLite and
+// would take the next argument instead.
 func (s *Store) ph(n int) string {
 	if s.Dialect == dialect.Postgres {
 		return "$" + strconv.Itoa(n)
 	}
-	return "?"
+	return "?" + strconv.Itoa(n)
 }
 
 // LastSequence is the tenant's highest audit sequence: the as-of watermark of
@@ -547,12 +550,8 @@ func (s *Store) EstimateEvents(ctx context.Context, tenantID string, from, to ti
 		return "(SELECT sequence FROM audit_events WHERE tenant_id = " + s.ph(1) + " AND occurred_at >= " + s.ph(2) + " AND occurred_at < " + s.ph(3) +
 			" ORDER BY occurred_at " + order + ", sequence " + order + " LIMIT 1)"
 	}
-	args := []any{tenantID, micro(from), micro(to)}
-	if s.Dialect != dialect.Postgres {
-		args = append(args, args...) // SQLite's ? parameters are positional
-	}
 	var first, last sql.NullInt64
-	if err := s.DB.QueryRowContext(ctx, "SELECT "+probe("ASC")+", "+probe("DESC"), args...).Scan(&first, &last); err != nil {
+	if err := s.DB.QueryRowContext(ctx, "SELECT "+probe("ASC")+", "+probe("DESC"), tenantID, micro(from), micro(to)).Scan(&first, &last); err != nil {
 		return 0, fmt.Errorf("estimate events: %w", err)
 	}
 	if !first.Valid || !last.Valid || first.Int64 == 0 {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -120,6 +121,70 @@ func TestEstimateEvents(t *testing.T) {
 				if got != tc.want {
 					t.Errorf("EstimateEvents(%s, %s) = %d, want %d", tc.from, tc.to, got, tc.want)
 				}
+			}
+		})
+	}
+}
+
+// TestSourceAttestations checks, on both stores, that a report's
+// attestation query selects the records created, revoked or superseded in
+// the period, and no other: the period's bounds appear in it three times.
+func TestSourceAttestations(t *testing.T) {
+	t.Parallel()
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	to := from.AddDate(0, 3, 0)
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := storetest.Open(t, dialect)
+			var now time.Time
+			st.SetClock(func() time.Time { return now })
+			tn, err := st.CreateTenant(ctx, "Attest", true, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			is, err := st.CreateIssuer(ctx, tn.ID, "Acme CA", "did:web:ca.example.com", "TIER_1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			record := func(id string, created time.Time) {
+				t.Helper()
+				if _, err := st.RecordAttestation(ctx, tn.ID, store.NewAttestation{ID: id, IssuerID: is.ID, Subject: "did:example:" + id,
+					Schema: "consent/v1", DataCategories: []string{"health"}, LegalBasis: "consent", CreatedAt: created}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			record("before_revoked_in", from.AddDate(0, -1, 0))
+			record("created_in", from.AddDate(0, 1, 0))
+			record("superseded_in", from.Add(time.Hour))
+			record("before_untouched", from.Add(-time.Microsecond))
+			record("created_at_end", to)
+			record("before_revoked_after", from.AddDate(0, -2, 0))
+			now = from.AddDate(0, 0, 10)
+			if _, err := st.RevokeAttestation(ctx, tn.ID, "before_revoked_in"); err != nil {
+				t.Fatal(err)
+			}
+			now = from.AddDate(0, 2, 0)
+			if _, _, err := st.SupersedeAttestation(ctx, tn.ID, "superseded_in", store.NewAttestation{ID: "replacement_in", IssuerID: is.ID,
+				Subject: "did:example:superseded_in", Schema: "consent/v2", LegalBasis: "consent"}); err != nil {
+				t.Fatal(err)
+			}
+			now = to
+			if _, err := st.RevokeAttestation(ctx, tn.ID, "before_revoked_after"); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			err = st.Source(tn.ID).Attestations(ctx, from, to, func(a *reports.Attestation) error {
+				got = append(got, a.ID+":"+a.Status)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"before_revoked_in:REVOKED", "superseded_in:SUPERSEDED", "created_in:ACTIVE", "replacement_in:ACTIVE"}
+			if !slices.Equal(got, want) {
+				t.Errorf("attestations %v, want %v", got, want)
 			}
 		})
 	}

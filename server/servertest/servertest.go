@@ -43,6 +43,8 @@ type Env struct {
 	Log    *LogBuffer
 	// Enforcer is the server's: it persists custom roles.
 	Enforcer *authz.Enforcer
+	// API is the server itself, for tests of its shutdown.
+	API *server.Server
 	// Certificate is the server's self-signed certificate, for clients
 	// that need it as a CA file.
 	Certificate *x509.Certificate
@@ -119,11 +121,14 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 	o.Webhook.Allow = append(o.Webhook.Allow, o.WebhookAllow...)
 	api := server.New(st, en, bucket, runner, log, o.Server)
 	api.PublishKeys(keys)
-	h, err := api.Handler()
+	// The server exportd serve runs (its HTTP policy: limits, timeouts,
+	// request ids), over TLS with HTTP/1.1 and HTTP/2.
+	hs, err := api.HTTPServer(true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(h)
+	srv := httptest.NewUnstartedServer(hs.Handler)
+	srv.Config = hs
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	watched := make(chan struct{})
@@ -145,12 +150,15 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 		}()
 	}
 	t.Cleanup(func() {
+		shutCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		defer stop()
+		_ = api.Shutdown(shutCtx, time.Second)
 		srv.Close()
 		cancel()
 		<-done
 		<-watched
 	})
-	return &Env{URL: srv.URL, Client: srv.Client(), Store: st, Bucket: bucket, Runner: runner, Keys: keys, Log: logs, Enforcer: en, Certificate: srv.Certificate()}
+	return &Env{URL: srv.URL, Client: srv.Client(), Store: st, Bucket: bucket, Runner: runner, Keys: keys, Log: logs, Enforcer: en, API: api, Certificate: srv.Certificate()}
 }
 
 // Tenant creates a tenant and returns its id.

@@ -6,8 +6,9 @@ import { ExportStatus, type DownloadRecord, type ExportJob, type WhoAmIResponse 
 import { downloadExport, type Clients } from "./api";
 import { describeError } from "./errors";
 import { ExportDialog, type DialogPreset } from "./ExportDialog";
-import { bytes, dateTime, eta, expiresIn, isTerminal, percent, reportLabel, statusName, toDate } from "./format";
+import { bytes, dateTime, expiresIn, isTerminal, reportLabel, statusName, toDate } from "./format";
 import { describePeriod, formatDay } from "./period";
+import { StatusCell } from "./StatusCell";
 import { useToasts } from "./Toasts";
 
 const exportPermission = "tenant.audit.export";
@@ -249,57 +250,6 @@ export function ExportsPage({ clients, me }: { clients: Clients; me: WhoAmIRespo
       {dialog && <ExportDialog clients={clients} preset={dialog} onClose={created} />}
     </section>
   );
-}
-
-function StatusCell({ job, now }: { job: ExportJob; now: Date }) {
-  const name = statusName(job.status);
-  const pct = percent(job);
-  const badge = (
-    <span className={`badge badge-${name.toLowerCase()}`} data-testid="status">
-      {name}
-    </span>
-  );
-  switch (job.status) {
-    case ExportStatus.PENDING:
-    case ExportStatus.RUNNING:
-      return (
-        <div className="status-live">
-          {badge}
-          <progress max={100} value={pct} aria-label={`Progress of ${job.jobId}`} />
-          <span className="cell-sub">
-            {pct !== undefined ? `${pct}% · ` : job.status === ExportStatus.PENDING ? "queued · " : ""}
-            {eta(toDate(job.estimatedCompletion), now)}
-          </span>
-        </div>
-      );
-    case ExportStatus.COMPLETED:
-      return (
-        <div>
-          {badge}
-          <div className="cell-sub">
-            {bytes(job.sizeBytes)} · {Number(job.rowsDone).toLocaleString("en-US")} rows
-          </div>
-        </div>
-      );
-    case ExportStatus.FAILED:
-      return (
-        <div>
-          {badge}
-          <div className="cell-error" data-testid="job-error">
-            {job.error || "Generation failed."}
-          </div>
-        </div>
-      );
-    case ExportStatus.EXPIRED:
-      return (
-        <div>
-          {badge}
-          <div className="cell-sub">The download window has passed. Create the export again.</div>
-        </div>
-      );
-    default:
-      return badge;
-  }
 }
 
 function DownloadHistory({ clients, job }: { clients: Clients; job: ExportJob }) {

@@ -85,3 +85,30 @@ export function bytes(n: number | bigint): string {
   }
   return `${x.toFixed(x < 10 ? 1 : 0)} ${units[i]}`;
 }
+
+/** Retry describes a job that is retrying after a failed attempt. */
+export type Retry = {
+  /** waiting is true between attempts (PENDING until the next one). */
+  waiting: boolean;
+  /** summary reads "retrying — attempt 2 of 5 at 2026-03-29 19:30 UTC" between attempts, "attempt 2 of 5" while it runs. */
+  summary: string;
+  /** reason is why the last attempt failed. */
+  reason: string;
+};
+
+/**
+ * retrying tells whether a job is retrying: waiting for its next attempt
+ * (next_attempt_at set), or running an attempt after a failed one. attempt
+ * counts the attempts started, so the one waited for is attempt + 1.
+ */
+export function retrying(j: Pick<ExportJob, "status" | "attempt" | "maxAttempts" | "nextAttemptAt" | "retryReason">): Retry | undefined {
+  const next = toDate(j.nextAttemptAt);
+  const of = j.maxAttempts > 0 ? ` of ${j.maxAttempts}` : "";
+  if (j.status === ExportStatus.PENDING && next) {
+    return { waiting: true, summary: `retrying — attempt ${j.attempt + 1}${of} at ${dateTime(next)}`, reason: j.retryReason };
+  }
+  if (j.status === ExportStatus.RUNNING && j.retryReason && j.attempt > 1) {
+    return { waiting: false, summary: `attempt ${j.attempt}${of}`, reason: j.retryReason };
+  }
+  return undefined;
+}

@@ -35,6 +35,20 @@ func (r *Reads) see(query string) {
 // reading table (a SELECT or COPY … TO naming it after FROM).
 func OpenCounting(t testing.TB, dialectName, table string) (*store.Store, *Reads) {
 	t.Helper()
+	reads := &Reads{re: regexp.MustCompile(`(?is)\bFROM\s+"?` + regexp.QuoteMeta(table) + `"?\b`)}
+	st := OpenRewriting(t, dialectName, func(query string) string {
+		reads.see(query)
+		return query
+	})
+	return st, reads
+}
+
+// OpenRewriting is Open with a driver underneath that hands every statement
+// to rewrite and sends the database what it returns: a test breaks one
+// statement of the store on purpose and meets the real database's (or
+// driver's) answer to it.
+func OpenRewriting(t testing.TB, dialectName string, rewrite func(query string) string) *store.Store {
+	t.Helper()
 	var (
 		driverName, dsn, d string
 	)
@@ -52,20 +66,19 @@ func OpenCounting(t testing.TB, dialectName, table string) (*store.Store, *Reads
 	}
 	drv := base.Driver()
 	base.Close()
-	reads := &Reads{re: regexp.MustCompile(`(?is)\bFROM\s+"?` + regexp.QuoteMeta(table) + `"?\b`)}
-	db := sql.OpenDB(connector{drv: drv, dsn: dsn, reads: reads})
+	db := sql.OpenDB(connector{drv: drv, dsn: dsn, rewrite: rewrite})
 	st, err := store.OpenDB(context.Background(), d, db)
 	if err != nil {
-		t.Fatalf("open counting store: %v", err)
+		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return st, reads
+	return st
 }
 
 type connector struct {
-	drv   driver.Driver
-	dsn   string
-	reads *Reads
+	drv     driver.Driver
+	dsn     string
+	rewrite func(string) string
 }
 
 func (c connector) Connect(context.Context) (driver.Conn, error) {
@@ -73,34 +86,34 @@ func (c connector) Connect(context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return countingConn{Conn: conn, reads: c.reads}, nil
+	return rewritingConn{Conn: conn, rewrite: c.rewrite}, nil
 }
 
 func (c connector) Driver() driver.Driver { return c.drv }
 
-// countingConn exposes only preparation, so database/sql sends every
-// statement through PrepareContext, where it is counted.
-type countingConn struct {
+// rewritingConn exposes only preparation, so database/sql sends every
+// statement through PrepareContext, where it is seen and rewritten.
+type rewritingConn struct {
 	driver.Conn
-	reads *Reads
+	rewrite func(string) string
 }
 
-func (c countingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	c.reads.see(query)
+func (c rewritingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	query = c.rewrite(query)
 	if p, ok := c.Conn.(driver.ConnPrepareContext); ok {
 		return p.PrepareContext(ctx, query)
 	}
 	return c.Prepare(query)
 }
 
-func (c countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+func (c rewritingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	if b, ok := c.Conn.(driver.ConnBeginTx); ok {
 		return b.BeginTx(ctx, opts)
 	}
 	return nil, errors.New("driver cannot begin transactions with options")
 }
 
-func (c countingConn) ResetSession(ctx context.Context) error {
+func (c rewritingConn) ResetSession(ctx context.Context) error {
 	if r, ok := c.Conn.(driver.SessionResetter); ok {
 		return r.ResetSession(ctx)
 	}

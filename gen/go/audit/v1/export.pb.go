@@ -800,7 +800,10 @@ type ExportJob struct {
 	EndDate *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
 	// status of the job.
 	Status ExportStatus `protobuf:"varint,7,opt,name=status,proto3,enum=audit.v1.ExportStatus" json:"status,omitempty"`
-	// error says what went wrong when status is FAILED.
+	// error says what went wrong when status is FAILED. While a job waits to
+	// be retried (PENDING with next_attempt_at) it reads "attempt N of M
+	// failed: <retry_reason>; retrying at <next_attempt_at>", for clients that
+	// know no more fields; otherwise it is empty.
 	Error string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
 	// rows_done counts the rows written so far.
 	RowsDone int64 `protobuf:"varint,9,opt,name=rows_done,json=rowsDone,proto3" json:"rows_done,omitempty"`
@@ -822,12 +825,27 @@ type ExportJob struct {
 	SizeBytes int64 `protobuf:"varint,17,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// sha256 of the artifact in lowercase hex once completed.
 	Sha256 string `protobuf:"bytes,18,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	// attempt counts the times a worker started the job.
+	// attempt counts the times a worker started the job; while it waits to be
+	// retried, the next attempt is attempt + 1.
 	Attempt int32 `protobuf:"varint,19,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// filename suggested for the downloaded artifact.
 	Filename string `protobuf:"bytes,20,opt,name=filename,proto3" json:"filename,omitempty"`
 	// manifest of the artifact once completed (GetExport only).
-	Manifest      *Manifest `protobuf:"bytes,21,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	Manifest *Manifest `protobuf:"bytes,21,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	// max_attempts is how many attempts the job gets: a transient failure
+	// (the database or blob store unreachable or busy) is retried with backoff
+	// until the last of them fails; a failure no retry can fix fails the job at
+	// once.
+	MaxAttempts int32 `protobuf:"varint,22,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	// next_attempt_at is set while the job is retrying: its last attempt
+	// failed with a transient error, and it is PENDING until this time, when a
+	// worker starts attempt + 1.
+	NextAttemptAt *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
+	// retry_reason is the error of the last failed attempt while the job is
+	// retrying: PENDING with next_attempt_at, or RUNNING the attempt after a
+	// failure. It is empty once the job is COMPLETED or FAILED (then see
+	// error).
+	RetryReason   string `protobuf:"bytes,24,opt,name=retry_reason,json=retryReason,proto3" json:"retry_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1007,6 +1025,27 @@ func (x *ExportJob) GetManifest() *Manifest {
 		return x.Manifest
 	}
 	return nil
+}
+
+func (x *ExportJob) GetMaxAttempts() int32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *ExportJob) GetNextAttemptAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptAt
+	}
+	return nil
+}
+
+func (x *ExportJob) GetRetryReason() string {
+	if x != nil {
+		return x.RetryReason
+	}
+	return ""
 }
 
 // Manifest describes one artifact so an auditor can check it is complete and
@@ -1987,7 +2026,7 @@ const file_audit_v1_export_proto_rawDesc = "" +
 	"\x04role\x18\x05 \x01(\tR\x04role\x12 \n" +
 	"\vpermissions\x18\x06 \x03(\tR\vpermissions\x12\x15\n" +
 	"\x06key_id\x18\a \x01(\tR\x05keyId\x12\x17\n" +
-	"\aadd_ons\x18\b \x03(\tR\x06addOns\"\xeb\x06\n" +
+	"\aadd_ons\x18\b \x03(\tR\x06addOns\"\xf5\a\n" +
 	"\tExportJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1f\n" +
@@ -2017,7 +2056,10 @@ const file_audit_v1_export_proto_rawDesc = "" +
 	"\x06sha256\x18\x12 \x01(\tR\x06sha256\x12\x18\n" +
 	"\aattempt\x18\x13 \x01(\x05R\aattempt\x12\x1a\n" +
 	"\bfilename\x18\x14 \x01(\tR\bfilename\x12.\n" +
-	"\bmanifest\x18\x15 \x01(\v2\x12.audit.v1.ManifestR\bmanifest\"\xa3\x06\n" +
+	"\bmanifest\x18\x15 \x01(\v2\x12.audit.v1.ManifestR\bmanifest\x12!\n" +
+	"\fmax_attempts\x18\x16 \x01(\x05R\vmaxAttempts\x12B\n" +
+	"\x0fnext_attempt_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\x12!\n" +
+	"\fretry_reason\x18\x18 \x01(\tR\vretryReason\"\xa3\x06\n" +
 	"\bManifest\x12)\n" +
 	"\x10manifest_version\x18\x01 \x01(\tR\x0fmanifestVersion\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x1f\n" +
@@ -2177,38 +2219,39 @@ var file_audit_v1_export_proto_depIdxs = []int32{
 	27, // 15: audit.v1.ExportJob.completed_at:type_name -> google.protobuf.Timestamp
 	27, // 16: audit.v1.ExportJob.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 17: audit.v1.ExportJob.manifest:type_name -> audit.v1.Manifest
-	15, // 18: audit.v1.Manifest.period_requested:type_name -> audit.v1.Period
-	15, // 19: audit.v1.Manifest.period_applied:type_name -> audit.v1.Period
-	26, // 20: audit.v1.Manifest.counts:type_name -> audit.v1.Manifest.CountsEntry
-	18, // 21: audit.v1.DownloadResponse.info:type_name -> audit.v1.DownloadInfo
-	19, // 22: audit.v1.DownloadResponse.chunk:type_name -> audit.v1.DownloadChunk
-	20, // 23: audit.v1.DownloadResponse.trailer:type_name -> audit.v1.DownloadTrailer
-	27, // 24: audit.v1.CreateDownloadLinkResponse.expires_at:type_name -> google.protobuf.Timestamp
-	25, // 25: audit.v1.ListDownloadsResponse.downloads:type_name -> audit.v1.DownloadRecord
-	27, // 26: audit.v1.DownloadRecord.downloaded_at:type_name -> google.protobuf.Timestamp
-	1,  // 27: audit.v1.ExportService.CreateExport:input_type -> audit.v1.CreateExportRequest
-	3,  // 28: audit.v1.ExportService.GetExport:input_type -> audit.v1.GetExportRequest
-	5,  // 29: audit.v1.ExportService.ListExports:input_type -> audit.v1.ListExportsRequest
-	7,  // 30: audit.v1.ExportService.WatchExport:input_type -> audit.v1.WatchExportRequest
-	9,  // 31: audit.v1.ExportService.CancelExport:input_type -> audit.v1.CancelExportRequest
-	11, // 32: audit.v1.ExportService.WhoAmI:input_type -> audit.v1.WhoAmIRequest
-	16, // 33: audit.v1.DownloadService.Download:input_type -> audit.v1.DownloadRequest
-	21, // 34: audit.v1.DownloadService.CreateDownloadLink:input_type -> audit.v1.CreateDownloadLinkRequest
-	23, // 35: audit.v1.DownloadService.ListDownloads:input_type -> audit.v1.ListDownloadsRequest
-	2,  // 36: audit.v1.ExportService.CreateExport:output_type -> audit.v1.CreateExportResponse
-	4,  // 37: audit.v1.ExportService.GetExport:output_type -> audit.v1.GetExportResponse
-	6,  // 38: audit.v1.ExportService.ListExports:output_type -> audit.v1.ListExportsResponse
-	8,  // 39: audit.v1.ExportService.WatchExport:output_type -> audit.v1.WatchExportResponse
-	10, // 40: audit.v1.ExportService.CancelExport:output_type -> audit.v1.CancelExportResponse
-	12, // 41: audit.v1.ExportService.WhoAmI:output_type -> audit.v1.WhoAmIResponse
-	17, // 42: audit.v1.DownloadService.Download:output_type -> audit.v1.DownloadResponse
-	22, // 43: audit.v1.DownloadService.CreateDownloadLink:output_type -> audit.v1.CreateDownloadLinkResponse
-	24, // 44: audit.v1.DownloadService.ListDownloads:output_type -> audit.v1.ListDownloadsResponse
-	36, // [36:45] is the sub-list for method output_type
-	27, // [27:36] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	27, // 18: audit.v1.ExportJob.next_attempt_at:type_name -> google.protobuf.Timestamp
+	15, // 19: audit.v1.Manifest.period_requested:type_name -> audit.v1.Period
+	15, // 20: audit.v1.Manifest.period_applied:type_name -> audit.v1.Period
+	26, // 21: audit.v1.Manifest.counts:type_name -> audit.v1.Manifest.CountsEntry
+	18, // 22: audit.v1.DownloadResponse.info:type_name -> audit.v1.DownloadInfo
+	19, // 23: audit.v1.DownloadResponse.chunk:type_name -> audit.v1.DownloadChunk
+	20, // 24: audit.v1.DownloadResponse.trailer:type_name -> audit.v1.DownloadTrailer
+	27, // 25: audit.v1.CreateDownloadLinkResponse.expires_at:type_name -> google.protobuf.Timestamp
+	25, // 26: audit.v1.ListDownloadsResponse.downloads:type_name -> audit.v1.DownloadRecord
+	27, // 27: audit.v1.DownloadRecord.downloaded_at:type_name -> google.protobuf.Timestamp
+	1,  // 28: audit.v1.ExportService.CreateExport:input_type -> audit.v1.CreateExportRequest
+	3,  // 29: audit.v1.ExportService.GetExport:input_type -> audit.v1.GetExportRequest
+	5,  // 30: audit.v1.ExportService.ListExports:input_type -> audit.v1.ListExportsRequest
+	7,  // 31: audit.v1.ExportService.WatchExport:input_type -> audit.v1.WatchExportRequest
+	9,  // 32: audit.v1.ExportService.CancelExport:input_type -> audit.v1.CancelExportRequest
+	11, // 33: audit.v1.ExportService.WhoAmI:input_type -> audit.v1.WhoAmIRequest
+	16, // 34: audit.v1.DownloadService.Download:input_type -> audit.v1.DownloadRequest
+	21, // 35: audit.v1.DownloadService.CreateDownloadLink:input_type -> audit.v1.CreateDownloadLinkRequest
+	23, // 36: audit.v1.DownloadService.ListDownloads:input_type -> audit.v1.ListDownloadsRequest
+	2,  // 37: audit.v1.ExportService.CreateExport:output_type -> audit.v1.CreateExportResponse
+	4,  // 38: audit.v1.ExportService.GetExport:output_type -> audit.v1.GetExportResponse
+	6,  // 39: audit.v1.ExportService.ListExports:output_type -> audit.v1.ListExportsResponse
+	8,  // 40: audit.v1.ExportService.WatchExport:output_type -> audit.v1.WatchExportResponse
+	10, // 41: audit.v1.ExportService.CancelExport:output_type -> audit.v1.CancelExportResponse
+	12, // 42: audit.v1.ExportService.WhoAmI:output_type -> audit.v1.WhoAmIResponse
+	17, // 43: audit.v1.DownloadService.Download:output_type -> audit.v1.DownloadResponse
+	22, // 44: audit.v1.DownloadService.CreateDownloadLink:output_type -> audit.v1.CreateDownloadLinkResponse
+	24, // 45: audit.v1.DownloadService.ListDownloads:output_type -> audit.v1.ListDownloadsResponse
+	37, // [37:46] is the sub-list for method output_type
+	28, // [28:37] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_audit_v1_export_proto_init() }
