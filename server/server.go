@@ -13,6 +13,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ import (
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/telemetry"
+	"github.com/exportd/exportd/internal/webhook"
 	"github.com/exportd/exportd/reports"
 	"github.com/exportd/exportd/web"
 )
@@ -74,6 +76,9 @@ type Config struct {
 	// (or address) and reason fold into one audit event with a count
 	// (default one minute).
 	AuditFoldWindow time.Duration
+	// WebhookAllow lists the inside networks a webhook URL may resolve to;
+	// others inside (loopback, private, link-local …) are refused.
+	WebhookAllow []netip.Prefix
 }
 
 // Waker is told when a job is queued.
@@ -90,6 +95,7 @@ type Server struct {
 	keys     KeySource
 	limiter  *limiter
 	guard    *guard
+	webhooks *webhook.Guard
 
 	// Set by HTTPServer, used by Shutdown.
 	httpServer     *http.Server
@@ -145,7 +151,7 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 		cfg.AuditFoldWindow = time.Minute
 	}
 	s := &Server{store: st, enforcer: en, bucket: bucket, runner: runner, log: log, cfg: cfg,
-		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst), draining: make(chan struct{})}
+		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst), draining: make(chan struct{}), webhooks: webhook.NewGuard(cfg.WebhookAllow)}
 	s.guard = newGuard(cfg, s.appendFolded, log)
 	return s
 }
