@@ -4385,6 +4385,7 @@ type DownloadLinkMutation struct {
 	job_id        *string
 	tenant_id     *string
 	principal_id  *string
+	key_id        *string
 	created_at    *time.Time
 	expires_at    *time.Time
 	used_at       *time.Time
@@ -4642,6 +4643,55 @@ func (m *DownloadLinkMutation) ResetPrincipalID() {
 	m.principal_id = nil
 }
 
+// SetKeyID sets the "key_id" field.
+func (m *DownloadLinkMutation) SetKeyID(s string) {
+	m.key_id = &s
+}
+
+// KeyID returns the value of the "key_id" field in the mutation.
+func (m *DownloadLinkMutation) KeyID() (r string, exists bool) {
+	v := m.key_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKeyID returns the old "key_id" field's value of the DownloadLink entity.
+// If the DownloadLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DownloadLinkMutation) OldKeyID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKeyID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKeyID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKeyID: %w", err)
+	}
+	return oldValue.KeyID, nil
+}
+
+// ClearKeyID clears the value of the "key_id" field.
+func (m *DownloadLinkMutation) ClearKeyID() {
+	m.key_id = nil
+	m.clearedFields[downloadlink.FieldKeyID] = struct{}{}
+}
+
+// KeyIDCleared returns if the "key_id" field was cleared in this mutation.
+func (m *DownloadLinkMutation) KeyIDCleared() bool {
+	_, ok := m.clearedFields[downloadlink.FieldKeyID]
+	return ok
+}
+
+// ResetKeyID resets all changes to the "key_id" field.
+func (m *DownloadLinkMutation) ResetKeyID() {
+	m.key_id = nil
+	delete(m.clearedFields, downloadlink.FieldKeyID)
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (m *DownloadLinkMutation) SetCreatedAt(t time.Time) {
 	m.created_at = &t
@@ -4797,7 +4847,7 @@ func (m *DownloadLinkMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *DownloadLinkMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 8)
 	if m.token_hash != nil {
 		fields = append(fields, downloadlink.FieldTokenHash)
 	}
@@ -4809,6 +4859,9 @@ func (m *DownloadLinkMutation) Fields() []string {
 	}
 	if m.principal_id != nil {
 		fields = append(fields, downloadlink.FieldPrincipalID)
+	}
+	if m.key_id != nil {
+		fields = append(fields, downloadlink.FieldKeyID)
 	}
 	if m.created_at != nil {
 		fields = append(fields, downloadlink.FieldCreatedAt)
@@ -4835,6 +4888,8 @@ func (m *DownloadLinkMutation) Field(name string) (ent.Value, bool) {
 		return m.TenantID()
 	case downloadlink.FieldPrincipalID:
 		return m.PrincipalID()
+	case downloadlink.FieldKeyID:
+		return m.KeyID()
 	case downloadlink.FieldCreatedAt:
 		return m.CreatedAt()
 	case downloadlink.FieldExpiresAt:
@@ -4858,6 +4913,8 @@ func (m *DownloadLinkMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldTenantID(ctx)
 	case downloadlink.FieldPrincipalID:
 		return m.OldPrincipalID(ctx)
+	case downloadlink.FieldKeyID:
+		return m.OldKeyID(ctx)
 	case downloadlink.FieldCreatedAt:
 		return m.OldCreatedAt(ctx)
 	case downloadlink.FieldExpiresAt:
@@ -4900,6 +4957,13 @@ func (m *DownloadLinkMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetPrincipalID(v)
+		return nil
+	case downloadlink.FieldKeyID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKeyID(v)
 		return nil
 	case downloadlink.FieldCreatedAt:
 		v, ok := value.(time.Time)
@@ -4952,6 +5016,9 @@ func (m *DownloadLinkMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *DownloadLinkMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(downloadlink.FieldKeyID) {
+		fields = append(fields, downloadlink.FieldKeyID)
+	}
 	if m.FieldCleared(downloadlink.FieldUsedAt) {
 		fields = append(fields, downloadlink.FieldUsedAt)
 	}
@@ -4969,6 +5036,9 @@ func (m *DownloadLinkMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *DownloadLinkMutation) ClearField(name string) error {
 	switch name {
+	case downloadlink.FieldKeyID:
+		m.ClearKeyID()
+		return nil
 	case downloadlink.FieldUsedAt:
 		m.ClearUsedAt()
 		return nil
@@ -4991,6 +5061,9 @@ func (m *DownloadLinkMutation) ResetField(name string) error {
 		return nil
 	case downloadlink.FieldPrincipalID:
 		m.ResetPrincipalID()
+		return nil
+	case downloadlink.FieldKeyID:
+		m.ResetKeyID()
 		return nil
 	case downloadlink.FieldCreatedAt:
 		m.ResetCreatedAt()

@@ -193,7 +193,7 @@ func init() {
 	// downloadlink.PrincipalIDValidator is a validator for the "principal_id" field. It is called by the builders before save.
 	downloadlink.PrincipalIDValidator = downloadlinkDescPrincipalID.Validators[0].(func(string) error)
 	// downloadlinkDescCreatedAt is the schema descriptor for created_at field.
-	downloadlinkDescCreatedAt := downloadlinkFields[5].Descriptor()
+	downloadlinkDescCreatedAt := downloadlinkFields[6].Descriptor()
 	// downloadlink.DefaultCreatedAt holds the default value on creation for the created_at field.
 	downloadlink.DefaultCreatedAt = downloadlinkDescCreatedAt.Default.(func() time.Time)
 	downloadrecordFields := schema.DownloadRecord{}.Fields()

@@ -189,7 +189,9 @@ func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, 
 			return nil, err
 		}
 		s.guard.failed(ci.peer, keyID, ae.TenantID)
-		s.log.DebugContext(ctx, "authentication failed", "reason", ae.Reason, "key_id", ae.KeyID,
+		// One line per failure that reached the lookup: the guard above
+		// bounds how many do, so a flood cannot fill the log.
+		s.log.WarnContext(ctx, "authentication failed", "reason", ae.Reason, "key_id", ae.KeyID,
 			"procedure", ci.procedure, "peer", ci.peer)
 		s.cfg.Telemetry.Metrics.Deny(ctx, ae.Reason)
 		// The attempt belongs in the key's tenant's log when the key id was

@@ -203,6 +203,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		MaxBatch:           cfg.MaxBatch,
 		MaxAttempts:        cfg.MaxAttempts,
 		MaxQueuedPerTenant: cfg.MaxQueued,
+		WebhookAllow:       cfg.WebhookAllow,
 		MaxBodyBytes:       cfg.MaxBodyBytes,
 		MaxBatchBytes:      cfg.MaxBatchBytes,
 	})
@@ -229,7 +230,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	// Every background loop joins here, so that shutdown waits for them.
 	var loops sync.WaitGroup
-	deliverer := webhook.New(st, log, webhook.Config{})
+	deliverer := webhook.New(st, log, webhook.Config{Allow: cfg.WebhookAllow})
 	// --workers 0 makes an API-only replica: it takes requests and leaves
 	// the jobs (and their sweepers) to other replicas.
 	if cfg.Workers > 0 {
@@ -553,6 +554,7 @@ func webhookAdd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	)
 	fs := flag.NewFlagSet("webhook add", flag.ContinueOnError)
 	cfg.Storage(fs)
+	cfg.Webhooks(fs)
 	fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
 	fs.StringVar(&url, "url", "", "https URL that receives a signed POST when an export finishes (required)")
 	if err := parse(fs, args, stderr); err != nil {
@@ -560,6 +562,9 @@ func webhookAdd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if tenant == "" || url == "" {
 		return usageError{errors.New("webhook add: --tenant and --url are required")}
+	}
+	if err := webhook.NewGuard(cfg.WebhookAllow).CheckURL(ctx, url); err != nil {
+		return fmt.Errorf("webhook add: --url: %w", err)
 	}
 	st, err := openStore(ctx, &cfg)
 	if err != nil {

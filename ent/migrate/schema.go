@@ -163,6 +163,7 @@ var (
 		{Name: "job_id", Type: field.TypeString},
 		{Name: "tenant_id", Type: field.TypeString},
 		{Name: "principal_id", Type: field.TypeString},
+		{Name: "key_id", Type: field.TypeString, Nullable: true},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "expires_at", Type: field.TypeTime},
 		{Name: "used_at", Type: field.TypeTime, Nullable: true},
