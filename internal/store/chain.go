@@ -58,7 +58,15 @@ var genesis [sha256.Size]byte
 // (FuzzCanonicalRoundTrip checks every form against a real PostgreSQL).
 // For the same reason a string holding the NUL character (\u0000), which
 // jsonb refuses, is an error. An empty object stands for no metadata.
-func CanonicalJSON(raw []byte) ([]byte, error) {
+func CanonicalJSON(raw []byte) ([]byte, error) { return canonicalJSON(raw, true) }
+
+// legacyCanonicalJSON is CanonicalJSON as it was before negative zero was
+// written 0: events written then hashed "-0" (and, on SQLite, could hold
+// NUL), and VerifyChain accepts that form for them. Accepting both spellings
+// of zero opens nothing: a hash still matches only the bytes it was made of.
+func legacyCanonicalJSON(raw []byte) ([]byte, error) { return canonicalJSON(raw, false) }
+
+func canonicalJSON(raw []byte, normalized bool) ([]byte, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return []byte("{}"), nil
 	}
@@ -72,8 +80,8 @@ func CanonicalJSON(raw []byte) ([]byte, error) {
 	// Only a text with "-0" or "e-"/"E-" can hold a negative zero (-0,
 	// -0.0, -0e3, or -1e-400, too small for a double), and only one with
 	// \u0000 a NUL: most metadata skips the walk.
-	if bytes.Contains(raw, []byte("-0")) || bytes.Contains(raw, []byte("e-")) || bytes.Contains(raw, []byte("E-")) ||
-		bytes.Contains(raw, []byte(`\u0000`)) {
+	if normalized && (bytes.Contains(raw, []byte("-0")) || bytes.Contains(raw, []byte("e-")) || bytes.Contains(raw, []byte("E-")) ||
+		bytes.Contains(raw, []byte(`\u0000`))) {
 		var err error
 		if v, err = normalize(v); err != nil {
 			return nil, err
