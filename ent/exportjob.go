@@ -54,8 +54,10 @@ type ExportJob struct {
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
 	// ExpiresAt holds the value of the "expires_at" field.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	// Attempt holds the value of the "attempt" field.
+	// starts: each claim of the job, including takeovers of a lapsed lease
 	Attempt int `json:"attempt,omitempty"`
+	// attempts that ended in an error; the retry decision counts these, not starts, so a worker that died costs no attempt
+	Failures int `json:"failures,omitempty"`
 	// LeaseOwner holds the value of the "lease_owner" field.
 	LeaseOwner string `json:"lease_owner,omitempty"`
 	// LeaseUntil holds the value of the "lease_until" field.
@@ -76,7 +78,7 @@ type ExportJob struct {
 	Manifest []byte `json:"manifest,omitempty"`
 	// W3C traceparent of the creating request; the worker's spans link to it
 	TraceParent string `json:"trace_parent,omitempty"`
-	// attempts before the job is FAILED
+	// failed attempts before the job is FAILED
 	MaxAttempts int `json:"max_attempts,omitempty"`
 	// a PENDING job waiting to be retried is not claimed before this
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
@@ -92,7 +94,7 @@ func (*ExportJob) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case exportjob.FieldManifest:
 			values[i] = new([]byte)
-		case exportjob.FieldRowsDone, exportjob.FieldRowsTotal, exportjob.FieldAttempt, exportjob.FieldArtifactSize, exportjob.FieldMaxAttempts:
+		case exportjob.FieldRowsDone, exportjob.FieldRowsTotal, exportjob.FieldAttempt, exportjob.FieldFailures, exportjob.FieldArtifactSize, exportjob.FieldMaxAttempts:
 			values[i] = new(sql.NullInt64)
 		case exportjob.FieldID, exportjob.FieldTenantID, exportjob.FieldRequestedBy, exportjob.FieldRequestedByName, exportjob.FieldReportType, exportjob.FieldFormat, exportjob.FieldStatus, exportjob.FieldError, exportjob.FieldLeaseOwner, exportjob.FieldIdempotencyKey, exportjob.FieldRequestHash, exportjob.FieldPolicyDecision, exportjob.FieldArtifactKey, exportjob.FieldArtifactSha256, exportjob.FieldTraceParent, exportjob.FieldCompletedBy:
 			values[i] = new(sql.NullString)
@@ -236,6 +238,12 @@ func (_m *ExportJob) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field attempt", values[i])
 			} else if value.Valid {
 				_m.Attempt = int(value.Int64)
+			}
+		case exportjob.FieldFailures:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field failures", values[i])
+			} else if value.Valid {
+				_m.Failures = int(value.Int64)
 			}
 		case exportjob.FieldLeaseOwner:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -418,6 +426,9 @@ func (_m *ExportJob) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("attempt=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Attempt))
+	builder.WriteString(", ")
+	builder.WriteString("failures=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Failures))
 	builder.WriteString(", ")
 	builder.WriteString("lease_owner=")
 	builder.WriteString(_m.LeaseOwner)

@@ -225,6 +225,20 @@ func (_c *ExportJobCreate) SetNillableAttempt(v *int) *ExportJobCreate {
 	return _c
 }
 
+// SetFailures sets the "failures" field.
+func (_c *ExportJobCreate) SetFailures(v int) *ExportJobCreate {
+	_c.mutation.SetFailures(v)
+	return _c
+}
+
+// SetNillableFailures sets the "failures" field if the given value is not nil.
+func (_c *ExportJobCreate) SetNillableFailures(v *int) *ExportJobCreate {
+	if v != nil {
+		_c.SetFailures(*v)
+	}
+	return _c
+}
+
 // SetLeaseOwner sets the "lease_owner" field.
 func (_c *ExportJobCreate) SetLeaseOwner(v string) *ExportJobCreate {
 	_c.mutation.SetLeaseOwner(v)
@@ -468,6 +482,10 @@ func (_c *ExportJobCreate) defaults() {
 		v := exportjob.DefaultAttempt
 		_c.mutation.SetAttempt(v)
 	}
+	if _, ok := _c.mutation.Failures(); !ok {
+		v := exportjob.DefaultFailures
+		_c.mutation.SetFailures(v)
+	}
 	if _, ok := _c.mutation.LeaseOwner(); !ok {
 		v := exportjob.DefaultLeaseOwner
 		_c.mutation.SetLeaseOwner(v)
@@ -577,6 +595,9 @@ func (_c *ExportJobCreate) check() error {
 	}
 	if _, ok := _c.mutation.Attempt(); !ok {
 		return &ValidationError{Name: "attempt", err: errors.New(`ent: missing required field "ExportJob.attempt"`)}
+	}
+	if _, ok := _c.mutation.Failures(); !ok {
+		return &ValidationError{Name: "failures", err: errors.New(`ent: missing required field "ExportJob.failures"`)}
 	}
 	if _, ok := _c.mutation.LeaseOwner(); !ok {
 		return &ValidationError{Name: "lease_owner", err: errors.New(`ent: missing required field "ExportJob.lease_owner"`)}
@@ -721,6 +742,10 @@ func (_c *ExportJobCreate) createSpec() (*ExportJob, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Attempt(); ok {
 		_spec.SetField(exportjob.FieldAttempt, field.TypeInt, value)
 		_node.Attempt = value
+	}
+	if value, ok := _c.mutation.Failures(); ok {
+		_spec.SetField(exportjob.FieldFailures, field.TypeInt, value)
+		_node.Failures = value
 	}
 	if value, ok := _c.mutation.LeaseOwner(); ok {
 		_spec.SetField(exportjob.FieldLeaseOwner, field.TypeString, value)
@@ -973,6 +998,24 @@ func (u *ExportJobUpsert) UpdateAttempt() *ExportJobUpsert {
 // AddAttempt adds v to the "attempt" field.
 func (u *ExportJobUpsert) AddAttempt(v int) *ExportJobUpsert {
 	u.Add(exportjob.FieldAttempt, v)
+	return u
+}
+
+// SetFailures sets the "failures" field.
+func (u *ExportJobUpsert) SetFailures(v int) *ExportJobUpsert {
+	u.Set(exportjob.FieldFailures, v)
+	return u
+}
+
+// UpdateFailures sets the "failures" field to the value that was provided on create.
+func (u *ExportJobUpsert) UpdateFailures() *ExportJobUpsert {
+	u.SetExcluded(exportjob.FieldFailures)
+	return u
+}
+
+// AddFailures adds v to the "failures" field.
+func (u *ExportJobUpsert) AddFailures(v int) *ExportJobUpsert {
+	u.Add(exportjob.FieldFailures, v)
 	return u
 }
 
@@ -1409,6 +1452,27 @@ func (u *ExportJobUpsertOne) AddAttempt(v int) *ExportJobUpsertOne {
 func (u *ExportJobUpsertOne) UpdateAttempt() *ExportJobUpsertOne {
 	return u.Update(func(s *ExportJobUpsert) {
 		s.UpdateAttempt()
+	})
+}
+
+// SetFailures sets the "failures" field.
+func (u *ExportJobUpsertOne) SetFailures(v int) *ExportJobUpsertOne {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.SetFailures(v)
+	})
+}
+
+// AddFailures adds v to the "failures" field.
+func (u *ExportJobUpsertOne) AddFailures(v int) *ExportJobUpsertOne {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.AddFailures(v)
+	})
+}
+
+// UpdateFailures sets the "failures" field to the value that was provided on create.
+func (u *ExportJobUpsertOne) UpdateFailures() *ExportJobUpsertOne {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.UpdateFailures()
 	})
 }
 
@@ -2042,6 +2106,27 @@ func (u *ExportJobUpsertBulk) AddAttempt(v int) *ExportJobUpsertBulk {
 func (u *ExportJobUpsertBulk) UpdateAttempt() *ExportJobUpsertBulk {
 	return u.Update(func(s *ExportJobUpsert) {
 		s.UpdateAttempt()
+	})
+}
+
+// SetFailures sets the "failures" field.
+func (u *ExportJobUpsertBulk) SetFailures(v int) *ExportJobUpsertBulk {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.SetFailures(v)
+	})
+}
+
+// AddFailures adds v to the "failures" field.
+func (u *ExportJobUpsertBulk) AddFailures(v int) *ExportJobUpsertBulk {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.AddFailures(v)
+	})
+}
+
+// UpdateFailures sets the "failures" field to the value that was provided on create.
+func (u *ExportJobUpsertBulk) UpdateFailures() *ExportJobUpsertBulk {
+	return u.Update(func(s *ExportJobUpsert) {
+		s.UpdateFailures()
 	})
 }
 

@@ -199,6 +199,27 @@ func (_u *ExportJobUpdate) AddAttempt(v int) *ExportJobUpdate {
 	return _u
 }
 
+// SetFailures sets the "failures" field.
+func (_u *ExportJobUpdate) SetFailures(v int) *ExportJobUpdate {
+	_u.mutation.ResetFailures()
+	_u.mutation.SetFailures(v)
+	return _u
+}
+
+// SetNillableFailures sets the "failures" field if the given value is not nil.
+func (_u *ExportJobUpdate) SetNillableFailures(v *int) *ExportJobUpdate {
+	if v != nil {
+		_u.SetFailures(*v)
+	}
+	return _u
+}
+
+// AddFailures adds value to the "failures" field.
+func (_u *ExportJobUpdate) AddFailures(v int) *ExportJobUpdate {
+	_u.mutation.AddFailures(v)
+	return _u
+}
+
 // SetLeaseOwner sets the "lease_owner" field.
 func (_u *ExportJobUpdate) SetLeaseOwner(v string) *ExportJobUpdate {
 	_u.mutation.SetLeaseOwner(v)
@@ -499,6 +520,12 @@ func (_u *ExportJobUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.AddedAttempt(); ok {
 		_spec.AddField(exportjob.FieldAttempt, field.TypeInt, value)
 	}
+	if value, ok := _u.mutation.Failures(); ok {
+		_spec.SetField(exportjob.FieldFailures, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedFailures(); ok {
+		_spec.AddField(exportjob.FieldFailures, field.TypeInt, value)
+	}
 	if value, ok := _u.mutation.LeaseOwner(); ok {
 		_spec.SetField(exportjob.FieldLeaseOwner, field.TypeString, value)
 	}
@@ -741,6 +768,27 @@ func (_u *ExportJobUpdateOne) SetNillableAttempt(v *int) *ExportJobUpdateOne {
 // AddAttempt adds value to the "attempt" field.
 func (_u *ExportJobUpdateOne) AddAttempt(v int) *ExportJobUpdateOne {
 	_u.mutation.AddAttempt(v)
+	return _u
+}
+
+// SetFailures sets the "failures" field.
+func (_u *ExportJobUpdateOne) SetFailures(v int) *ExportJobUpdateOne {
+	_u.mutation.ResetFailures()
+	_u.mutation.SetFailures(v)
+	return _u
+}
+
+// SetNillableFailures sets the "failures" field if the given value is not nil.
+func (_u *ExportJobUpdateOne) SetNillableFailures(v *int) *ExportJobUpdateOne {
+	if v != nil {
+		_u.SetFailures(*v)
+	}
+	return _u
+}
+
+// AddFailures adds value to the "failures" field.
+func (_u *ExportJobUpdateOne) AddFailures(v int) *ExportJobUpdateOne {
+	_u.mutation.AddFailures(v)
 	return _u
 }
 
@@ -1073,6 +1121,12 @@ func (_u *ExportJobUpdateOne) sqlSave(ctx context.Context) (_node *ExportJob, er
 	}
 	if value, ok := _u.mutation.AddedAttempt(); ok {
 		_spec.AddField(exportjob.FieldAttempt, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.Failures(); ok {
+		_spec.SetField(exportjob.FieldFailures, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedFailures(); ok {
+		_spec.AddField(exportjob.FieldFailures, field.TypeInt, value)
 	}
 	if value, ok := _u.mutation.LeaseOwner(); ok {
 		_spec.SetField(exportjob.FieldLeaseOwner, field.TypeString, value)

@@ -6789,6 +6789,8 @@ type ExportJobMutation struct {
 	expires_at           *time.Time
 	attempt              *int
 	addattempt           *int
+	failures             *int
+	addfailures          *int
 	lease_owner          *string
 	lease_until          *time.Time
 	idempotency_key      *string
@@ -7710,6 +7712,62 @@ func (m *ExportJobMutation) ResetAttempt() {
 	m.addattempt = nil
 }
 
+// SetFailures sets the "failures" field.
+func (m *ExportJobMutation) SetFailures(i int) {
+	m.failures = &i
+	m.addfailures = nil
+}
+
+// Failures returns the value of the "failures" field in the mutation.
+func (m *ExportJobMutation) Failures() (r int, exists bool) {
+	v := m.failures
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFailures returns the old "failures" field's value of the ExportJob entity.
+// If the ExportJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ExportJobMutation) OldFailures(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFailures is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFailures requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFailures: %w", err)
+	}
+	return oldValue.Failures, nil
+}
+
+// AddFailures adds i to the "failures" field.
+func (m *ExportJobMutation) AddFailures(i int) {
+	if m.addfailures != nil {
+		*m.addfailures += i
+	} else {
+		m.addfailures = &i
+	}
+}
+
+// AddedFailures returns the value that was added to the "failures" field in this mutation.
+func (m *ExportJobMutation) AddedFailures() (r int, exists bool) {
+	v := m.addfailures
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetFailures resets all changes to the "failures" field.
+func (m *ExportJobMutation) ResetFailures() {
+	m.failures = nil
+	m.addfailures = nil
+}
+
 // SetLeaseOwner sets the "lease_owner" field.
 func (m *ExportJobMutation) SetLeaseOwner(s string) {
 	m.lease_owner = &s
@@ -8304,7 +8362,7 @@ func (m *ExportJobMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ExportJobMutation) Fields() []string {
-	fields := make([]string, 0, 32)
+	fields := make([]string, 0, 33)
 	if m.tenant_id != nil {
 		fields = append(fields, exportjob.FieldTenantID)
 	}
@@ -8361,6 +8419,9 @@ func (m *ExportJobMutation) Fields() []string {
 	}
 	if m.attempt != nil {
 		fields = append(fields, exportjob.FieldAttempt)
+	}
+	if m.failures != nil {
+		fields = append(fields, exportjob.FieldFailures)
 	}
 	if m.lease_owner != nil {
 		fields = append(fields, exportjob.FieldLeaseOwner)
@@ -8447,6 +8508,8 @@ func (m *ExportJobMutation) Field(name string) (ent.Value, bool) {
 		return m.ExpiresAt()
 	case exportjob.FieldAttempt:
 		return m.Attempt()
+	case exportjob.FieldFailures:
+		return m.Failures()
 	case exportjob.FieldLeaseOwner:
 		return m.LeaseOwner()
 	case exportjob.FieldLeaseUntil:
@@ -8520,6 +8583,8 @@ func (m *ExportJobMutation) OldField(ctx context.Context, name string) (ent.Valu
 		return m.OldExpiresAt(ctx)
 	case exportjob.FieldAttempt:
 		return m.OldAttempt(ctx)
+	case exportjob.FieldFailures:
+		return m.OldFailures(ctx)
 	case exportjob.FieldLeaseOwner:
 		return m.OldLeaseOwner(ctx)
 	case exportjob.FieldLeaseUntil:
@@ -8688,6 +8753,13 @@ func (m *ExportJobMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetAttempt(v)
 		return nil
+	case exportjob.FieldFailures:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFailures(v)
+		return nil
 	case exportjob.FieldLeaseOwner:
 		v, ok := value.(string)
 		if !ok {
@@ -8796,6 +8868,9 @@ func (m *ExportJobMutation) AddedFields() []string {
 	if m.addattempt != nil {
 		fields = append(fields, exportjob.FieldAttempt)
 	}
+	if m.addfailures != nil {
+		fields = append(fields, exportjob.FieldFailures)
+	}
 	if m.addartifact_size != nil {
 		fields = append(fields, exportjob.FieldArtifactSize)
 	}
@@ -8816,6 +8891,8 @@ func (m *ExportJobMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedRowsTotal()
 	case exportjob.FieldAttempt:
 		return m.AddedAttempt()
+	case exportjob.FieldFailures:
+		return m.AddedFailures()
 	case exportjob.FieldArtifactSize:
 		return m.AddedArtifactSize()
 	case exportjob.FieldMaxAttempts:
@@ -8849,6 +8926,13 @@ func (m *ExportJobMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddAttempt(v)
+		return nil
+	case exportjob.FieldFailures:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddFailures(v)
 		return nil
 	case exportjob.FieldArtifactSize:
 		v, ok := value.(int64)
@@ -8998,6 +9082,9 @@ func (m *ExportJobMutation) ResetField(name string) error {
 		return nil
 	case exportjob.FieldAttempt:
 		m.ResetAttempt()
+		return nil
+	case exportjob.FieldFailures:
+		m.ResetFailures()
 		return nil
 	case exportjob.FieldLeaseOwner:
 		m.ResetLeaseOwner()

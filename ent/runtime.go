@@ -287,40 +287,44 @@ func init() {
 	exportjobDescAttempt := exportjobFields[19].Descriptor()
 	// exportjob.DefaultAttempt holds the default value on creation for the attempt field.
 	exportjob.DefaultAttempt = exportjobDescAttempt.Default.(int)
+	// exportjobDescFailures is the schema descriptor for failures field.
+	exportjobDescFailures := exportjobFields[20].Descriptor()
+	// exportjob.DefaultFailures holds the default value on creation for the failures field.
+	exportjob.DefaultFailures = exportjobDescFailures.Default.(int)
 	// exportjobDescLeaseOwner is the schema descriptor for lease_owner field.
-	exportjobDescLeaseOwner := exportjobFields[20].Descriptor()
+	exportjobDescLeaseOwner := exportjobFields[21].Descriptor()
 	// exportjob.DefaultLeaseOwner holds the default value on creation for the lease_owner field.
 	exportjob.DefaultLeaseOwner = exportjobDescLeaseOwner.Default.(string)
 	// exportjobDescRequestHash is the schema descriptor for request_hash field.
-	exportjobDescRequestHash := exportjobFields[23].Descriptor()
+	exportjobDescRequestHash := exportjobFields[24].Descriptor()
 	// exportjob.DefaultRequestHash holds the default value on creation for the request_hash field.
 	exportjob.DefaultRequestHash = exportjobDescRequestHash.Default.(string)
 	// exportjobDescPolicyDecision is the schema descriptor for policy_decision field.
-	exportjobDescPolicyDecision := exportjobFields[24].Descriptor()
+	exportjobDescPolicyDecision := exportjobFields[25].Descriptor()
 	// exportjob.DefaultPolicyDecision holds the default value on creation for the policy_decision field.
 	exportjob.DefaultPolicyDecision = exportjobDescPolicyDecision.Default.(string)
 	// exportjobDescArtifactKey is the schema descriptor for artifact_key field.
-	exportjobDescArtifactKey := exportjobFields[25].Descriptor()
+	exportjobDescArtifactKey := exportjobFields[26].Descriptor()
 	// exportjob.DefaultArtifactKey holds the default value on creation for the artifact_key field.
 	exportjob.DefaultArtifactKey = exportjobDescArtifactKey.Default.(string)
 	// exportjobDescArtifactSize is the schema descriptor for artifact_size field.
-	exportjobDescArtifactSize := exportjobFields[26].Descriptor()
+	exportjobDescArtifactSize := exportjobFields[27].Descriptor()
 	// exportjob.DefaultArtifactSize holds the default value on creation for the artifact_size field.
 	exportjob.DefaultArtifactSize = exportjobDescArtifactSize.Default.(int64)
 	// exportjobDescArtifactSha256 is the schema descriptor for artifact_sha256 field.
-	exportjobDescArtifactSha256 := exportjobFields[27].Descriptor()
+	exportjobDescArtifactSha256 := exportjobFields[28].Descriptor()
 	// exportjob.DefaultArtifactSha256 holds the default value on creation for the artifact_sha256 field.
 	exportjob.DefaultArtifactSha256 = exportjobDescArtifactSha256.Default.(string)
 	// exportjobDescTraceParent is the schema descriptor for trace_parent field.
-	exportjobDescTraceParent := exportjobFields[29].Descriptor()
+	exportjobDescTraceParent := exportjobFields[30].Descriptor()
 	// exportjob.DefaultTraceParent holds the default value on creation for the trace_parent field.
 	exportjob.DefaultTraceParent = exportjobDescTraceParent.Default.(string)
 	// exportjobDescMaxAttempts is the schema descriptor for max_attempts field.
-	exportjobDescMaxAttempts := exportjobFields[30].Descriptor()
+	exportjobDescMaxAttempts := exportjobFields[31].Descriptor()
 	// exportjob.DefaultMaxAttempts holds the default value on creation for the max_attempts field.
 	exportjob.DefaultMaxAttempts = exportjobDescMaxAttempts.Default.(int)
 	// exportjobDescCompletedBy is the schema descriptor for completed_by field.
-	exportjobDescCompletedBy := exportjobFields[32].Descriptor()
+	exportjobDescCompletedBy := exportjobFields[33].Descriptor()
 	// exportjob.DefaultCompletedBy holds the default value on creation for the completed_by field.
 	exportjob.DefaultCompletedBy = exportjobDescCompletedBy.Default.(string)
 	// exportjobDescID is the schema descriptor for id field.

@@ -241,15 +241,18 @@ func jobProto(j *ent.ExportJob) *auditv1.ExportJob {
 		Sha256:              j.ArtifactSha256,
 		Attempt:             int32(j.Attempt),     //nolint:gosec // attempts are few
 		MaxAttempts:         int32(j.MaxAttempts), //nolint:gosec // attempts are few
+		FailedAttempts:      int32(j.Failures),    //nolint:gosec // attempts are few
 		Filename:            filename(j),
 	}
-	// Between attempts the row's error holds the last attempt's reason (see
-	// jobs.Runner.fail); it is the job's error only once the job is FAILED.
+	// Between attempts the row's error holds the last failed attempt's
+	// reason (see jobs.Runner.fail); it is the job's error only once the job
+	// is FAILED. Attempts are counted in failures: a start whose worker died
+	// failed nothing.
 	switch {
-	case j.Status == exportjob.StatusPENDING && j.NextAttemptAt != nil && j.Attempt > 0:
+	case j.Status == exportjob.StatusPENDING && j.NextAttemptAt != nil && j.Failures > 0:
 		out.NextAttemptAt = timestamppb.New(*j.NextAttemptAt)
 		out.RetryReason = j.Error
-		out.Error = fmt.Sprintf("attempt %d of %d failed: %s; retrying at %s", j.Attempt, j.MaxAttempts, j.Error,
+		out.Error = fmt.Sprintf("attempt %d of %d failed: %s; retrying at %s", j.Failures, j.MaxAttempts, j.Error,
 			j.NextAttemptAt.UTC().Format(time.RFC3339))
 	case j.Status == exportjob.StatusPENDING || j.Status == exportjob.StatusRUNNING:
 		out.RetryReason = j.Error

@@ -96,6 +96,7 @@ func (a *app) printJob(j *auditv1.ExportJob) error {
 		{"size_bytes", fmt.Sprint(j.GetSizeBytes())},
 		{"sha256", j.GetSha256()},
 		{"attempt", fmt.Sprint(j.GetAttempt())},
+		{"failed_attempts", fmt.Sprintf("%d of %d", j.GetFailedAttempts(), j.GetMaxAttempts())},
 	}
 	if j.GetError() != "" {
 		rows = append(rows, []string{"error", j.GetError()})

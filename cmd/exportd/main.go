@@ -192,6 +192,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		MaxRunningPerTenant: cfg.MaxRunning,
 		RetryBase:           cfg.RetryBase,
 		SweepInterval:       cfg.SweepInterval,
+		ReplicaID:           cfg.ReplicaID,
 	})
 	runner.SignWith(keys)
 	rate := cfg.RateLimit

@@ -52,6 +52,8 @@ const (
 	FieldExpiresAt = "expires_at"
 	// FieldAttempt holds the string denoting the attempt field in the database.
 	FieldAttempt = "attempt"
+	// FieldFailures holds the string denoting the failures field in the database.
+	FieldFailures = "failures"
 	// FieldLeaseOwner holds the string denoting the lease_owner field in the database.
 	FieldLeaseOwner = "lease_owner"
 	// FieldLeaseUntil holds the string denoting the lease_until field in the database.
@@ -104,6 +106,7 @@ var Columns = []string{
 	FieldCompletedAt,
 	FieldExpiresAt,
 	FieldAttempt,
+	FieldFailures,
 	FieldLeaseOwner,
 	FieldLeaseUntil,
 	FieldIdempotencyKey,
@@ -150,6 +153,8 @@ var (
 	DefaultCreatedAt func() time.Time
 	// DefaultAttempt holds the default value on creation for the "attempt" field.
 	DefaultAttempt int
+	// DefaultFailures holds the default value on creation for the "failures" field.
+	DefaultFailures int
 	// DefaultLeaseOwner holds the default value on creation for the "lease_owner" field.
 	DefaultLeaseOwner string
 	// DefaultRequestHash holds the default value on creation for the "request_hash" field.
@@ -302,6 +307,11 @@ func ByExpiresAt(opts ...sql.OrderTermOption) OrderOption {
 // ByAttempt orders the results by the attempt field.
 func ByAttempt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAttempt, opts...).ToFunc()
+}
+
+// ByFailures orders the results by the failures field.
+func ByFailures(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldFailures, opts...).ToFunc()
 }
 
 // ByLeaseOwner orders the results by the lease_owner field.

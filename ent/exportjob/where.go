@@ -154,6 +154,11 @@ func Attempt(v int) predicate.ExportJob {
 	return predicate.ExportJob(sql.FieldEQ(FieldAttempt, v))
 }
 
+// Failures applies equality check predicate on the "failures" field. It's identical to FailuresEQ.
+func Failures(v int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldEQ(FieldFailures, v))
+}
+
 // LeaseOwner applies equality check predicate on the "lease_owner" field. It's identical to LeaseOwnerEQ.
 func LeaseOwner(v string) predicate.ExportJob {
 	return predicate.ExportJob(sql.FieldEQ(FieldLeaseOwner, v))
@@ -1147,6 +1152,46 @@ func AttemptLT(v int) predicate.ExportJob {
 // AttemptLTE applies the LTE predicate on the "attempt" field.
 func AttemptLTE(v int) predicate.ExportJob {
 	return predicate.ExportJob(sql.FieldLTE(FieldAttempt, v))
+}
+
+// FailuresEQ applies the EQ predicate on the "failures" field.
+func FailuresEQ(v int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldEQ(FieldFailures, v))
+}
+
+// FailuresNEQ applies the NEQ predicate on the "failures" field.
+func FailuresNEQ(v int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldNEQ(FieldFailures, v))
+}
+
+// FailuresIn applies the In predicate on the "failures" field.
+func FailuresIn(vs ...int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldIn(FieldFailures, vs...))
+}
+
+// FailuresNotIn applies the NotIn predicate on the "failures" field.
+func FailuresNotIn(vs ...int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldNotIn(FieldFailures, vs...))
+}
+
+// FailuresGT applies the GT predicate on the "failures" field.
+func FailuresGT(v int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldGT(FieldFailures, v))
+}
+
+// FailuresGTE applies the GTE predicate on the "failures" field.
+func FailuresGTE(v int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldGTE(FieldFailures, v))
+}
+
+// FailuresLT applies the LT predicate on the "failures" field.
+func FailuresLT(v int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldLT(FieldFailures, v))
+}
+
+// FailuresLTE applies the LTE predicate on the "failures" field.
+func FailuresLTE(v int) predicate.ExportJob {
+	return predicate.ExportJob(sql.FieldLTE(FieldFailures, v))
 }
 
 // LeaseOwnerEQ applies the EQ predicate on the "lease_owner" field.

@@ -255,6 +255,7 @@ var (
 		{Name: "completed_at", Type: field.TypeTime, Nullable: true},
 		{Name: "expires_at", Type: field.TypeTime, Nullable: true},
 		{Name: "attempt", Type: field.TypeInt, Default: 0},
+		{Name: "failures", Type: field.TypeInt, Default: 0},
 		{Name: "lease_owner", Type: field.TypeString, Default: ""},
 		{Name: "lease_until", Type: field.TypeTime, Nullable: true},
 		{Name: "idempotency_key", Type: field.TypeString, Nullable: true},
@@ -288,7 +289,7 @@ var (
 			{
 				Name:    "exportjob_tenant_id_idempotency_key",
 				Unique:  true,
-				Columns: []*schema.Column{ExportJobsColumns[1], ExportJobsColumns[22]},
+				Columns: []*schema.Column{ExportJobsColumns[1], ExportJobsColumns[23]},
 			},
 		},
 	}

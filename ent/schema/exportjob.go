@@ -36,7 +36,8 @@ func (ExportJob) Fields() []ent.Field {
 		field.Time("started_at").Optional().Nillable(),
 		field.Time("completed_at").Optional().Nillable(),
 		field.Time("expires_at").Optional().Nillable(),
-		field.Int("attempt").Default(0),
+		field.Int("attempt").Default(0).Comment("starts: each claim of the job, including takeovers of a lapsed lease"),
+		field.Int("failures").Default(0).Comment("attempts that ended in an error; the retry decision counts these, not starts, so a worker that died costs no attempt"),
 		field.String("lease_owner").Default(""),
 		field.Time("lease_until").Optional().Nillable(),
 		field.String("idempotency_key").Optional().Nillable(),
@@ -47,7 +48,7 @@ func (ExportJob) Fields() []ent.Field {
 		field.String("artifact_sha256").Default(""),
 		field.Bytes("manifest").Optional().Comment("signed manifest JSON"),
 		field.String("trace_parent").Default("").Immutable().Comment("W3C traceparent of the creating request; the worker's spans link to it"),
-		field.Int("max_attempts").Default(5).Comment("attempts before the job is FAILED"),
+		field.Int("max_attempts").Default(5).Comment("failed attempts before the job is FAILED"),
 		field.Time("next_attempt_at").Optional().Nillable().Comment("a PENDING job waiting to be retried is not claimed before this"),
 		field.String("completed_by").Default("").Comment("lease owner of the attempt that committed the artifact"),
 	}

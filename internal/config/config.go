@@ -16,20 +16,23 @@ import (
 
 // Config is exportd's configuration.
 type Config struct {
-	DataDir        string
-	DatabaseURL    string
-	BlobURL        string
-	Addr           string
-	Workers        int
-	Lease          time.Duration
-	MaxPeriodDays  int
-	MaxBatch       int
-	Retention      time.Duration
-	MaxAttempts    int
-	RetryBase      time.Duration
-	MaxRunning     int
-	MaxQueued      int
-	SweepInterval  time.Duration
+	DataDir       string
+	DatabaseURL   string
+	BlobURL       string
+	Addr          string
+	Workers       int
+	Lease         time.Duration
+	MaxPeriodDays int
+	MaxBatch      int
+	Retention     time.Duration
+	MaxAttempts   int
+	RetryBase     time.Duration
+	MaxRunning    int
+	MaxQueued     int
+	SweepInterval time.Duration
+	// ReplicaID names this replica stably across restarts (a StatefulSet
+	// pod's name); empty means none.
+	ReplicaID      string
 	TrustedProxies []*net.IPNet
 	LogFormat      string
 	LogLevel       string
@@ -67,6 +70,7 @@ func (c *Config) Serve(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RetryBase, "retry-base", c.envDuration("EXPORTD_RETRY_BASE", 5*time.Second), "delay before the first retry; doubles per attempt up to 5m, with jitter (env EXPORTD_RETRY_BASE)")
 	fs.IntVar(&c.MaxRunning, "max-running-per-tenant", c.envInt("EXPORTD_MAX_RUNNING_PER_TENANT", 4), "exports of one tenant running at once across all replicas; 0 = no cap (env EXPORTD_MAX_RUNNING_PER_TENANT)")
 	fs.IntVar(&c.MaxQueued, "max-queued-per-tenant", c.envInt("EXPORTD_MAX_QUEUED_PER_TENANT", 100), "PENDING exports one tenant may have; more are resource_exhausted; 0 = no cap (env EXPORTD_MAX_QUEUED_PER_TENANT)")
+	fs.StringVar(&c.ReplicaID, "replica-id", env("EXPORTD_REPLICA_ID", ""), "stable name of this replica, kept across its restarts and never shared by two live processes, such as a StatefulSet pod name: it prefixes the lease owner, and a restarted replica releases at once the jobs its previous process held (env EXPORTD_REPLICA_ID)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.envDuration("EXPORTD_SWEEP_INTERVAL", time.Minute), "how often expired artifacts and orphaned attempts are cleaned, by one replica (env EXPORTD_SWEEP_INTERVAL)")
 	fs.IntVar(&c.MaxPeriodDays, "max-period-days", c.envInt("EXPORTD_MAX_PERIOD_DAYS", 366), "longest period one export may cover (env EXPORTD_MAX_PERIOD_DAYS)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-request-bytes", c.envInt64("EXPORTD_MAX_REQUEST_BYTES", 1<<20), "largest request body, other than an audit batch (env EXPORTD_MAX_REQUEST_BYTES)")
@@ -143,6 +147,9 @@ func (c *Config) Validate() error {
 	if c.RetryBase < 0 || c.SweepInterval < 0 {
 		errs = append(errs, errors.New("--retry-base and --sweep-interval must be positive"))
 	}
+	if c.ReplicaID != "" && !validReplicaID(c.ReplicaID) {
+		errs = append(errs, fmt.Errorf("--replica-id %q: want 1 to 63 letters, digits, '.', '_' or '-', such as a pod name", c.ReplicaID))
+	}
 	if c.MaxPeriodDays < 0 {
 		errs = append(errs, errors.New("--max-period-days must be positive"))
 	}
@@ -194,6 +201,22 @@ func (c *Config) Validate() error {
 		c.TrustedProxies = append(c.TrustedProxies, n)
 	}
 	return errors.Join(errs...)
+}
+
+// validReplicaID accepts what a pod or host name holds; no '/', which
+// separates the parts of a lease owner.
+func validReplicaID(id string) bool {
+	if len(id) > 63 {
+		return false
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func env(k, def string) string {

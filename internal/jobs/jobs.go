@@ -56,8 +56,15 @@ type Config struct {
 	// SweepInterval is how often the expiry and orphan sweepers run (on one
 	// replica at a time); negative disables them.
 	SweepInterval time.Duration
-	// Owner names this process in job leases; default host/pid/random.
+	// Owner names this process in job leases; default host/pid/random, or
+	// ReplicaID/pid/random.
 	Owner string
+	// ReplicaID names the replica this process is, stably across its
+	// restarts (a StatefulSet pod's name): when set, it begins the lease
+	// owner, and Run first releases the jobs a previous process of the
+	// same replica still held, instead of leaving them until their leases
+	// lapse. Two live processes must never share one.
+	ReplicaID string
 }
 
 // Runner executes export jobs in this process.
@@ -101,8 +108,11 @@ func New(st *store.Store, bucket *blob.Bucket, log *slog.Logger, cfg Config) *Ru
 		cfg.SweepInterval = time.Minute
 	}
 	if cfg.Owner == "" {
-		host, _ := os.Hostname()
-		cfg.Owner = host + "/" + strconv.Itoa(os.Getpid()) + "/" + apikey.RandomID("", 6)
+		name := cfg.ReplicaID
+		if name == "" {
+			name, _ = os.Hostname()
+		}
+		cfg.Owner = name + "/" + strconv.Itoa(os.Getpid()) + "/" + apikey.RandomID("", 6)
 	}
 	return &Runner{
 		store:  st,
@@ -129,8 +139,10 @@ func (r *Runner) Wake() {
 	}
 }
 
-// Run works until ctx ends, then waits for running jobs to stop.
+// Run works until ctx ends, then waits for running jobs to stop. With a
+// ReplicaID it first releases what a previous process of the replica held.
 func (r *Runner) Run(ctx context.Context) {
+	r.releasePrevious(ctx)
 	var wg sync.WaitGroup
 	for range r.cfg.Workers {
 		wg.Go(func() { r.loop(ctx) })
@@ -139,6 +151,27 @@ func (r *Runner) Run(ctx context.Context) {
 		wg.Go(func() { r.maintain(ctx) })
 	}
 	wg.Wait()
+}
+
+// releasePrevious puts back in the queue the jobs that a previous process of
+// this replica held: it died (it would have released them on a clean
+// shutdown), so nothing runs them, and waiting for their leases to lapse
+// would only delay them. Not a failure of the jobs. Without a ReplicaID
+// nothing tells this replica's earlier processes from other live ones (on
+// the same host, say), so nothing is released.
+func (r *Runner) releasePrevious(ctx context.Context) {
+	if r.cfg.ReplicaID == "" {
+		return
+	}
+	released, err := r.store.ReleaseOwnerJobs(ctx, r.cfg.ReplicaID+"/", r.owner)
+	if err != nil && ctx.Err() == nil {
+		// Their leases lapse all the same: later, not never.
+		r.log.WarnContext(ctx, "release jobs of the replica's previous process", "err", err)
+	}
+	for _, j := range released {
+		r.log.InfoContext(ctx, "released job of the replica's previous process", "job_id", j.ID, "tenant_id", j.TenantID,
+			"previous_owner", j.LeaseOwner, "attempt", j.Attempt, "lease_until", j.LeaseUntil)
+	}
 }
 
 func (r *Runner) loop(ctx context.Context) {
@@ -188,7 +221,7 @@ func (r *Runner) execute(ctx context.Context, j *ent.ExportJob, claimed time.Tim
 	_, claim := r.tracer.Start(ctx, "export.claim", trace.WithTimestamp(claimed))
 	claim.End()
 
-	log := r.log.With("job_id", j.ID, "tenant_id", j.TenantID, "attempt", j.Attempt)
+	log := r.log.With("job_id", j.ID, "tenant_id", j.TenantID, "attempt", j.Attempt, "failures", j.Failures)
 	log.InfoContext(ctx, "export started", "report_type", j.ReportType, "format", j.Format)
 	start := claimed
 	m := r.cfg.Telemetry.Metrics
@@ -252,12 +285,14 @@ func (r *Runner) execute(ctx context.Context, j *ent.ExportJob, claimed time.Tim
 
 // fail retries the attempt later when its error is transient and attempts
 // remain, and otherwise ends the job FAILED with a reason a person can act
-// on. It reports whether the job is now FAILED.
+// on. It reports whether the job is now FAILED. Attempts are counted in
+// failures: starts that ended because a worker died failed nothing.
 func (r *Runner) fail(ctx context.Context, j *ent.ExportJob, err error, log *slog.Logger) bool {
 	ctx = context.WithoutCancel(ctx)
 	v := Classify(err, j.ID)
-	if !v.Permanent && j.Attempt < j.MaxAttempts {
-		next := r.store.Now().Add(Backoff(r.cfg.RetryBase, r.cfg.RetryMax, j.Attempt))
+	failures := j.Failures + 1 // this one
+	if !v.Permanent && failures < j.MaxAttempts {
+		next := r.store.Now().Add(Backoff(r.cfg.RetryBase, r.cfg.RetryMax, failures))
 		log.WarnContext(ctx, "export attempt failed; will retry", "err", err, "next_attempt_at", next)
 		if rerr := r.store.RetryJob(ctx, j, v.Reason, next); rerr != nil && !errors.Is(rerr, store.ErrLeaseLost) {
 			log.ErrorContext(ctx, "requeue export", "err", rerr)
@@ -266,7 +301,7 @@ func (r *Runner) fail(ctx context.Context, j *ent.ExportJob, err error, log *slo
 	}
 	msg := v.Reason
 	if !v.Permanent {
-		msg = fmt.Sprintf("failed after %d attempts: %s; create the export again, and contact support if it keeps failing", j.Attempt, v.Reason)
+		msg = fmt.Sprintf("failed after %d attempts: %s; create the export again, and contact support if it keeps failing", failures, v.Reason)
 	}
 	log.ErrorContext(ctx, "export failed", "err", err, "permanent", v.Permanent)
 	if ferr := r.store.FailJob(ctx, j, msg); ferr != nil {
@@ -374,8 +409,14 @@ func (r *Runner) generate(ctx context.Context, j *ent.ExportJob) (store.Artifact
 		cancel(genErr)
 		_ = w.Close()
 		<-hbDone
-		if cause := context.Cause(jobCtx); errors.Is(cause, store.ErrLeaseLost) {
+		cause := context.Cause(jobCtx)
+		if errors.Is(cause, store.ErrLeaseLost) {
 			return store.Artifact{}, store.ErrLeaseLost
+		}
+		if errors.Is(genErr, context.Canceled) && cause != nil && !errors.Is(cause, genErr) && ctx.Err() == nil {
+			// The heartbeat failed and stopped the work: its error, not
+			// "context canceled", is what went wrong.
+			return store.Artifact{}, cause
 		}
 		return store.Artifact{}, genErr
 	}

@@ -278,12 +278,22 @@ func (s *Store) CancelJob(ctx context.Context, tenantID, jobID, by string) (*ent
 // its running limit does not hide the jobs of others behind it.
 const claimBatch = 16
 
+// StartsPerAttempt bounds how often a job may be started at all, as a
+// multiple of its max_attempts. A worker that dies (its lease lapses) costs
+// the job no attempt, since the job did not fail; but a job that takes its
+// worker down every time (out of memory, say) must not take replicas down
+// forever, so after max_attempts × StartsPerAttempt starts a lapsed job is
+// FAILED when it is due again.
+const StartsPerAttempt = 10
+
 // ClaimJob takes the lease of the oldest due job for owner and returns it;
 // nil when there is none. Due means PENDING with its retry time reached, or
 // RUNNING with a lapsed lease (its worker crashed or stalled): taking one over
-// starts a new attempt, and the old attempt is fenced out. A lapsed job that
-// already used its last attempt is FAILED instead. maxRunningPerTenant > 0
-// skips jobs of tenants that already have that many running.
+// starts a new attempt, and the old attempt is fenced out. Starts are counted
+// in attempt, failures apart (see RetryJob): a lapsed lease is not a failure.
+// A due job that already had max_attempts × StartsPerAttempt starts is
+// FAILED instead. maxRunningPerTenant > 0 skips jobs of tenants that already
+// have that many running.
 func (s *Store) ClaimJob(ctx context.Context, owner string, lease time.Duration, maxRunningPerTenant int) (*ent.ExportJob, error) {
 	// Workers serve every tenant.
 	ctx = tenancy.System(ctx)
@@ -316,10 +326,12 @@ func (s *Store) ClaimJob(ctx context.Context, owner string, lease time.Duration,
 			if err != nil {
 				return fmt.Errorf("lock job to claim: %w", err)
 			}
-			if j.Status == exportjob.StatusRUNNING && j.Attempt >= j.MaxAttempts {
+			// Whatever its status: a job released by a restarted replica is
+			// PENDING, and a job that crashes its replica each time must stop.
+			if j.Attempt >= j.MaxAttempts*StartsPerAttempt {
 				err := tx.ExportJob.UpdateOne(j).
 					SetStatus(exportjob.StatusFAILED).
-					SetError(fmt.Sprintf("the export stopped responding during each of its %d attempts; create it again with a shorter period, and contact support if it keeps failing", j.Attempt)).
+					SetError(interruptedError(j)).
 					SetCompletedAt(now).
 					SetLeaseOwner("").
 					ClearLeaseUntil().
@@ -363,6 +375,16 @@ func (s *Store) ClaimJob(ctx context.Context, owner string, lease time.Duration,
 		return nil
 	})
 	return claimed, err
+}
+
+// interruptedError is the error of a job FAILED because it was started too
+// often without finishing; it names the last real failure, if there was one.
+func interruptedError(j *ent.ExportJob) string {
+	msg := fmt.Sprintf("the export was started %d times and its worker stopped responding each time without finishing (crashed, killed or stalled); create it again with a shorter period, and contact support if it keeps failing", j.Attempt)
+	if j.Error != "" {
+		msg += "; the last failed attempt said: " + j.Error
+	}
+	return msg
 }
 
 // fenced selects the row only while attempt still holds the job: a worker
@@ -438,13 +460,15 @@ func (s *Store) CompleteJob(ctx context.Context, j *ent.ExportJob, a Artifact, w
 	})
 }
 
-// FailJob marks the job FAILED with a message a person can act on.
+// FailJob marks the job FAILED with a message a person can act on, and
+// counts the attempt as failed.
 func (s *Store) FailJob(ctx context.Context, j *ent.ExportJob, msg string) error {
 	ctx = scoped(ctx, j.TenantID)
 	return s.tx(ctx, func(tx *ent.Tx) error {
 		n, err := tx.ExportJob.Update().Where(fenced(j)...).
 			SetStatus(exportjob.StatusFAILED).
 			SetError(msg).
+			AddFailures(1).
 			SetCompletedAt(micro(s.now())).
 			SetLeaseOwner("").
 			ClearLeaseUntil().
@@ -460,12 +484,15 @@ func (s *Store) FailJob(ctx context.Context, j *ent.ExportJob, msg string) error
 }
 
 // RetryJob puts the job back in the queue after a failed attempt, to be
-// claimed again at next, if attempt still holds it. msg says what failed.
+// claimed again at next, if attempt still holds it, and counts the attempt
+// as failed: failures, not starts, decide when a job has used up its
+// attempts. msg says what failed.
 func (s *Store) RetryJob(ctx context.Context, j *ent.ExportJob, msg string, next time.Time) error {
 	ctx = scoped(ctx, j.TenantID)
 	n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
 		SetStatus(exportjob.StatusPENDING).
 		SetError(msg).
+		AddFailures(1).
 		SetNextAttemptAt(micro(next)).
 		SetEstimatedCompletion(micro(next)).
 		SetLeaseOwner("").
@@ -495,6 +522,42 @@ func (s *Store) ReleaseJob(ctx context.Context, j *ent.ExportJob) error {
 		return ErrLeaseLost
 	}
 	return nil
+}
+
+// ReleaseOwnerJobs puts back in the queue, at once, every RUNNING job whose
+// lease owner starts with prefix but is not owner: the jobs a previous
+// process of the same replica held when it died. They become PENDING and
+// due now, with no failure counted, so that they need not wait for their
+// leases to lapse. It returns the jobs released.
+func (s *Store) ReleaseOwnerJobs(ctx context.Context, prefix, owner string) ([]*ent.ExportJob, error) {
+	// The replica worked for every tenant.
+	ctx = tenancy.System(ctx)
+	held, err := s.Ent.ExportJob.Query().
+		Where(exportjob.StatusEQ(exportjob.StatusRUNNING), exportjob.LeaseOwnerHasPrefix(prefix), exportjob.LeaseOwnerNEQ(owner)).
+		All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("find jobs of previous process: %w", err)
+	}
+	var out []*ent.ExportJob
+	for _, j := range held {
+		// LIKE ignores case on SQLite: compare exactly here.
+		if !strings.HasPrefix(j.LeaseOwner, prefix) {
+			continue
+		}
+		n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
+			SetStatus(exportjob.StatusPENDING).
+			SetLeaseOwner("").
+			ClearLeaseUntil().
+			ClearNextAttemptAt().
+			Save(ctx)
+		if err != nil {
+			return out, fmt.Errorf("release job of previous process: %w", err)
+		}
+		if n == 1 {
+			out = append(out, j)
+		}
+	}
+	return out, nil
 }
 
 // ExpireJobs marks up to limit COMPLETED jobs whose download window has

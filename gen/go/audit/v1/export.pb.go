@@ -800,9 +800,10 @@ type ExportJob struct {
 	EndDate *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=end_date,json=endDate,proto3" json:"end_date,omitempty"`
 	// status of the job.
 	Status ExportStatus `protobuf:"varint,7,opt,name=status,proto3,enum=audit.v1.ExportStatus" json:"status,omitempty"`
-	// error says what went wrong when status is FAILED. While a job waits to
-	// be retried (PENDING with next_attempt_at) it reads "attempt N of M
-	// failed: <retry_reason>; retrying at <next_attempt_at>", for clients that
+	// error says what went wrong when status is FAILED: the last real failure,
+	// never the loss of a worker. While a job waits to be retried (PENDING with
+	// next_attempt_at) it reads "attempt N of M failed: <retry_reason>;
+	// retrying at <next_attempt_at>" (N is failed_attempts), for clients that
 	// know no more fields; otherwise it is empty.
 	Error string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
 	// rows_done counts the rows written so far.
@@ -825,29 +826,36 @@ type ExportJob struct {
 	SizeBytes int64 `protobuf:"varint,17,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// sha256 of the artifact in lowercase hex once completed.
 	Sha256 string `protobuf:"bytes,18,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	// attempt counts the times a worker started the job; while it waits to be
-	// retried, the next attempt is attempt + 1.
+	// attempt counts the times a worker started the job, including takeovers
+	// after a worker died or a replica restarted; it names the attempt's
+	// artifact. Attempts used up are failed_attempts, not this.
 	Attempt int32 `protobuf:"varint,19,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	// filename suggested for the downloaded artifact.
 	Filename string `protobuf:"bytes,20,opt,name=filename,proto3" json:"filename,omitempty"`
 	// manifest of the artifact once completed (GetExport only).
 	Manifest *Manifest `protobuf:"bytes,21,opt,name=manifest,proto3" json:"manifest,omitempty"`
-	// max_attempts is how many attempts the job gets: a transient failure
-	// (the database or blob store unreachable or busy) is retried with backoff
-	// until the last of them fails; a failure no retry can fix fails the job at
-	// once.
+	// max_attempts is how many failed attempts the job may have: a transient
+	// failure (the database or blob store unreachable or busy) is retried with
+	// backoff until failed_attempts reaches it; a failure no retry can fix fails
+	// the job at once. An attempt whose worker died (its lease lapsed, or its
+	// replica restarted) is not a failure: the job is taken over and uses up
+	// nothing, up to a bound of 10 × max_attempts starts in all.
 	MaxAttempts int32 `protobuf:"varint,22,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
 	// next_attempt_at is set while the job is retrying: its last attempt
 	// failed with a transient error, and it is PENDING until this time, when a
-	// worker starts attempt + 1.
+	// worker starts the next one.
 	NextAttemptAt *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
 	// retry_reason is the error of the last failed attempt while the job is
 	// retrying: PENDING with next_attempt_at, or RUNNING the attempt after a
 	// failure. It is empty once the job is COMPLETED or FAILED (then see
 	// error).
-	RetryReason   string `protobuf:"bytes,24,opt,name=retry_reason,json=retryReason,proto3" json:"retry_reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RetryReason string `protobuf:"bytes,24,opt,name=retry_reason,json=retryReason,proto3" json:"retry_reason,omitempty"`
+	// failed_attempts counts the attempts that ended in an error; the job is
+	// FAILED when it reaches max_attempts. "attempt N of M" means
+	// failed_attempts + 1 of max_attempts while the job runs or waits.
+	FailedAttempts int32 `protobuf:"varint,25,opt,name=failed_attempts,json=failedAttempts,proto3" json:"failed_attempts,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ExportJob) Reset() {
@@ -1046,6 +1054,13 @@ func (x *ExportJob) GetRetryReason() string {
 		return x.RetryReason
 	}
 	return ""
+}
+
+func (x *ExportJob) GetFailedAttempts() int32 {
+	if x != nil {
+		return x.FailedAttempts
+	}
+	return 0
 }
 
 // Manifest describes one artifact so an auditor can check it is complete and
@@ -2026,7 +2041,7 @@ const file_audit_v1_export_proto_rawDesc = "" +
 	"\x04role\x18\x05 \x01(\tR\x04role\x12 \n" +
 	"\vpermissions\x18\x06 \x03(\tR\vpermissions\x12\x15\n" +
 	"\x06key_id\x18\a \x01(\tR\x05keyId\x12\x17\n" +
-	"\aadd_ons\x18\b \x03(\tR\x06addOns\"\xf5\a\n" +
+	"\aadd_ons\x18\b \x03(\tR\x06addOns\"\x9e\b\n" +
 	"\tExportJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
 	"\ttenant_id\x18\x02 \x01(\tR\btenantId\x12\x1f\n" +
@@ -2059,7 +2074,8 @@ const file_audit_v1_export_proto_rawDesc = "" +
 	"\bmanifest\x18\x15 \x01(\v2\x12.audit.v1.ManifestR\bmanifest\x12!\n" +
 	"\fmax_attempts\x18\x16 \x01(\x05R\vmaxAttempts\x12B\n" +
 	"\x0fnext_attempt_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\x12!\n" +
-	"\fretry_reason\x18\x18 \x01(\tR\vretryReason\"\xa3\x06\n" +
+	"\fretry_reason\x18\x18 \x01(\tR\vretryReason\x12'\n" +
+	"\x0ffailed_attempts\x18\x19 \x01(\x05R\x0efailedAttempts\"\xa3\x06\n" +
 	"\bManifest\x12)\n" +
 	"\x10manifest_version\x18\x01 \x01(\tR\x0fmanifestVersion\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x1f\n" +

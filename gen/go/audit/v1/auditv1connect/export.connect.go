@@ -80,7 +80,9 @@ type ExportServiceClient interface {
 	ListExports(context.Context, *connect.Request[v1.ListExportsRequest]) (*connect.Response[v1.ListExportsResponse], error)
 	// WatchExport streams the job's state each time it changes (status and
 	// progress) and ends after a terminal status: the notification that a report
-	// is ready.
+	// is ready. When nothing changed for a while (15 s by default) it sends the
+	// current state again, as a keepalive, so that proxies and load balancers
+	// that close idle connections do not cut a long watch.
 	WatchExport(context.Context, *connect.Request[v1.WatchExportRequest]) (*connect.ServerStreamForClient[v1.WatchExportResponse], error)
 	// CancelExport ends a PENDING or RUNNING job as FAILED with the error
 	// `cancelled by <principal>`. REST answers the job itself, as GetExport does.
@@ -195,7 +197,9 @@ type ExportServiceHandler interface {
 	ListExports(context.Context, *connect.Request[v1.ListExportsRequest]) (*connect.Response[v1.ListExportsResponse], error)
 	// WatchExport streams the job's state each time it changes (status and
 	// progress) and ends after a terminal status: the notification that a report
-	// is ready.
+	// is ready. When nothing changed for a while (15 s by default) it sends the
+	// current state again, as a keepalive, so that proxies and load balancers
+	// that close idle connections do not cut a long watch.
 	WatchExport(context.Context, *connect.Request[v1.WatchExportRequest], *connect.ServerStream[v1.WatchExportResponse]) error
 	// CancelExport ends a PENDING or RUNNING job as FAILED with the error
 	// `cancelled by <principal>`. REST answers the job itself, as GetExport does.
