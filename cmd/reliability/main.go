@@ -10,6 +10,8 @@
 // ("Reliability"):
 //
 //	RELIABILITY kills_survived=12 jobs=20 lost=0 duplicated=0 longest_takeover=2.1s
+//	RELIABILITY kills_survived=5 jobs=1 lost=0 duplicated=0 failures_counted=0
+//	RELIABILITY kills_survived=1 jobs=1 lost=0 duplicated=0 restart_takeover=1.2s lease=1m0s
 //	RELIABILITY cross_tenant_successes=0 cells=1234
 package main
 
@@ -34,7 +36,7 @@ import (
 )
 
 // testPattern selects the tests whose figures are added up.
-const testPattern = "^(TestFaultInjection|TestReplicas|TestAuthorizationMatrix|TestAuthzMatrix)$"
+const testPattern = "^(TestFaultInjection|TestReplicas|TestCrashesUseNoAttempts|TestRestartReleasesLeases|TestAuthorizationMatrix|TestAuthzMatrix)$"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -87,8 +89,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	t.print(stdout)
-	if t.lost > 0 || t.duplicated > 0 || t.crossTenant > 0 {
-		problems = append(problems, fmt.Sprintf("jobs lost %d, duplicated %d, cross-tenant successes %d: all must be 0", t.lost, t.duplicated, t.crossTenant))
+	if t.lost > 0 || t.duplicated > 0 || t.crossTenant > 0 || t.failuresCounted > 0 {
+		problems = append(problems, fmt.Sprintf("jobs lost %d, duplicated %d, failures counted for kills %d, cross-tenant successes %d: all must be 0",
+			t.lost, t.duplicated, t.failuresCounted, t.crossTenant))
 	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "\n"))
@@ -177,6 +180,14 @@ type totals struct {
 	lost            int64
 	duplicated      int64
 	longestTakeover time.Duration
+	// failuresCounted adds up the failed attempts recorded for jobs whose
+	// only trouble was a killed worker: it must be 0.
+	failuresCounted int64
+	// restartTakeover is the longest time from killing a replica to its
+	// restarted process taking the job over, and restartLease that test's
+	// lease: the first must stay well under the second.
+	restartTakeover time.Duration
+	restartLease    string
 	matrixRuns      int
 	cells           int64
 	crossTenant     int64
@@ -235,6 +246,10 @@ func (t *totals) add(kv map[string]string) {
 		if d, err := time.ParseDuration(kv["longest_takeover"]); err == nil && d > t.longestTakeover {
 			t.longestTakeover = d
 		}
+		t.failuresCounted += num("failures_counted")
+		if d, err := time.ParseDuration(kv["restart_takeover"]); err == nil && d > t.restartTakeover {
+			t.restartTakeover, t.restartLease = d, kv["lease"]
+		}
 	}
 	if _, ok := kv["cross_tenant_successes"]; ok {
 		t.matrixRuns++
@@ -257,6 +272,10 @@ func (t *totals) print(w io.Writer) {
 		fmt.Fprintf(tw, "jobs duplicated\t%d\tmust be 0\n", t.duplicated)
 		if t.longestTakeover > 0 {
 			fmt.Fprintf(tw, "longest takeover\t%s\t\n", t.longestTakeover)
+		}
+		fmt.Fprintf(tw, "failures counted for kills\t%d\tmust be 0\n", t.failuresCounted)
+		if t.restartTakeover > 0 {
+			fmt.Fprintf(tw, "takeover by a restarted replica\t%s\tlease %s\n", t.restartTakeover, t.restartLease)
 		}
 	}
 	if t.matrixRuns == 0 {

@@ -47,17 +47,23 @@ func TestParseTests(t *testing.T) {
 === RUN   TestReplicas
     cluster_test.go:90: RELIABILITY kills_survived=0 jobs=30 lost=1 duplicated=0 longest_takeover=3.5s
 --- FAIL: TestReplicas (10.00s)
+=== RUN   TestRestartReleasesLeases
+    crash_test.go:129: RELIABILITY kills_survived=1 jobs=1 lost=0 duplicated=0 failures_counted=2 restart_takeover=1.5s lease=1m0s
+--- PASS: TestRestartReleasesLeases (20.00s)
 === RUN   TestAuthorizationMatrix/postgres
     matrix_test.go:250: authorization matrix on postgres: 1234 cells, 0 cross-tenant successes
     matrix_test.go:250: RELIABILITY cross_tenant_successes=2 cells=10
 `
 	var tt totals
 	tt.parseTests(out)
-	if tt.faultRuns != 2 || tt.kills != 12 || tt.jobs != 50 || tt.lost != 1 || tt.duplicated != 0 {
+	if tt.faultRuns != 3 || tt.kills != 13 || tt.jobs != 51 || tt.lost != 1 || tt.duplicated != 0 {
 		t.Errorf("fault figures = runs %d kills %d jobs %d lost %d duplicated %d", tt.faultRuns, tt.kills, tt.jobs, tt.lost, tt.duplicated)
 	}
 	if tt.longestTakeover != 3500*time.Millisecond {
 		t.Errorf("longest takeover = %s, want 3.5s", tt.longestTakeover)
+	}
+	if tt.failuresCounted != 2 || tt.restartTakeover != 1500*time.Millisecond || tt.restartLease != "1m0s" {
+		t.Errorf("restart figures = failures %d takeover %s lease %s", tt.failuresCounted, tt.restartTakeover, tt.restartLease)
 	}
 	if tt.matrixRuns != 2 || tt.cells != 1244 || tt.crossTenant != 2 {
 		t.Errorf("matrix figures = runs %d cells %d cross %d", tt.matrixRuns, tt.cells, tt.crossTenant)
