@@ -10,6 +10,7 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/exportd/exportd/authz"
@@ -146,31 +147,47 @@ func (h exportService) ListExports(ctx context.Context, req *connect.Request[aud
 
 func (h exportService) WatchExport(ctx context.Context, req *connect.Request[auditv1.WatchExportRequest], stream *connect.ServerStream[auditv1.WatchExportResponse]) error {
 	c := authz.CallerFrom(ctx)
-	// Polling the job row works whichever replica runs the job.
-	t := time.NewTicker(h.s.cfg.WatchInterval)
-	defer t.Stop()
-	var last *auditv1.ExportJob
+	ref := store.JobRef{TenantID: c.TenantID, ID: req.Msg.GetJobId()}
+	w := h.s.watches.subscribe(ref)
+	defer h.s.watches.unsubscribe(ref, w)
+	// A stream that says nothing for a minute looks dead to many proxies:
+	// when the job does not change for a while, its state goes out again.
+	keepalive := time.NewTimer(h.s.cfg.KeepaliveInterval)
+	defer keepalive.Stop()
+	var sent, cur *auditv1.ExportJob
+	send := func() error {
+		keepalive.Reset(h.s.cfg.KeepaliveInterval)
+		sent = cur
+		return stream.Send(&auditv1.WatchExportResponse{Export: cur})
+	}
 	for {
-		j, err := h.s.store.Job(ctx, c.TenantID, req.Msg.GetJobId())
-		if err != nil {
-			return err
-		}
-		cur := jobProto(j)
-		if last == nil || cur.GetStatus() != last.GetStatus() || cur.GetRowsDone() != last.GetRowsDone() {
-			if err := stream.Send(&auditv1.WatchExportResponse{Export: cur}); err != nil {
-				return err
+		snap, fresh := w.state()
+		if snap != nil {
+			if snap.err != nil {
+				return snap.err
 			}
-			last = cur
-		}
-		if terminal(j.Status) {
-			return nil
+			cur = jobProto(snap.job)
+			if sent == nil || !proto.Equal(cur, sent) {
+				if err := send(); err != nil {
+					return err
+				}
+			}
+			if terminal(snap.job.Status) {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-h.s.draining:
 			return errDraining
-		case <-t.C:
+		case <-fresh:
+		case <-keepalive.C:
+			if cur == nil {
+				keepalive.Reset(h.s.cfg.KeepaliveInterval)
+			} else if err := send(); err != nil {
+				return err
+			}
 		}
 	}
 }

@@ -40,8 +40,13 @@ import (
 type Config struct {
 	// MaxPeriod is the longest period one export may cover.
 	MaxPeriod time.Duration
-	// WatchInterval is how often WatchExport looks at the job.
+	// WatchInterval is how often WatchExport looks at the job (one query
+	// for all the watches of the process).
 	WatchInterval time.Duration
+	// KeepaliveInterval is how long a WatchExport stream may go without a
+	// message before it sends the job's state again, so that proxies that
+	// cut idle connections (often at 60 s) leave it open; default 15 s.
+	KeepaliveInterval time.Duration
 	// TrustedProxies may set X-Forwarded-For / Forwarded.
 	TrustedProxies []*net.IPNet
 	// RateLimit is the requests per second one API key may make, sustained,
@@ -96,6 +101,7 @@ type Server struct {
 	limiter  *limiter
 	guard    *guard
 	webhooks *webhook.Guard
+	watches  *watchHub
 
 	// Set by HTTPServer, used by Shutdown.
 	httpServer     *http.Server
@@ -119,6 +125,9 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 	}
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = 250 * time.Millisecond
+	}
+	if cfg.KeepaliveInterval <= 0 {
+		cfg.KeepaliveInterval = 15 * time.Second
 	}
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit = 50
@@ -153,6 +162,7 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 	s := &Server{store: st, enforcer: en, bucket: bucket, runner: runner, log: log, cfg: cfg,
 		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst), draining: make(chan struct{}), webhooks: webhook.NewGuard(cfg.WebhookAllow)}
 	s.guard = newGuard(cfg, s.appendFolded, log)
+	s.watches = newWatchHub(st, cfg.WatchInterval, log)
 	return s
 }
 

@@ -605,3 +605,40 @@ func (s *Store) CountJobs(ctx context.Context, tenantID string) (int, error) {
 	n, err := s.Ent.ExportJob.Query().Where(exportjob.TenantID(tenantID)).Count(ctx)
 	return n, translate(err, "export jobs")
 }
+
+// JobRef names a job as a tenant asks for it.
+type JobRef struct{ TenantID, ID string }
+
+// jobsOfBatch bounds the ids one JobsOf query lists.
+const jobsOfBatch = 500
+
+// JobsOf reads many jobs of possibly many tenants in few queries, for the
+// watches of WatchExport. A job is in the answer only under the tenant that
+// owns it: a ref naming another tenant's job is missing, as is a missing job.
+func (s *Store) JobsOf(ctx context.Context, refs []JobRef) (map[JobRef]*ent.ExportJob, error) {
+	// One query serves every tenant; the owner is checked below, per ref.
+	ctx = tenancy.System(ctx)
+	out := make(map[JobRef]*ent.ExportJob, len(refs))
+	for len(refs) > 0 {
+		batch := refs[:min(len(refs), jobsOfBatch)]
+		refs = refs[len(batch):]
+		ids := make([]string, len(batch))
+		for i, r := range batch {
+			ids[i] = r.ID
+		}
+		jobs, err := s.Ent.ExportJob.Query().Where(exportjob.IDIn(ids...)).All(ctx)
+		if err != nil {
+			return out, translate(err, "export jobs")
+		}
+		byID := make(map[string]*ent.ExportJob, len(jobs))
+		for _, j := range jobs {
+			byID[j.ID] = j
+		}
+		for _, r := range batch {
+			if j := byID[r.ID]; j != nil && j.TenantID == r.TenantID {
+				out[r] = j
+			}
+		}
+	}
+	return out, nil
+}
