@@ -20,6 +20,7 @@ describe("StatusCell", () => {
     const got = text({
       status: ExportStatus.PENDING,
       attempt: 1,
+      failedAttempts: 1,
       maxAttempts: 5,
       nextAttemptAt: timestampFromDate(new Date("2026-03-29T19:30:00Z")),
       retryReason: reason,
@@ -32,6 +33,7 @@ describe("StatusCell", () => {
     const got = text({
       status: ExportStatus.RUNNING,
       attempt: 2,
+      failedAttempts: 1,
       maxAttempts: 5,
       retryReason: reason,
       rowsDone: 50n,
@@ -39,6 +41,20 @@ describe("StatusCell", () => {
       estimatedCompletion: timestampFromDate(new Date("2026-03-29T19:01:00Z")),
     });
     expect(got).toBe("RUNNING 50% · about 1 min left · attempt 2 of 5");
+  });
+
+  it("counts failed attempts, not starts: a worker that died used none up", () => {
+    const got = text({
+      status: ExportStatus.RUNNING,
+      attempt: 4,
+      failedAttempts: 1,
+      maxAttempts: 3,
+      retryReason: reason,
+      rowsDone: 50n,
+      rowsTotal: 100n,
+      estimatedCompletion: timestampFromDate(new Date("2026-03-29T19:01:00Z")),
+    });
+    expect(got).toBe("RUNNING 50% · about 1 min left · attempt 2 of 3");
   });
 
   it("says nothing of retries for a first attempt", () => {
@@ -66,7 +82,7 @@ describe("retrying", () => {
   });
 
   it("leaves the maximum out when the server does not send it", () => {
-    const j = create(ExportJobSchema, { status: ExportStatus.PENDING, attempt: 1, nextAttemptAt: timestampFromDate(now), retryReason: reason });
+    const j = create(ExportJobSchema, { status: ExportStatus.PENDING, attempt: 1, failedAttempts: 1, nextAttemptAt: timestampFromDate(now), retryReason: reason });
     expect(retrying(j)?.summary).toBe("retrying — attempt 2 at 2026-03-29 19:00 UTC");
   });
 });

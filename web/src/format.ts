@@ -98,17 +98,20 @@ export type Retry = {
 
 /**
  * retrying tells whether a job is retrying: waiting for its next attempt
- * (next_attempt_at set), or running an attempt after a failed one. attempt
- * counts the attempts started, so the one waited for is attempt + 1.
+ * (next_attempt_at set), or running an attempt after a failed one. Attempts
+ * are counted by failedAttempts (a worker that died used none up; attempt
+ * counts starts), so the one waited for or running is failedAttempts + 1.
  */
-export function retrying(j: Pick<ExportJob, "status" | "attempt" | "maxAttempts" | "nextAttemptAt" | "retryReason">): Retry | undefined {
+export function retrying(
+  j: Pick<ExportJob, "status" | "failedAttempts" | "maxAttempts" | "nextAttemptAt" | "retryReason">,
+): Retry | undefined {
   const next = toDate(j.nextAttemptAt);
   const of = j.maxAttempts > 0 ? ` of ${j.maxAttempts}` : "";
   if (j.status === ExportStatus.PENDING && next) {
-    return { waiting: true, summary: `retrying — attempt ${j.attempt + 1}${of} at ${dateTime(next)}`, reason: j.retryReason };
+    return { waiting: true, summary: `retrying — attempt ${j.failedAttempts + 1}${of} at ${dateTime(next)}`, reason: j.retryReason };
   }
-  if (j.status === ExportStatus.RUNNING && j.retryReason && j.attempt > 1) {
-    return { waiting: false, summary: `attempt ${j.attempt}${of}`, reason: j.retryReason };
+  if (j.status === ExportStatus.RUNNING && j.retryReason && j.failedAttempts > 0) {
+    return { waiting: false, summary: `attempt ${j.failedAttempts + 1}${of}`, reason: j.retryReason };
   }
   return undefined;
 }
