@@ -356,7 +356,7 @@ func TestFaultInjection(t *testing.T) {
 		kills = 10
 		lease = 2 * time.Second
 	)
-	c := newCluster(t, 500000, "--lease", lease.String(), "--workers", "1", "--sweep-interval", "1s", "--max-attempts", "1000", "--retry-base", "100ms")
+	c := newCluster(t, 500000, "--lease", lease.String(), "--workers", "1", "--sweep-interval", "1s", "--retry-base", "100ms")
 	var procs []*proc
 	p := c.start()
 	procs = append(procs, p)
@@ -433,6 +433,11 @@ func TestFaultInjection(t *testing.T) {
 			lost++
 		case n > 1:
 			duplicated++
+		}
+		// A killed worker is no failure of the job: with the default
+		// --max-attempts the kills must use up none.
+		if j.Failures != 0 {
+			t.Errorf("job %s counted %d failed attempts (%q) though its only trouble was killed workers", j.ID, j.Failures, j.Error)
 		}
 	}
 	if len(pending) > 0 {
