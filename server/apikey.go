@@ -28,7 +28,7 @@ func (h apikeyService) CreateApiKey(ctx context.Context, req *connect.Request[au
 	}
 	if !h.s.enforcer.HasRole(c.TenantID, nk.Role) {
 		return nil, fault.Invalid(fault.Violation{Field: "role", Number: 2, Rule: "role.known",
-			Message: "unknown role " + strconv.Quote(nk.Role) + " (admin, auditor, viewer, ingester or a custom role of the tenant)"})
+			Message: "unknown role " + fault.Echo(nk.Role) + " (admin, auditor, viewer, ingester or a custom role of the tenant)"})
 	}
 	if err := h.s.grantable(ctx, c, h.s.enforcer.Permissions(c.TenantID, nk.Role), "a key of role "+strconv.Quote(nk.Role)); err != nil {
 		return nil, err
@@ -108,7 +108,7 @@ func (h apikeyService) DeleteRole(ctx context.Context, req *connect.Request[audi
 		return nil, err
 	}
 	if !ok {
-		return nil, fault.New(fault.NotFound, "role %s not found", strconv.Quote(name))
+		return nil, fault.New(fault.NotFound, "role %s not found", fault.Echo(name))
 	}
 	return connect.NewResponse(&auditv1.DeleteRoleResponse{}), nil
 }
