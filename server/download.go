@@ -38,6 +38,9 @@ var _ auditv1connect.DownloadServiceHandler = downloadService{}
 // downloadable returns the job when its artifact can be downloaded, or the
 // error SPEC §3 prescribes for its status.
 func (s *Server) downloadable(ctx context.Context, tenantID, jobID string) (*ent.ExportJob, error) {
+	if hostile(jobID) { // the plain REST download's path, which no interceptor walks
+		return nil, store.JobNotFound(jobID)
+	}
 	j, err := s.store.Job(ctx, tenantID, jobID)
 	if err != nil {
 		return nil, err
@@ -157,6 +160,7 @@ func contentType(format string) string {
 // streamed bodies whole.
 func (s *Server) restDownload(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	markReached(ctx)
 	ci := callInfo{procedure: restDownloadProcedure, header: r.Header, peer: s.clientIP(r.RemoteAddr, r.Header), protocol: "rest",
 		meta: map[string]any{"method": r.Method}}
 	jobID := r.PathValue("job_id")

@@ -273,6 +273,13 @@ func (s *Server) audit(ctx context.Context, tenantID string, e reports.Event, ci
 	for k, v := range ci.meta {
 		e.Metadata[k] = v
 	}
+	// What the request named goes on the record even when it was hostile
+	// (a NUL byte, invalid UTF-8, an id of megabytes): cleaned, so that the
+	// write cannot fail on it.
+	for _, f := range []*string{&e.ActorID, &e.ResourceID, &e.IP, &e.UserAgent, &e.RequestID} {
+		*f = cleanText(*f, maxAuditText)
+	}
+	e.Metadata = cleanMeta(e.Metadata).(map[string]any)
 	if _, _, err := s.store.AppendEvents(context.WithoutCancel(ctx), tenantID, []reports.Event{e}); err != nil {
 		s.log.ErrorContext(ctx, "write audit event", "err", err, "action", e.Action)
 	}
@@ -322,6 +329,7 @@ type interceptor struct{ s *Server }
 
 func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		markReached(ctx)
 		ci := callInfo{procedure: req.Spec().Procedure, header: req.Header(), peer: i.s.clientIP(req.Peer().Addr, req.Header()), protocol: req.Peer().Protocol}
 		ctx = withAuditNote(ctx)
 		c, err := i.s.authenticate(ctx, ci)
@@ -332,7 +340,9 @@ func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if err == nil {
 			ctx = authz.WithCaller(ctx, c)
 			var resp connect.AnyResponse
-			resp, err = next(ctx, req)
+			if err = refuseHostile(req.Any()); err == nil {
+				resp, err = next(ctx, req)
+			}
 			i.s.finish(ctx, c, ci, resourceOf(req.Any(), resp), err)
 			if err == nil {
 				return resp, nil
@@ -350,6 +360,7 @@ func (i interceptor) WrapStreamingClient(next connect.StreamingClientFunc) conne
 
 func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		markReached(ctx)
 		ci := callInfo{procedure: conn.Spec().Procedure, header: conn.RequestHeader(), peer: i.s.clientIP(conn.Peer().Addr, conn.RequestHeader()), protocol: conn.Peer().Protocol}
 		ctx = withAuditNote(ctx)
 		c, err := i.s.authenticate(ctx, ci)
@@ -371,7 +382,8 @@ func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) con
 }
 
 // recordingConn remembers the first request message, to name the resource in
-// the audit event.
+// the audit event, and refuses a message carrying a hostile string before
+// the handler sees it (a stream's request arrives inside the handler).
 type recordingConn struct {
 	connect.StreamingHandlerConn
 	first any
@@ -379,10 +391,13 @@ type recordingConn struct {
 
 func (r *recordingConn) Receive(m any) error {
 	err := r.StreamingHandlerConn.Receive(m)
-	if err == nil && r.first == nil {
+	if err != nil {
+		return err
+	}
+	if r.first == nil {
 		r.first = m
 	}
-	return err
+	return refuseHostile(m)
 }
 
 // resourceOf names the job, key, role, policy or issuer a request or

@@ -94,6 +94,7 @@ func (h downloadService) ListDownloads(ctx context.Context, req *connect.Request
 // cannot be resumed. HEAD shows the headers without using the link up.
 func (s *Server) linkDownload(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	markReached(ctx)
 	ci := callInfo{procedure: linkDownloadProcedure, header: r.Header, peer: s.clientIP(r.RemoteAddr, r.Header), protocol: "link",
 		meta: map[string]any{"method": r.Method}}
 	// Guessing tokens is an authentication failure like guessing keys: an
@@ -158,6 +159,7 @@ func (s *Server) redeemLink(w http.ResponseWriter, r *http.Request, c *authz.Cal
 // closed (the report is gone, the evidence of what it held is not).
 func (s *Server) restManifest(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	markReached(ctx)
 	ci := callInfo{procedure: restManifestProcedure, header: r.Header, peer: s.clientIP(r.RemoteAddr, r.Header), protocol: "rest"}
 	jobID := r.PathValue("job_id")
 	c, err := s.authenticate(ctx, ci)
@@ -179,6 +181,9 @@ func (s *Server) restManifest(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) manifest(ctx context.Context, c *authz.Caller, jobID string) ([]byte, error) {
+	if hostile(jobID) { // a plain handler's path: no interceptor walked it
+		return nil, store.JobNotFound(jobID)
+	}
 	j, err := s.store.Job(ctx, c.TenantID, jobID)
 	if err != nil {
 		return nil, err

@@ -169,6 +169,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	// later". Compressed bodies are capped as they expand.
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(otel, interceptor{s}, validate.NewInterceptor()),
+		connect.WithCodec(protoCodec{}),
 		connect.WithCodec(jsonCodec{name: "json"}),
 		connect.WithCodec(jsonCodec{name: "json; charset=utf-8"}),
 		connect.WithCompression("gzip", newGzipLimited(s.cfg.MaxBodyBytes), newGzipCompressor),
