@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"io"
@@ -19,6 +20,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
+	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/store/storetest"
 	"github.com/exportd/exportd/server"
 	"github.com/exportd/exportd/server/servertest"
@@ -474,5 +477,61 @@ func TestHostilePaths(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// rawProto is a client codec that encodes like protobuf, then swaps the
+// marker for a hostile value the encoder would refuse.
+type rawProto struct{ value string }
+
+func (rawProto) Name() string { return "proto" }
+
+func (r rawProto) Marshal(m any) ([]byte, error) {
+	b, err := proto.Marshal(m.(proto.Message))
+	return swapMarker(b, r.value), err
+}
+
+func (rawProto) Unmarshal(b []byte, m any) error { return proto.Unmarshal(b, m.(proto.Message)) }
+
+// TestHostileOverGRPC sends both inputs as a job id over gRPC and gRPC-Web,
+// unary and server stream: the binary codec reads invalid UTF-8 as a NUL
+// there too, so both are not_found and audited once.
+func TestHostileOverGRPC(t *testing.T) {
+	t.Parallel()
+	env := servertest.Start(t, "sqlite", servertest.Options{NoWorkers: true})
+	tenant := env.Tenant(t, "grpc", true)
+	key := env.Key(t, tenant, "admin", "attacker@grpc.example")
+	for _, p := range []struct {
+		name string
+		opt  connect.ClientOption
+	}{{"grpc", connect.WithGRPC()}, {"grpc-web", connect.WithGRPCWeb()}} {
+		for _, in := range hostileInputs {
+			client := auditv1connect.NewExportServiceClient(env.Client, env.URL, p.opt, withKey(key), connect.WithCodec(rawProto{in.value}))
+			calls := map[string]func() error{
+				"GetExport": func() error {
+					_, err := client.GetExport(context.Background(), connect.NewRequest(&auditv1.GetExportRequest{JobId: marker}))
+					return err
+				},
+				"WatchExport": func() error {
+					s, err := client.WatchExport(context.Background(), connect.NewRequest(&auditv1.WatchExportRequest{JobId: marker}))
+					if err != nil {
+						return err
+					}
+					for s.Receive() {
+					}
+					return s.Err()
+				},
+			}
+			for name, call := range calls {
+				before := lastSequence(t, env.Store, tenant)
+				err := call()
+				if connect.CodeOf(err) != connect.CodeNotFound || !strings.Contains(err.Error(), `export "zz\x`) {
+					t.Errorf("%s %s %s: %v, want not_found naming the escaped id", p.name, name, in.name, err)
+				}
+				if n := len(eventsSince(t, env.Store, tenant, before)); n != 1 {
+					t.Errorf("%s %s %s: %d audit events, want 1", p.name, name, in.name, n)
+				}
+			}
+		}
 	}
 }
