@@ -324,6 +324,10 @@ type interceptor struct{ s *Server }
 
 func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		// Every unary call's database work has a deadline, the client's
+		// when it sent a shorter one.
+		ctx, cancel := context.WithTimeout(ctx, i.s.cfg.RequestTimeout)
+		defer cancel()
 		ci := callInfo{procedure: req.Spec().Procedure, header: req.Header(), peer: i.s.clientIP(req.Peer().Addr, req.Header()), protocol: req.Peer().Protocol}
 		ctx = withAuditNote(ctx)
 		c, err := i.s.authenticate(ctx, ci)

@@ -72,6 +72,9 @@ type Config struct {
 	// defaults (10/s, burst 100).
 	AuthFailureRate  float64
 	AuthFailureBurst int
+	// RequestTimeout bounds a unary call, its database work included
+	// (default one minute); streams end with their client or the job.
+	RequestTimeout time.Duration
 	// AuditFoldWindow is the window over which refused requests of one key
 	// (or address) and reason fold into one audit event with a count
 	// (default one minute).
@@ -146,6 +149,9 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 	}
 	if cfg.AuthFailureBurst <= 0 {
 		cfg.AuthFailureBurst = 100
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = time.Minute
 	}
 	if cfg.AuditFoldWindow <= 0 {
 		cfg.AuditFoldWindow = time.Minute
