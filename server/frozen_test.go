@@ -6,6 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
+	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
+	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
+
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/store/storetest"
 	"github.com/exportd/exportd/server/servertest"
@@ -51,5 +56,58 @@ func TestReadyzFrozenDatabase(t *testing.T) {
 			t.Fatal("/readyz not ready 30 s after the database ran again")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestDatabaseOutage stops the test's own PostgreSQL: API calls answer
+// unavailable (503 on REST), which clients retry, and work again once it
+// is back.
+func TestDatabaseOutage(t *testing.T) {
+	t.Parallel()
+	pg := storetest.StartServer(t)
+	st, err := store.Open(context.Background(), pg.DSN, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	env := servertest.StartWith(t, st, servertest.Options{NoWorkers: true})
+	tenant := env.Tenant(t, "Acme", true)
+	key := env.Key(t, tenant, "auditor", "audrey@example.com")
+	exports := auditv1connect.NewExportServiceClient(env.Client, env.URL, withKey(key))
+	logs := auditv1connect.NewAuditLogServiceClient(env.Client, env.URL, withKey(key))
+	res, err := exports.CreateExport(context.Background(), createRequest(periodTo.Add(-time.Second), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.Msg.GetJobId()
+	calls := map[string]func() error{
+		"WhoAmI": func() error {
+			_, err := exports.WhoAmI(context.Background(), connect.NewRequest(&auditv1.WhoAmIRequest{}))
+			return err
+		},
+		"GetExport": func() error {
+			_, err := exports.GetExport(context.Background(), connect.NewRequest(&auditv1.GetExportRequest{JobId: id}))
+			return err
+		},
+		"QueryEvents": func() error {
+			_, err := logs.QueryEvents(context.Background(), connect.NewRequest(&auditv1.QueryEventsRequest{}))
+			return err
+		},
+	}
+	pg.Stop(t)
+	for name, call := range calls {
+		if err := call(); connect.CodeOf(err) != connect.CodeUnavailable {
+			t.Errorf("%s with the database down: %v; want unavailable", name, err)
+		}
+	}
+	resp, b := restGet(t, env, http.MethodGet, "/v1/audit/exports/"+id, key, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("REST GET with the database down: %d %s", resp.StatusCode, b)
+	}
+	pg.Start(t)
+	for name, call := range calls {
+		if err := call(); err != nil {
+			t.Errorf("%s after the database came back: %v", name, err)
+		}
 	}
 }

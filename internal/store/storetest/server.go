@@ -23,6 +23,8 @@ type Server struct {
 	Port int
 	bin  string
 	as   string // the user the server runs as ("" for the current one)
+	opts string // the server's options, for restarts
+	log  string
 }
 
 // pgBin finds the folder of PostgreSQL's server programs.
@@ -80,8 +82,9 @@ func StartServer(t testing.TB) *Server {
 	}
 	s.Port = l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", s.Port, dir)
-	s.run(t, filepath.Join(bin, "pg_ctl"), "-D", s.Dir, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start")
+	s.opts = fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", s.Port, dir)
+	s.log = filepath.Join(dir, "log")
+	s.Start(t)
 	t.Cleanup(func() {
 		s.Continue(t)
 		_ = s.command(filepath.Join(bin, "pg_ctl"), "-D", s.Dir, "-m", "immediate", "-w", "stop").Run()
@@ -102,6 +105,18 @@ func (s *Server) run(t testing.TB, name string, args ...string) {
 	if out, err := s.command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", filepath.Base(name), err, out)
 	}
+}
+
+// Start starts the server (again).
+func (s *Server) Start(t testing.TB) {
+	t.Helper()
+	s.run(t, filepath.Join(s.bin, "pg_ctl"), "-D", s.Dir, "-o", s.opts, "-l", s.log, "-w", "-t", "60", "start")
+}
+
+// Stop shuts the server down at once, closing every connection: an outage.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	s.run(t, filepath.Join(s.bin, "pg_ctl"), "-D", s.Dir, "-m", "immediate", "-w", "stop")
 }
 
 // pids lists the server's processes: the postmaster and its children.
