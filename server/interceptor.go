@@ -172,8 +172,9 @@ type callInfo struct {
 func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, error) {
 	r, ok := rules[ci.procedure]
 	raw := ci.header.Get("X-API-Key")
-	keyID := keyIDOf(raw)
-	if wait, which := s.guard.blocked(ci.peer, keyID); wait > 0 {
+	pk := parseKey(raw)
+	keyID := pk.id
+	if wait, which := s.guard.blocked(ci.peer, pk); wait > 0 {
 		// Refused before the lookup: no database work, and counted in the
 		// folded log of the key's tenant when a failure told us which.
 		s.cfg.Telemetry.Metrics.Deny(ctx, "auth_failures")
@@ -207,7 +208,7 @@ func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, 
 		}
 		return nil, &denial{err: fault.New(fault.Unauthenticated, "%s", msg)}
 	}
-	s.guard.succeeded(c.KeyID)
+	s.guard.succeeded(pk)
 	if wait := s.limiter.take(c.KeyID); wait > 0 {
 		e := fault.New(fault.ResourceExhausted, "API key %s is over its rate limit; retry in %s", c.KeyID, wait.Round(time.Millisecond))
 		e.RetryAfter = wait
