@@ -21,8 +21,8 @@ build: ## Build exportd and exportctl into bin/
 	CGO_ENABLED=0 $(GO) build -o bin/exportctl ./cmd/exportctl
 
 .PHONY: run
-run: ## Run exportd on the embedded default (SQLite and artifacts in ./data)
-	$(GO) run ./cmd/exportd serve
+run: ## Run exportd on 127.0.0.1:8080, the embedded default (SQLite and artifacts in ./data)
+	$(GO) run ./cmd/exportd serve --addr 127.0.0.1:8080
 
 .PHONY: test
 test: bin/grpcurl ## Run every test (PostgreSQL suites need EXPORTD_TEST_DATABASE_URL)

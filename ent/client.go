@@ -19,6 +19,7 @@ import (
 	"github.com/exportd/exportd/ent/auditevent"
 	"github.com/exportd/exportd/ent/authzversion"
 	"github.com/exportd/exportd/ent/casbinrule"
+	"github.com/exportd/exportd/ent/chainrepair"
 	"github.com/exportd/exportd/ent/downloadlink"
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
@@ -49,6 +50,8 @@ type Client struct {
 	AuthzVersion *AuthzVersionClient
 	// CasbinRule is the client for interacting with the CasbinRule builders.
 	CasbinRule *CasbinRuleClient
+	// ChainRepair is the client for interacting with the ChainRepair builders.
+	ChainRepair *ChainRepairClient
 	// DownloadLink is the client for interacting with the DownloadLink builders.
 	DownloadLink *DownloadLinkClient
 	// DownloadRecord is the client for interacting with the DownloadRecord builders.
@@ -87,6 +90,7 @@ func (c *Client) init() {
 	c.AuditEvent = NewAuditEventClient(c.config)
 	c.AuthzVersion = NewAuthzVersionClient(c.config)
 	c.CasbinRule = NewCasbinRuleClient(c.config)
+	c.ChainRepair = NewChainRepairClient(c.config)
 	c.DownloadLink = NewDownloadLinkClient(c.config)
 	c.DownloadRecord = NewDownloadRecordClient(c.config)
 	c.ExportJob = NewExportJobClient(c.config)
@@ -195,6 +199,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		AuditEvent:        NewAuditEventClient(cfg),
 		AuthzVersion:      NewAuthzVersionClient(cfg),
 		CasbinRule:        NewCasbinRuleClient(cfg),
+		ChainRepair:       NewChainRepairClient(cfg),
 		DownloadLink:      NewDownloadLinkClient(cfg),
 		DownloadRecord:    NewDownloadRecordClient(cfg),
 		ExportJob:         NewExportJobClient(cfg),
@@ -230,6 +235,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		AuditEvent:        NewAuditEventClient(cfg),
 		AuthzVersion:      NewAuthzVersionClient(cfg),
 		CasbinRule:        NewCasbinRuleClient(cfg),
+		ChainRepair:       NewChainRepairClient(cfg),
 		DownloadLink:      NewDownloadLinkClient(cfg),
 		DownloadRecord:    NewDownloadRecordClient(cfg),
 		ExportJob:         NewExportJobClient(cfg),
@@ -271,8 +277,8 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.AttestationRecord, c.AuditEvent, c.AuthzVersion, c.CasbinRule,
-		c.DownloadLink, c.DownloadRecord, c.ExportJob, c.IssuancePolicy, c.Issuer,
-		c.MaintenanceLease, c.Principal, c.SigningKey, c.Tenant, c.Webhook,
+		c.ChainRepair, c.DownloadLink, c.DownloadRecord, c.ExportJob, c.IssuancePolicy,
+		c.Issuer, c.MaintenanceLease, c.Principal, c.SigningKey, c.Tenant, c.Webhook,
 		c.WebhookDelivery,
 	} {
 		n.Use(hooks...)
@@ -284,8 +290,8 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.AttestationRecord, c.AuditEvent, c.AuthzVersion, c.CasbinRule,
-		c.DownloadLink, c.DownloadRecord, c.ExportJob, c.IssuancePolicy, c.Issuer,
-		c.MaintenanceLease, c.Principal, c.SigningKey, c.Tenant, c.Webhook,
+		c.ChainRepair, c.DownloadLink, c.DownloadRecord, c.ExportJob, c.IssuancePolicy,
+		c.Issuer, c.MaintenanceLease, c.Principal, c.SigningKey, c.Tenant, c.Webhook,
 		c.WebhookDelivery,
 	} {
 		n.Intercept(interceptors...)
@@ -305,6 +311,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.AuthzVersion.mutate(ctx, m)
 	case *CasbinRuleMutation:
 		return c.CasbinRule.mutate(ctx, m)
+	case *ChainRepairMutation:
+		return c.ChainRepair.mutate(ctx, m)
 	case *DownloadLinkMutation:
 		return c.DownloadLink.mutate(ctx, m)
 	case *DownloadRecordMutation:
@@ -994,6 +1002,139 @@ func (c *CasbinRuleClient) mutate(ctx context.Context, m *CasbinRuleMutation) (V
 		return (&CasbinRuleDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown CasbinRule mutation op: %q", m.Op())
+	}
+}
+
+// ChainRepairClient is a client for the ChainRepair schema.
+type ChainRepairClient struct {
+	config
+}
+
+// NewChainRepairClient returns a client for the ChainRepair from the given config.
+func NewChainRepairClient(c config) *ChainRepairClient {
+	return &ChainRepairClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `chainrepair.Hooks(f(g(h())))`.
+func (c *ChainRepairClient) Use(hooks ...Hook) {
+	c.hooks.ChainRepair = append(c.hooks.ChainRepair, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `chainrepair.Intercept(f(g(h())))`.
+func (c *ChainRepairClient) Intercept(interceptors ...Interceptor) {
+	c.inters.ChainRepair = append(c.inters.ChainRepair, interceptors...)
+}
+
+// Create returns a builder for creating a ChainRepair entity.
+func (c *ChainRepairClient) Create() *ChainRepairCreate {
+	mutation := newChainRepairMutation(c.config, OpCreate)
+	return &ChainRepairCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of ChainRepair entities.
+func (c *ChainRepairClient) CreateBulk(builders ...*ChainRepairCreate) *ChainRepairCreateBulk {
+	return &ChainRepairCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ChainRepairClient) MapCreateBulk(slice any, setFunc func(*ChainRepairCreate, int)) *ChainRepairCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ChainRepairCreateBulk{err: fmt.Errorf("calling to ChainRepairClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ChainRepairCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ChainRepairCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for ChainRepair.
+func (c *ChainRepairClient) Update() *ChainRepairUpdate {
+	mutation := newChainRepairMutation(c.config, OpUpdate)
+	return &ChainRepairUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ChainRepairClient) UpdateOne(_m *ChainRepair) *ChainRepairUpdateOne {
+	mutation := newChainRepairMutation(c.config, OpUpdateOne, withChainRepair(_m))
+	return &ChainRepairUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ChainRepairClient) UpdateOneID(id int64) *ChainRepairUpdateOne {
+	mutation := newChainRepairMutation(c.config, OpUpdateOne, withChainRepairID(id))
+	return &ChainRepairUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for ChainRepair.
+func (c *ChainRepairClient) Delete() *ChainRepairDelete {
+	mutation := newChainRepairMutation(c.config, OpDelete)
+	return &ChainRepairDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ChainRepairClient) DeleteOne(_m *ChainRepair) *ChainRepairDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ChainRepairClient) DeleteOneID(id int64) *ChainRepairDeleteOne {
+	builder := c.Delete().Where(chainrepair.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ChainRepairDeleteOne{builder}
+}
+
+// Query returns a query builder for ChainRepair.
+func (c *ChainRepairClient) Query() *ChainRepairQuery {
+	return &ChainRepairQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeChainRepair},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a ChainRepair entity by its id.
+func (c *ChainRepairClient) Get(ctx context.Context, id int64) (*ChainRepair, error) {
+	return c.Query().Where(chainrepair.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ChainRepairClient) GetX(ctx context.Context, id int64) *ChainRepair {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ChainRepairClient) Hooks() []Hook {
+	return c.hooks.ChainRepair
+}
+
+// Interceptors returns the client interceptors.
+func (c *ChainRepairClient) Interceptors() []Interceptor {
+	return c.inters.ChainRepair
+}
+
+func (c *ChainRepairClient) mutate(ctx context.Context, m *ChainRepairMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ChainRepairCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ChainRepairUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ChainRepairUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ChainRepairDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown ChainRepair mutation op: %q", m.Op())
 	}
 }
 
@@ -2463,14 +2604,16 @@ func (c *WebhookDeliveryClient) mutate(ctx context.Context, m *WebhookDeliveryMu
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AttestationRecord, AuditEvent, AuthzVersion, CasbinRule, DownloadLink,
-		DownloadRecord, ExportJob, IssuancePolicy, Issuer, MaintenanceLease, Principal,
-		SigningKey, Tenant, Webhook, WebhookDelivery []ent.Hook
+		APIKey, AttestationRecord, AuditEvent, AuthzVersion, CasbinRule, ChainRepair,
+		DownloadLink, DownloadRecord, ExportJob, IssuancePolicy, Issuer,
+		MaintenanceLease, Principal, SigningKey, Tenant, Webhook,
+		WebhookDelivery []ent.Hook
 	}
 	inters struct {
-		APIKey, AttestationRecord, AuditEvent, AuthzVersion, CasbinRule, DownloadLink,
-		DownloadRecord, ExportJob, IssuancePolicy, Issuer, MaintenanceLease, Principal,
-		SigningKey, Tenant, Webhook, WebhookDelivery []ent.Interceptor
+		APIKey, AttestationRecord, AuditEvent, AuthzVersion, CasbinRule, ChainRepair,
+		DownloadLink, DownloadRecord, ExportJob, IssuancePolicy, Issuer,
+		MaintenanceLease, Principal, SigningKey, Tenant, Webhook,
+		WebhookDelivery []ent.Interceptor
 	}
 )
 

@@ -25,6 +25,8 @@ type DownloadLink struct {
 	TenantID string `json:"tenant_id,omitempty"`
 	// who minted it; downloads through it are theirs
 	PrincipalID string `json:"principal_id,omitempty"`
+	// the API key that minted it: the link dies when that key is revoked or expires or its role loses the export permission; empty on links minted before it was recorded
+	KeyID string `json:"key_id,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// ExpiresAt holds the value of the "expires_at" field.
@@ -41,7 +43,7 @@ func (*DownloadLink) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case downloadlink.FieldID:
 			values[i] = new(sql.NullInt64)
-		case downloadlink.FieldTokenHash, downloadlink.FieldJobID, downloadlink.FieldTenantID, downloadlink.FieldPrincipalID:
+		case downloadlink.FieldTokenHash, downloadlink.FieldJobID, downloadlink.FieldTenantID, downloadlink.FieldPrincipalID, downloadlink.FieldKeyID:
 			values[i] = new(sql.NullString)
 		case downloadlink.FieldCreatedAt, downloadlink.FieldExpiresAt, downloadlink.FieldUsedAt:
 			values[i] = new(sql.NullTime)
@@ -89,6 +91,12 @@ func (_m *DownloadLink) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field principal_id", values[i])
 			} else if value.Valid {
 				_m.PrincipalID = value.String
+			}
+		case downloadlink.FieldKeyID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field key_id", values[i])
+			} else if value.Valid {
+				_m.KeyID = value.String
 			}
 		case downloadlink.FieldCreatedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -156,6 +164,9 @@ func (_m *DownloadLink) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("principal_id=")
 	builder.WriteString(_m.PrincipalID)
+	builder.WriteString(", ")
+	builder.WriteString("key_id=")
+	builder.WriteString(_m.KeyID)
 	builder.WriteString(", ")
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))

@@ -46,6 +46,20 @@ func (_c *DownloadLinkCreate) SetPrincipalID(v string) *DownloadLinkCreate {
 	return _c
 }
 
+// SetKeyID sets the "key_id" field.
+func (_c *DownloadLinkCreate) SetKeyID(v string) *DownloadLinkCreate {
+	_c.mutation.SetKeyID(v)
+	return _c
+}
+
+// SetNillableKeyID sets the "key_id" field if the given value is not nil.
+func (_c *DownloadLinkCreate) SetNillableKeyID(v *string) *DownloadLinkCreate {
+	if v != nil {
+		_c.SetKeyID(*v)
+	}
+	return _c
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (_c *DownloadLinkCreate) SetCreatedAt(v time.Time) *DownloadLinkCreate {
 	_c.mutation.SetCreatedAt(v)
@@ -216,6 +230,10 @@ func (_c *DownloadLinkCreate) createSpec() (*DownloadLink, *sqlgraph.CreateSpec)
 		_spec.SetField(downloadlink.FieldPrincipalID, field.TypeString, value)
 		_node.PrincipalID = value
 	}
+	if value, ok := _c.mutation.KeyID(); ok {
+		_spec.SetField(downloadlink.FieldKeyID, field.TypeString, value)
+		_node.KeyID = value
+	}
 	if value, ok := _c.mutation.CreatedAt(); ok {
 		_spec.SetField(downloadlink.FieldCreatedAt, field.TypeTime, value)
 		_node.CreatedAt = value
@@ -326,6 +344,9 @@ func (u *DownloadLinkUpsertOne) UpdateNewValues() *DownloadLinkUpsertOne {
 		}
 		if _, exists := u.create.mutation.PrincipalID(); exists {
 			s.SetIgnore(downloadlink.FieldPrincipalID)
+		}
+		if _, exists := u.create.mutation.KeyID(); exists {
+			s.SetIgnore(downloadlink.FieldKeyID)
 		}
 		if _, exists := u.create.mutation.CreatedAt(); exists {
 			s.SetIgnore(downloadlink.FieldCreatedAt)
@@ -578,6 +599,9 @@ func (u *DownloadLinkUpsertBulk) UpdateNewValues() *DownloadLinkUpsertBulk {
 			}
 			if _, exists := b.mutation.PrincipalID(); exists {
 				s.SetIgnore(downloadlink.FieldPrincipalID)
+			}
+			if _, exists := b.mutation.KeyID(); exists {
+				s.SetIgnore(downloadlink.FieldKeyID)
 			}
 			if _, exists := b.mutation.CreatedAt(); exists {
 				s.SetIgnore(downloadlink.FieldCreatedAt)

@@ -89,6 +89,9 @@ func (_u *DownloadLinkUpdate) sqlSave(ctx context.Context) (_node int, err error
 			}
 		}
 	}
+	if _u.mutation.KeyIDCleared() {
+		_spec.ClearField(downloadlink.FieldKeyID, field.TypeString)
+	}
 	if value, ok := _u.mutation.UsedAt(); ok {
 		_spec.SetField(downloadlink.FieldUsedAt, field.TypeTime, value)
 	}
@@ -205,6 +208,9 @@ func (_u *DownloadLinkUpdateOne) sqlSave(ctx context.Context) (_node *DownloadLi
 				ps[i](selector)
 			}
 		}
+	}
+	if _u.mutation.KeyIDCleared() {
+		_spec.ClearField(downloadlink.FieldKeyID, field.TypeString)
 	}
 	if value, ok := _u.mutation.UsedAt(); ok {
 		_spec.SetField(downloadlink.FieldUsedAt, field.TypeTime, value)

@@ -17,6 +17,7 @@ import (
 	"github.com/exportd/exportd/ent/auditevent"
 	"github.com/exportd/exportd/ent/authzversion"
 	"github.com/exportd/exportd/ent/casbinrule"
+	"github.com/exportd/exportd/ent/chainrepair"
 	"github.com/exportd/exportd/ent/downloadlink"
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
@@ -93,6 +94,7 @@ func checkColumn(t, c string) error {
 			auditevent.Table:        auditevent.ValidColumn,
 			authzversion.Table:      authzversion.ValidColumn,
 			casbinrule.Table:        casbinrule.ValidColumn,
+			chainrepair.Table:       chainrepair.ValidColumn,
 			downloadlink.Table:      downloadlink.ValidColumn,
 			downloadrecord.Table:    downloadrecord.ValidColumn,
 			exportjob.Table:         exportjob.ValidColumn,

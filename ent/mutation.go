@@ -16,6 +16,7 @@ import (
 	"github.com/exportd/exportd/ent/auditevent"
 	"github.com/exportd/exportd/ent/authzversion"
 	"github.com/exportd/exportd/ent/casbinrule"
+	"github.com/exportd/exportd/ent/chainrepair"
 	"github.com/exportd/exportd/ent/downloadlink"
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
@@ -44,6 +45,7 @@ const (
 	TypeAuditEvent        = "AuditEvent"
 	TypeAuthzVersion      = "AuthzVersion"
 	TypeCasbinRule        = "CasbinRule"
+	TypeChainRepair       = "ChainRepair"
 	TypeDownloadLink      = "DownloadLink"
 	TypeDownloadRecord    = "DownloadRecord"
 	TypeExportJob         = "ExportJob"
@@ -4375,6 +4377,752 @@ func (m *CasbinRuleMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown CasbinRule edge %s", name)
 }
 
+// ChainRepairMutation represents an operation that mutates the ChainRepair nodes in the graph.
+type ChainRepairMutation struct {
+	config
+	op              Op
+	typ             string
+	id              *int64
+	tenant_id       *string
+	sequence        *int64
+	addsequence     *int64
+	stored_hash     *string
+	hashed_metadata *string
+	stored_metadata *string
+	reason          *string
+	repaired_by     *string
+	created_at      *time.Time
+	clearedFields   map[string]struct{}
+	done            bool
+	oldValue        func(context.Context) (*ChainRepair, error)
+	predicates      []predicate.ChainRepair
+}
+
+var _ ent.Mutation = (*ChainRepairMutation)(nil)
+
+// chainrepairOption allows management of the mutation configuration using functional options.
+type chainrepairOption func(*ChainRepairMutation)
+
+// newChainRepairMutation creates new mutation for the ChainRepair entity.
+func newChainRepairMutation(c config, op Op, opts ...chainrepairOption) *ChainRepairMutation {
+	m := &ChainRepairMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeChainRepair,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withChainRepairID sets the ID field of the mutation.
+func withChainRepairID(id int64) chainrepairOption {
+	return func(m *ChainRepairMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *ChainRepair
+		)
+		m.oldValue = func(ctx context.Context) (*ChainRepair, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().ChainRepair.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withChainRepair sets the old ChainRepair of the mutation.
+func withChainRepair(node *ChainRepair) chainrepairOption {
+	return func(m *ChainRepairMutation) {
+		m.oldValue = func(context.Context) (*ChainRepair, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ChainRepairMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ChainRepairMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of ChainRepair entities.
+func (m *ChainRepairMutation) SetID(id int64) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ChainRepairMutation) ID() (id int64, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ChainRepairMutation) IDs(ctx context.Context) ([]int64, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int64{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().ChainRepair.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetTenantID sets the "tenant_id" field.
+func (m *ChainRepairMutation) SetTenantID(s string) {
+	m.tenant_id = &s
+}
+
+// TenantID returns the value of the "tenant_id" field in the mutation.
+func (m *ChainRepairMutation) TenantID() (r string, exists bool) {
+	v := m.tenant_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTenantID returns the old "tenant_id" field's value of the ChainRepair entity.
+// If the ChainRepair object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChainRepairMutation) OldTenantID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTenantID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTenantID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTenantID: %w", err)
+	}
+	return oldValue.TenantID, nil
+}
+
+// ResetTenantID resets all changes to the "tenant_id" field.
+func (m *ChainRepairMutation) ResetTenantID() {
+	m.tenant_id = nil
+}
+
+// SetSequence sets the "sequence" field.
+func (m *ChainRepairMutation) SetSequence(i int64) {
+	m.sequence = &i
+	m.addsequence = nil
+}
+
+// Sequence returns the value of the "sequence" field in the mutation.
+func (m *ChainRepairMutation) Sequence() (r int64, exists bool) {
+	v := m.sequence
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSequence returns the old "sequence" field's value of the ChainRepair entity.
+// If the ChainRepair object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChainRepairMutation) OldSequence(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSequence is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSequence requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSequence: %w", err)
+	}
+	return oldValue.Sequence, nil
+}
+
+// AddSequence adds i to the "sequence" field.
+func (m *ChainRepairMutation) AddSequence(i int64) {
+	if m.addsequence != nil {
+		*m.addsequence += i
+	} else {
+		m.addsequence = &i
+	}
+}
+
+// AddedSequence returns the value that was added to the "sequence" field in this mutation.
+func (m *ChainRepairMutation) AddedSequence() (r int64, exists bool) {
+	v := m.addsequence
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetSequence resets all changes to the "sequence" field.
+func (m *ChainRepairMutation) ResetSequence() {
+	m.sequence = nil
+	m.addsequence = nil
+}
+
+// SetStoredHash sets the "stored_hash" field.
+func (m *ChainRepairMutation) SetStoredHash(s string) {
+	m.stored_hash = &s
+}
+
+// StoredHash returns the value of the "stored_hash" field in the mutation.
+func (m *ChainRepairMutation) StoredHash() (r string, exists bool) {
+	v := m.stored_hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStoredHash returns the old "stored_hash" field's value of the ChainRepair entity.
+// If the ChainRepair object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChainRepairMutation) OldStoredHash(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStoredHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStoredHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStoredHash: %w", err)
+	}
+	return oldValue.StoredHash, nil
+}
+
+// ResetStoredHash resets all changes to the "stored_hash" field.
+func (m *ChainRepairMutation) ResetStoredHash() {
+	m.stored_hash = nil
+}
+
+// SetHashedMetadata sets the "hashed_metadata" field.
+func (m *ChainRepairMutation) SetHashedMetadata(s string) {
+	m.hashed_metadata = &s
+}
+
+// HashedMetadata returns the value of the "hashed_metadata" field in the mutation.
+func (m *ChainRepairMutation) HashedMetadata() (r string, exists bool) {
+	v := m.hashed_metadata
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHashedMetadata returns the old "hashed_metadata" field's value of the ChainRepair entity.
+// If the ChainRepair object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChainRepairMutation) OldHashedMetadata(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHashedMetadata is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHashedMetadata requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHashedMetadata: %w", err)
+	}
+	return oldValue.HashedMetadata, nil
+}
+
+// ResetHashedMetadata resets all changes to the "hashed_metadata" field.
+func (m *ChainRepairMutation) ResetHashedMetadata() {
+	m.hashed_metadata = nil
+}
+
+// SetStoredMetadata sets the "stored_metadata" field.
+func (m *ChainRepairMutation) SetStoredMetadata(s string) {
+	m.stored_metadata = &s
+}
+
+// StoredMetadata returns the value of the "stored_metadata" field in the mutation.
+func (m *ChainRepairMutation) StoredMetadata() (r string, exists bool) {
+	v := m.stored_metadata
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStoredMetadata returns the old "stored_metadata" field's value of the ChainRepair entity.
+// If the ChainRepair object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChainRepairMutation) OldStoredMetadata(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStoredMetadata is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStoredMetadata requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStoredMetadata: %w", err)
+	}
+	return oldValue.StoredMetadata, nil
+}
+
+// ResetStoredMetadata resets all changes to the "stored_metadata" field.
+func (m *ChainRepairMutation) ResetStoredMetadata() {
+	m.stored_metadata = nil
+}
+
+// SetReason sets the "reason" field.
+func (m *ChainRepairMutation) SetReason(s string) {
+	m.reason = &s
+}
+
+// Reason returns the value of the "reason" field in the mutation.
+func (m *ChainRepairMutation) Reason() (r string, exists bool) {
+	v := m.reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReason returns the old "reason" field's value of the ChainRepair entity.
+// If the ChainRepair object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChainRepairMutation) OldReason(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReason: %w", err)
+	}
+	return oldValue.Reason, nil
+}
+
+// ResetReason resets all changes to the "reason" field.
+func (m *ChainRepairMutation) ResetReason() {
+	m.reason = nil
+}
+
+// SetRepairedBy sets the "repaired_by" field.
+func (m *ChainRepairMutation) SetRepairedBy(s string) {
+	m.repaired_by = &s
+}
+
+// RepairedBy returns the value of the "repaired_by" field in the mutation.
+func (m *ChainRepairMutation) RepairedBy() (r string, exists bool) {
+	v := m.repaired_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRepairedBy returns the old "repaired_by" field's value of the ChainRepair entity.
+// If the ChainRepair object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChainRepairMutation) OldRepairedBy(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRepairedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRepairedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRepairedBy: %w", err)
+	}
+	return oldValue.RepairedBy, nil
+}
+
+// ResetRepairedBy resets all changes to the "repaired_by" field.
+func (m *ChainRepairMutation) ResetRepairedBy() {
+	m.repaired_by = nil
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *ChainRepairMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *ChainRepairMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the ChainRepair entity.
+// If the ChainRepair object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChainRepairMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *ChainRepairMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// Where appends a list predicates to the ChainRepairMutation builder.
+func (m *ChainRepairMutation) Where(ps ...predicate.ChainRepair) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ChainRepairMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ChainRepairMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.ChainRepair, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ChainRepairMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ChainRepairMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (ChainRepair).
+func (m *ChainRepairMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ChainRepairMutation) Fields() []string {
+	fields := make([]string, 0, 8)
+	if m.tenant_id != nil {
+		fields = append(fields, chainrepair.FieldTenantID)
+	}
+	if m.sequence != nil {
+		fields = append(fields, chainrepair.FieldSequence)
+	}
+	if m.stored_hash != nil {
+		fields = append(fields, chainrepair.FieldStoredHash)
+	}
+	if m.hashed_metadata != nil {
+		fields = append(fields, chainrepair.FieldHashedMetadata)
+	}
+	if m.stored_metadata != nil {
+		fields = append(fields, chainrepair.FieldStoredMetadata)
+	}
+	if m.reason != nil {
+		fields = append(fields, chainrepair.FieldReason)
+	}
+	if m.repaired_by != nil {
+		fields = append(fields, chainrepair.FieldRepairedBy)
+	}
+	if m.created_at != nil {
+		fields = append(fields, chainrepair.FieldCreatedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ChainRepairMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case chainrepair.FieldTenantID:
+		return m.TenantID()
+	case chainrepair.FieldSequence:
+		return m.Sequence()
+	case chainrepair.FieldStoredHash:
+		return m.StoredHash()
+	case chainrepair.FieldHashedMetadata:
+		return m.HashedMetadata()
+	case chainrepair.FieldStoredMetadata:
+		return m.StoredMetadata()
+	case chainrepair.FieldReason:
+		return m.Reason()
+	case chainrepair.FieldRepairedBy:
+		return m.RepairedBy()
+	case chainrepair.FieldCreatedAt:
+		return m.CreatedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ChainRepairMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case chainrepair.FieldTenantID:
+		return m.OldTenantID(ctx)
+	case chainrepair.FieldSequence:
+		return m.OldSequence(ctx)
+	case chainrepair.FieldStoredHash:
+		return m.OldStoredHash(ctx)
+	case chainrepair.FieldHashedMetadata:
+		return m.OldHashedMetadata(ctx)
+	case chainrepair.FieldStoredMetadata:
+		return m.OldStoredMetadata(ctx)
+	case chainrepair.FieldReason:
+		return m.OldReason(ctx)
+	case chainrepair.FieldRepairedBy:
+		return m.OldRepairedBy(ctx)
+	case chainrepair.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown ChainRepair field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ChainRepairMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case chainrepair.FieldTenantID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTenantID(v)
+		return nil
+	case chainrepair.FieldSequence:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSequence(v)
+		return nil
+	case chainrepair.FieldStoredHash:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStoredHash(v)
+		return nil
+	case chainrepair.FieldHashedMetadata:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHashedMetadata(v)
+		return nil
+	case chainrepair.FieldStoredMetadata:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStoredMetadata(v)
+		return nil
+	case chainrepair.FieldReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReason(v)
+		return nil
+	case chainrepair.FieldRepairedBy:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRepairedBy(v)
+		return nil
+	case chainrepair.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ChainRepair field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ChainRepairMutation) AddedFields() []string {
+	var fields []string
+	if m.addsequence != nil {
+		fields = append(fields, chainrepair.FieldSequence)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ChainRepairMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case chainrepair.FieldSequence:
+		return m.AddedSequence()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ChainRepairMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case chainrepair.FieldSequence:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddSequence(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ChainRepair numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ChainRepairMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ChainRepairMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ChainRepairMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown ChainRepair nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ChainRepairMutation) ResetField(name string) error {
+	switch name {
+	case chainrepair.FieldTenantID:
+		m.ResetTenantID()
+		return nil
+	case chainrepair.FieldSequence:
+		m.ResetSequence()
+		return nil
+	case chainrepair.FieldStoredHash:
+		m.ResetStoredHash()
+		return nil
+	case chainrepair.FieldHashedMetadata:
+		m.ResetHashedMetadata()
+		return nil
+	case chainrepair.FieldStoredMetadata:
+		m.ResetStoredMetadata()
+		return nil
+	case chainrepair.FieldReason:
+		m.ResetReason()
+		return nil
+	case chainrepair.FieldRepairedBy:
+		m.ResetRepairedBy()
+		return nil
+	case chainrepair.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown ChainRepair field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ChainRepairMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ChainRepairMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ChainRepairMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ChainRepairMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ChainRepairMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ChainRepairMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ChainRepairMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown ChainRepair unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ChainRepairMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown ChainRepair edge %s", name)
+}
+
 // DownloadLinkMutation represents an operation that mutates the DownloadLink nodes in the graph.
 type DownloadLinkMutation struct {
 	config
@@ -4385,6 +5133,7 @@ type DownloadLinkMutation struct {
 	job_id        *string
 	tenant_id     *string
 	principal_id  *string
+	key_id        *string
 	created_at    *time.Time
 	expires_at    *time.Time
 	used_at       *time.Time
@@ -4642,6 +5391,55 @@ func (m *DownloadLinkMutation) ResetPrincipalID() {
 	m.principal_id = nil
 }
 
+// SetKeyID sets the "key_id" field.
+func (m *DownloadLinkMutation) SetKeyID(s string) {
+	m.key_id = &s
+}
+
+// KeyID returns the value of the "key_id" field in the mutation.
+func (m *DownloadLinkMutation) KeyID() (r string, exists bool) {
+	v := m.key_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKeyID returns the old "key_id" field's value of the DownloadLink entity.
+// If the DownloadLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DownloadLinkMutation) OldKeyID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKeyID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKeyID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKeyID: %w", err)
+	}
+	return oldValue.KeyID, nil
+}
+
+// ClearKeyID clears the value of the "key_id" field.
+func (m *DownloadLinkMutation) ClearKeyID() {
+	m.key_id = nil
+	m.clearedFields[downloadlink.FieldKeyID] = struct{}{}
+}
+
+// KeyIDCleared returns if the "key_id" field was cleared in this mutation.
+func (m *DownloadLinkMutation) KeyIDCleared() bool {
+	_, ok := m.clearedFields[downloadlink.FieldKeyID]
+	return ok
+}
+
+// ResetKeyID resets all changes to the "key_id" field.
+func (m *DownloadLinkMutation) ResetKeyID() {
+	m.key_id = nil
+	delete(m.clearedFields, downloadlink.FieldKeyID)
+}
+
 // SetCreatedAt sets the "created_at" field.
 func (m *DownloadLinkMutation) SetCreatedAt(t time.Time) {
 	m.created_at = &t
@@ -4797,7 +5595,7 @@ func (m *DownloadLinkMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *DownloadLinkMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 8)
 	if m.token_hash != nil {
 		fields = append(fields, downloadlink.FieldTokenHash)
 	}
@@ -4809,6 +5607,9 @@ func (m *DownloadLinkMutation) Fields() []string {
 	}
 	if m.principal_id != nil {
 		fields = append(fields, downloadlink.FieldPrincipalID)
+	}
+	if m.key_id != nil {
+		fields = append(fields, downloadlink.FieldKeyID)
 	}
 	if m.created_at != nil {
 		fields = append(fields, downloadlink.FieldCreatedAt)
@@ -4835,6 +5636,8 @@ func (m *DownloadLinkMutation) Field(name string) (ent.Value, bool) {
 		return m.TenantID()
 	case downloadlink.FieldPrincipalID:
 		return m.PrincipalID()
+	case downloadlink.FieldKeyID:
+		return m.KeyID()
 	case downloadlink.FieldCreatedAt:
 		return m.CreatedAt()
 	case downloadlink.FieldExpiresAt:
@@ -4858,6 +5661,8 @@ func (m *DownloadLinkMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldTenantID(ctx)
 	case downloadlink.FieldPrincipalID:
 		return m.OldPrincipalID(ctx)
+	case downloadlink.FieldKeyID:
+		return m.OldKeyID(ctx)
 	case downloadlink.FieldCreatedAt:
 		return m.OldCreatedAt(ctx)
 	case downloadlink.FieldExpiresAt:
@@ -4900,6 +5705,13 @@ func (m *DownloadLinkMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetPrincipalID(v)
+		return nil
+	case downloadlink.FieldKeyID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKeyID(v)
 		return nil
 	case downloadlink.FieldCreatedAt:
 		v, ok := value.(time.Time)
@@ -4952,6 +5764,9 @@ func (m *DownloadLinkMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *DownloadLinkMutation) ClearedFields() []string {
 	var fields []string
+	if m.FieldCleared(downloadlink.FieldKeyID) {
+		fields = append(fields, downloadlink.FieldKeyID)
+	}
 	if m.FieldCleared(downloadlink.FieldUsedAt) {
 		fields = append(fields, downloadlink.FieldUsedAt)
 	}
@@ -4969,6 +5784,9 @@ func (m *DownloadLinkMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *DownloadLinkMutation) ClearField(name string) error {
 	switch name {
+	case downloadlink.FieldKeyID:
+		m.ClearKeyID()
+		return nil
 	case downloadlink.FieldUsedAt:
 		m.ClearUsedAt()
 		return nil
@@ -4991,6 +5809,9 @@ func (m *DownloadLinkMutation) ResetField(name string) error {
 		return nil
 	case downloadlink.FieldPrincipalID:
 		m.ResetPrincipalID()
+		return nil
+	case downloadlink.FieldKeyID:
+		m.ResetKeyID()
 		return nil
 	case downloadlink.FieldCreatedAt:
 		m.ResetCreatedAt()

@@ -10,6 +10,7 @@ import (
 	"github.com/exportd/exportd/ent/auditevent"
 	"github.com/exportd/exportd/ent/authzversion"
 	"github.com/exportd/exportd/ent/casbinrule"
+	"github.com/exportd/exportd/ent/chainrepair"
 	"github.com/exportd/exportd/ent/downloadlink"
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
@@ -174,6 +175,16 @@ func init() {
 	casbinruleDescV5 := casbinruleFields[7].Descriptor()
 	// casbinrule.DefaultV5 holds the default value on creation for the v5 field.
 	casbinrule.DefaultV5 = casbinruleDescV5.Default.(string)
+	chainrepairFields := schema.ChainRepair{}.Fields()
+	_ = chainrepairFields
+	// chainrepairDescTenantID is the schema descriptor for tenant_id field.
+	chainrepairDescTenantID := chainrepairFields[1].Descriptor()
+	// chainrepair.TenantIDValidator is a validator for the "tenant_id" field. It is called by the builders before save.
+	chainrepair.TenantIDValidator = chainrepairDescTenantID.Validators[0].(func(string) error)
+	// chainrepairDescCreatedAt is the schema descriptor for created_at field.
+	chainrepairDescCreatedAt := chainrepairFields[8].Descriptor()
+	// chainrepair.DefaultCreatedAt holds the default value on creation for the created_at field.
+	chainrepair.DefaultCreatedAt = chainrepairDescCreatedAt.Default.(func() time.Time)
 	downloadlinkFields := schema.DownloadLink{}.Fields()
 	_ = downloadlinkFields
 	// downloadlinkDescTokenHash is the schema descriptor for token_hash field.
@@ -193,7 +204,7 @@ func init() {
 	// downloadlink.PrincipalIDValidator is a validator for the "principal_id" field. It is called by the builders before save.
 	downloadlink.PrincipalIDValidator = downloadlinkDescPrincipalID.Validators[0].(func(string) error)
 	// downloadlinkDescCreatedAt is the schema descriptor for created_at field.
-	downloadlinkDescCreatedAt := downloadlinkFields[5].Descriptor()
+	downloadlinkDescCreatedAt := downloadlinkFields[6].Descriptor()
 	// downloadlink.DefaultCreatedAt holds the default value on creation for the created_at field.
 	downloadlink.DefaultCreatedAt = downloadlinkDescCreatedAt.Default.(func() time.Time)
 	downloadrecordFields := schema.DownloadRecord{}.Fields()

@@ -24,6 +24,8 @@ type Tx struct {
 	AuthzVersion *AuthzVersionClient
 	// CasbinRule is the client for interacting with the CasbinRule builders.
 	CasbinRule *CasbinRuleClient
+	// ChainRepair is the client for interacting with the ChainRepair builders.
+	ChainRepair *ChainRepairClient
 	// DownloadLink is the client for interacting with the DownloadLink builders.
 	DownloadLink *DownloadLinkClient
 	// DownloadRecord is the client for interacting with the DownloadRecord builders.
@@ -182,6 +184,7 @@ func (tx *Tx) init() {
 	tx.AuditEvent = NewAuditEventClient(tx.config)
 	tx.AuthzVersion = NewAuthzVersionClient(tx.config)
 	tx.CasbinRule = NewCasbinRuleClient(tx.config)
+	tx.ChainRepair = NewChainRepairClient(tx.config)
 	tx.DownloadLink = NewDownloadLinkClient(tx.config)
 	tx.DownloadRecord = NewDownloadRecordClient(tx.config)
 	tx.ExportJob = NewExportJobClient(tx.config)

@@ -160,7 +160,6 @@ func contentType(format string) string {
 // streamed bodies whole.
 func (s *Server) restDownload(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	markReached(ctx)
 	ci := callInfo{procedure: restDownloadProcedure, header: r.Header, peer: s.clientIP(r.RemoteAddr, r.Header), protocol: "rest",
 		meta: map[string]any{"method": r.Method}}
 	jobID := r.PathValue("job_id")

@@ -246,12 +246,16 @@ func restFlow(t *testing.T, env *servertest.Env, key string) ([]byte, string) {
 	for {
 		req, _ := http.NewRequest(http.MethodGet, env.URL+"/v1/audit/exports/"+id, nil)
 		req.Header.Set("X-API-Key", key)
-		var got map[string]map[string]any
+		// The job itself, flat like the create answer.
+		var got map[string]any
 		decode(t, do(t, env, req), http.StatusOK, &got)
-		if got["export"]["status"] == "COMPLETED" {
+		if got["job_id"] != id {
+			t.Fatalf("GET /v1/audit/exports/%s answered %v", id, got)
+		}
+		if got["status"] == "COMPLETED" {
 			break
 		}
-		if time.Now().After(deadline) || got["export"]["status"] == "FAILED" {
+		if time.Now().After(deadline) || got["status"] == "FAILED" {
 			t.Fatalf("export did not complete: %v", got)
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
+	"net"
 	"net/http"
+	"strconv"
+	"syscall"
 
 	validatepb "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"connectrpc.com/connect"
+	"gocloud.dev/gcerrors"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -48,8 +53,18 @@ func toConnect(ctx context.Context, log *slog.Logger, err error) *connect.Error 
 		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded"))
 	}
 	fe, ok := fault.As(err)
-	code, known := codes[fault.KindOf(err)]
-	if !ok || !known {
+	if !ok && unreachable(err) {
+		// A dependency that is down is the client's cue to retry, not a
+		// bug: unavailable, with the detail in the log only.
+		log.WarnContext(ctx, "dependency unavailable", "err", err)
+		fe, ok = fault.Wrap(fault.Unavailable, err, "storage is unavailable; try again shortly"), true
+	}
+	var code connect.Code
+	known := false
+	if ok {
+		code, known = codes[fe.Kind]
+	}
+	if !known {
 		log.ErrorContext(ctx, "internal error", "err", err)
 		return connect.NewError(connect.CodeInternal, errors.New("internal error; it has been logged"))
 	}
@@ -58,6 +73,12 @@ func toConnect(ctx context.Context, log *slog.Logger, err error) *connect.Error 
 		if d, err := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(fe.RetryAfter)}); err == nil {
 			out.AddDetail(d)
 		}
+		// The same delay as HTTP clients and proxies read it: whole
+		// seconds, rounded up so that a retry on time is not refused again.
+		out.Meta().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(fe.RetryAfter.Seconds())), 10))
+	}
+	if code == connect.CodeUnauthenticated {
+		out.Meta().Set("WWW-Authenticate", authChallenge)
 	}
 	if len(fe.Violations) > 0 {
 		vs := &validatepb.Violations{}
@@ -77,6 +98,24 @@ func toConnect(ctx context.Context, log *slog.Logger, err error) *connect.Error 
 		}
 	}
 	return out
+}
+
+// authChallenge is the WWW-Authenticate challenge of every 401: RFC 9110
+// asks for one, and it names the header the key goes in.
+const authChallenge = `ApiKey header="X-API-Key"`
+
+// unreachable says whether err is a dependency (the blob store, the
+// database) that could not be reached or did not answer: a refused or reset
+// connection, a network timeout, or a blob driver's deadline.
+func unreachable(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EHOSTUNREACH) {
+		return true
+	}
+	return gcerrors.Code(err) == gcerrors.DeadlineExceeded
 }
 
 // httpStatus is the standard HTTP status of each code (as google.rpc and
@@ -100,6 +139,9 @@ var httpStatus = map[connect.Code]int{
 	connect.CodeUnauthenticated:    http.StatusUnauthorized,
 }
 
+// restStatusJSON writes google.rpc.Status as the REST transcoder does.
+var restStatusJSON = protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true}
+
 // writeRESTError answers a plain REST handler's error in the same
 // google.rpc.Status JSON the transcoded REST paths use.
 func writeRESTError(w http.ResponseWriter, ce *connect.Error) {
@@ -120,14 +162,19 @@ func writeRESTErrorStatus(w http.ResponseWriter, ce *connect.Error, code int) {
 			st.Details = append(st.Details, a)
 		}
 	}
-	b, err := protojson.Marshal(st)
+	b, err := restStatusJSON.Marshal(st)
 	if err != nil {
 		b = []byte(`{"code":13,"message":"internal error","details":[]}`)
 	}
 	if code == 0 {
 		code = http.StatusInternalServerError
 	}
-	w.Header().Set("Content-Type", "application/json")
+	h := w.Header()
+	for k, vs := range ce.Meta() {
+		h[k] = vs
+	}
+	h.Set("Content-Type", "application/json")
+	h.Del("Content-Length")
 	w.WriteHeader(code)
 	_, _ = w.Write(b)
 }

@@ -1,18 +1,12 @@
 package server
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"unicode/utf8"
 
-	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -284,56 +278,43 @@ func cleanMeta(v any) any {
 	return v
 }
 
-// hostileURLs is the REST edge's part of the rule, for every path under
-// /v1/:
-//   - a path segment or query value that is not valid UTF-8 has each
-//     invalid byte turned into a NUL byte, so that the request reaches the
-//     interceptor (and is answered and audited there, by the one rule)
-//     rather than failing inside the transcoder as an unaudited 500;
-//   - a path with empty or dot segments ("//", "/./", "/../", or their
-//     escaped forms) is a malformed id: JSON not_found, not the redirect
-//     ServeMux would answer;
-//   - a request the transcoder could not turn into a call (an unknown
-//     query parameter, a value of the wrong type) is the client's mistake:
-//     invalid_argument, not the 500 it answers.
+// hostileURLs is the REST edge's part of the rule: under /v1/, a path
+// segment or query value that is not valid UTF-8 has each invalid byte
+// turned into a NUL byte. The request then reaches the interceptor (or the
+// plain handler's own check), which answers it by the one rule and audits
+// it, rather than failing inside the transcoder, which cannot encode it.
 func hostileURLs(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/v1/") {
+		if !strings.HasPrefix(r.URL.Path, restPrefix) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		segs := strings.Split(r.URL.EscapedPath(), "/")
-		changed := false
-		for i, seg := range segs {
-			v, err := url.PathUnescape(seg)
-			if err != nil {
-				continue // the router answers what it cannot read
+		if p := r.URL.EscapedPath(); strings.Contains(p, "%") || !utf8.ValidString(p) {
+			segs := strings.Split(p, "/")
+			changed := false
+			for i, seg := range segs {
+				if v, err := url.PathUnescape(seg); err == nil && !utf8.ValidString(v) {
+					segs[i], changed = url.PathEscape(toNUL(v)), true
+				}
 			}
-			if i > 0 && (v == "" && i < len(segs)-1 || v == "." || v == "..") {
-				writeRESTError(w, connect.NewError(connect.CodeNotFound, fmt.Errorf("nothing at %s: a path segment is empty or a dot segment", fault.Echo(r.URL.Path))))
-				return
+			if changed {
+				u := *r.URL
+				u.RawPath = strings.Join(segs, "/")
+				u.Path, _ = url.PathUnescape(u.RawPath)
+				r = r.Clone(r.Context())
+				r.URL = &u
 			}
-			if !utf8.ValidString(v) {
-				segs[i], changed = url.PathEscape(toNUL(v)), true
-			}
-		}
-		if changed {
-			u := *r.URL
-			u.RawPath = strings.Join(segs, "/")
-			u.Path, _ = url.PathUnescape(u.RawPath)
-			r = r.Clone(r.Context())
-			r.URL = &u
 		}
 		if q := r.URL.RawQuery; strings.Contains(q, "%") || !utf8.ValidString(q) {
 			if vals, err := url.ParseQuery(q); err == nil {
-				fixed, dirty := url.Values{}, false
+				fixed, changed := url.Values{}, false
 				for k, vs := range vals {
 					for _, v := range vs {
-						dirty = dirty || !utf8.ValidString(k) || !utf8.ValidString(v)
+						changed = changed || !utf8.ValidString(k) || !utf8.ValidString(v)
 						fixed.Add(toNUL(k), toNUL(v))
 					}
 				}
-				if dirty {
+				if changed {
 					u := *r.URL
 					u.RawQuery = fixed.Encode()
 					r = r.Clone(r.Context())
@@ -341,83 +322,9 @@ func hostileURLs(next http.Handler) http.Handler {
 				}
 			}
 		}
-		reached := new(atomic.Bool)
-		rw := &transcodeErrors{ResponseWriter: w, reached: reached}
-		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), reachedKey{}, reached)))
-		rw.finish()
+		next.ServeHTTP(w, r)
 	})
 }
 
 // toNUL replaces each invalid UTF-8 byte of s with a NUL byte.
 func toNUL(s string) string { return strings.ToValidUTF8(s, "\x00") }
-
-// reachedKey marks, in a REST request's context, that a handler (the
-// interceptor or a plain handler) took the call.
-type reachedKey struct{}
-
-// markReached records that the call reached a handler.
-func markReached(ctx context.Context) {
-	if b, ok := ctx.Value(reachedKey{}).(*atomic.Bool); ok {
-		b.Store(true)
-	}
-}
-
-// transcodeErrors turns the transcoder's 500 for a request it could not
-// decode (so no handler was reached) into the invalid_argument it is. Only
-// such an answer is held back and rewritten; everything else passes.
-type transcodeErrors struct {
-	http.ResponseWriter
-	reached *atomic.Bool
-	held    *bytes.Buffer
-}
-
-func (t *transcodeErrors) WriteHeader(code int) {
-	if code == http.StatusInternalServerError && !t.reached.Load() && t.held == nil {
-		t.held = new(bytes.Buffer)
-		return
-	}
-	t.ResponseWriter.WriteHeader(code)
-}
-
-func (t *transcodeErrors) Write(p []byte) (int, error) {
-	if t.held != nil {
-		return t.held.Write(p)
-	}
-	return t.ResponseWriter.Write(p)
-}
-
-// ReadFrom keeps the connection's own ReaderFrom (sendfile on HTTP/1.1)
-// within reach of the plain download handler.
-func (t *transcodeErrors) ReadFrom(src io.Reader) (int64, error) {
-	if rf, ok := t.ResponseWriter.(io.ReaderFrom); ok && t.held == nil {
-		return rf.ReadFrom(src)
-	}
-	return io.Copy(struct{ io.Writer }{t}, src)
-}
-
-// Flush passes through, except while an answer is held back.
-func (t *transcodeErrors) Flush() {
-	if t.held == nil {
-		_ = http.NewResponseController(t.ResponseWriter).Flush()
-	}
-}
-
-// Unwrap gives http.ResponseController the underlying writer.
-func (t *transcodeErrors) Unwrap() http.ResponseWriter { return t.ResponseWriter }
-
-func (t *transcodeErrors) finish() {
-	if t.held == nil {
-		return
-	}
-	var st struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	}
-	if err := json.Unmarshal(t.held.Bytes(), &st); err != nil || (st.Code != int(connect.CodeUnknown) && st.Code != int(connect.CodeInternal)) {
-		t.ResponseWriter.WriteHeader(http.StatusInternalServerError)
-		_, _ = t.ResponseWriter.Write(t.held.Bytes())
-		return
-	}
-	t.ResponseWriter.Header().Del("Content-Length")
-	writeRESTError(t.ResponseWriter, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("malformed request: %s", st.Message)))
-}

@@ -172,8 +172,9 @@ type callInfo struct {
 func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, error) {
 	r, ok := rules[ci.procedure]
 	raw := ci.header.Get("X-API-Key")
-	keyID := keyIDOf(raw)
-	if wait, which := s.guard.blocked(ci.peer, keyID); wait > 0 {
+	pk := parseKey(raw)
+	keyID := pk.id
+	if wait, which := s.guard.blocked(ci.peer, pk); wait > 0 {
 		// Refused before the lookup: no database work, and counted in the
 		// folded log of the key's tenant when a failure told us which.
 		s.cfg.Telemetry.Metrics.Deny(ctx, "auth_failures")
@@ -189,7 +190,9 @@ func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, 
 			return nil, err
 		}
 		s.guard.failed(ci.peer, keyID, ae.TenantID)
-		s.log.DebugContext(ctx, "authentication failed", "reason", ae.Reason, "key_id", ae.KeyID,
+		// One line per failure that reached the lookup: the guard above
+		// bounds how many do, so a flood cannot fill the log.
+		s.log.WarnContext(ctx, "authentication failed", "reason", ae.Reason, "key_id", ae.KeyID,
 			"procedure", ci.procedure, "peer", ci.peer)
 		s.cfg.Telemetry.Metrics.Deny(ctx, ae.Reason)
 		// The attempt belongs in the key's tenant's log when the key id was
@@ -205,7 +208,7 @@ func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, 
 		}
 		return nil, &denial{err: fault.New(fault.Unauthenticated, "%s", msg)}
 	}
-	s.guard.succeeded(c.KeyID)
+	s.guard.succeeded(pk)
 	if wait := s.limiter.take(c.KeyID); wait > 0 {
 		e := fault.New(fault.ResourceExhausted, "API key %s is over its rate limit; retry in %s", c.KeyID, wait.Round(time.Millisecond))
 		e.RetryAfter = wait
@@ -329,7 +332,10 @@ type interceptor struct{ s *Server }
 
 func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		markReached(ctx)
+		// Every unary call's database work has a deadline, the client's
+		// when it sent a shorter one.
+		ctx, cancel := context.WithTimeout(ctx, i.s.cfg.RequestTimeout)
+		defer cancel()
 		ci := callInfo{procedure: req.Spec().Procedure, header: req.Header(), peer: i.s.clientIP(req.Peer().Addr, req.Header()), protocol: req.Peer().Protocol}
 		ctx = withAuditNote(ctx)
 		c, err := i.s.authenticate(ctx, ci)
@@ -360,7 +366,6 @@ func (i interceptor) WrapStreamingClient(next connect.StreamingClientFunc) conne
 
 func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		markReached(ctx)
 		ci := callInfo{procedure: conn.Spec().Procedure, header: conn.RequestHeader(), peer: i.s.clientIP(conn.Peer().Addr, conn.RequestHeader()), protocol: conn.Peer().Protocol}
 		ctx = withAuditNote(ctx)
 		c, err := i.s.authenticate(ctx, ci)

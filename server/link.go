@@ -39,7 +39,7 @@ func (h downloadService) CreateDownloadLink(ctx context.Context, req *connect.Re
 	if j.ExpiresAt != nil && j.ExpiresAt.Before(exp) {
 		exp = *j.ExpiresAt
 	}
-	token, l, err := s.store.CreateLink(ctx, store.NewLink{TenantID: c.TenantID, JobID: j.ID, PrincipalID: c.PrincipalID, ExpiresAt: exp})
+	token, l, err := s.store.CreateLink(ctx, store.NewLink{TenantID: c.TenantID, JobID: j.ID, PrincipalID: c.PrincipalID, KeyID: c.KeyID, ExpiresAt: exp})
 	if err != nil {
 		return nil, err
 	}
@@ -94,12 +94,11 @@ func (h downloadService) ListDownloads(ctx context.Context, req *connect.Request
 // cannot be resumed. HEAD shows the headers without using the link up.
 func (s *Server) linkDownload(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	markReached(ctx)
 	ci := callInfo{procedure: linkDownloadProcedure, header: r.Header, peer: s.clientIP(r.RemoteAddr, r.Header), protocol: "link",
 		meta: map[string]any{"method": r.Method}}
 	// Guessing tokens is an authentication failure like guessing keys: an
 	// address that keeps failing is refused before the lookup.
-	if wait, _ := s.guard.blocked(ci.peer, ""); wait > 0 {
+	if wait, _ := s.guard.blocked(ci.peer, parsedKey{}); wait > 0 {
 		e := fault.New(fault.ResourceExhausted, "too many failed requests from this address; retry in %s", wait.Round(time.Millisecond))
 		e.RetryAfter = wait
 		s.foldDenial(ctx, "", "", "export.link_refused", "too_many_failures", ci)
@@ -119,7 +118,7 @@ func (s *Server) linkDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ci.meta["link_id"] = l.ID
-	c := &authz.Caller{TenantID: l.TenantID, PrincipalID: l.PrincipalID}
+	c := &authz.Caller{TenantID: l.TenantID, PrincipalID: l.PrincipalID, KeyID: l.KeyID}
 	if names, nerr := s.store.PrincipalNames(ctx, l.TenantID, []string{l.PrincipalID}); nerr == nil {
 		c.PrincipalName = names[l.PrincipalID]
 	}
@@ -139,6 +138,12 @@ func (s *Server) linkDownload(w http.ResponseWriter, r *http.Request) {
 // only) and serves the artifact.
 func (s *Server) redeemLink(w http.ResponseWriter, r *http.Request, c *authz.Caller, l *ent.DownloadLink, ci callInfo) (bool, error) {
 	ctx := r.Context()
+	if reason, err := s.checkLinkKey(ctx, c, l); err != nil {
+		if reason != "" {
+			ci.meta["refused"] = reason // the audit event says why
+		}
+		return false, err
+	}
 	j, err := s.downloadable(ctx, c.TenantID, l.JobID)
 	if err != nil {
 		return false, err
@@ -154,12 +159,43 @@ func (s *Server) redeemLink(w http.ResponseWriter, r *http.Request, c *authz.Cal
 	return s.serveArtifact(w, r, c, j, ci)
 }
 
+// checkLinkKey refuses a link whose minting key could no longer mint it: a
+// link is that key's authority, handed on, so revoking the key (or its
+// expiry, or its role losing the export permission) must end the link too.
+// Links minted before keys were recorded carry none and live out their
+// short TTL.
+// It returns a short reason for the audit log beside the refusal.
+func (s *Server) checkLinkKey(ctx context.Context, c *authz.Caller, l *ent.DownloadLink) (string, error) {
+	if l.KeyID == "" {
+		return "", nil
+	}
+	k, err := s.store.APIKey(ctx, l.TenantID, l.KeyID)
+	if fault.KindOf(err) == fault.NotFound {
+		return "key_deleted", &denial{err: fault.New(fault.FailedPrecondition, "download link no longer works: the key that created this link no longer exists; ask for a new link")}
+	}
+	if err != nil {
+		return "", err
+	}
+	c.Role = k.Role
+	var reason, why string
+	switch {
+	case k.RevokedAt != nil:
+		reason, why = "key_revoked", "was revoked"
+	case k.ExpiresAt != nil && !s.store.Now().Before(*k.ExpiresAt):
+		reason, why = "key_expired", "expired"
+	case !s.enforcer.Allowed(l.TenantID, k.Role, authz.PermExport):
+		reason, why = "key_permission", "lost the "+authz.PermExport+" permission (role "+k.Role+")"
+	default:
+		return "", nil
+	}
+	return reason, &denial{err: fault.New(fault.FailedPrecondition, "download link no longer works: the key that created this link %s; ask for a new link", why)}
+}
+
 // restManifest serves GET /v1/audit/exports/{job_id}/manifest: the job's
 // manifest JSON as stored. It stays available after the download window
 // closed (the report is gone, the evidence of what it held is not).
 func (s *Server) restManifest(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	markReached(ctx)
 	ci := callInfo{procedure: restManifestProcedure, header: r.Header, peer: s.clientIP(r.RemoteAddr, r.Header), protocol: "rest"}
 	jobID := r.PathValue("job_id")
 	c, err := s.authenticate(ctx, ci)

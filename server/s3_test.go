@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"gocloud.dev/blob"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
@@ -56,6 +57,14 @@ func TestS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bucket.Close() })
+	exportThroughBucket(t, bucket)
+}
+
+// exportThroughBucket runs an export into bucket, downloads it over REST
+// (whole and with a Range), sweeps an orphaned attempt, and returns the job.
+func exportThroughBucket(t *testing.T, bucket *blob.Bucket) *auditv1.ExportJob {
+	t.Helper()
+	ctx := context.Background()
 	env := servertest.Start(t, "sqlite", servertest.Options{Bucket: bucket, Jobs: jobs.Config{SweepInterval: -1}})
 	tenant := env.Tenant(t, "Acme", true)
 	key := env.Key(t, tenant, "auditor", "audrey@example.com")
@@ -124,4 +133,5 @@ func TestS3(t *testing.T) {
 	if ok, _ := bucket.Exists(ctx, orphan); ok || res.OrphansDeleted != 1 {
 		t.Errorf("orphan still there after a sweep that deleted %d", res.OrphansDeleted)
 	}
+	return job
 }

@@ -13,6 +13,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ import (
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/telemetry"
+	"github.com/exportd/exportd/internal/webhook"
 	"github.com/exportd/exportd/reports"
 	"github.com/exportd/exportd/web"
 )
@@ -70,10 +72,16 @@ type Config struct {
 	// defaults (10/s, burst 100).
 	AuthFailureRate  float64
 	AuthFailureBurst int
+	// RequestTimeout bounds a unary call, its database work included
+	// (default one minute); streams end with their client or the job.
+	RequestTimeout time.Duration
 	// AuditFoldWindow is the window over which refused requests of one key
 	// (or address) and reason fold into one audit event with a count
 	// (default one minute).
 	AuditFoldWindow time.Duration
+	// WebhookAllow lists the inside networks a webhook URL may resolve to;
+	// others inside (loopback, private, link-local …) are refused.
+	WebhookAllow []netip.Prefix
 }
 
 // Waker is told when a job is queued.
@@ -90,6 +98,7 @@ type Server struct {
 	keys     KeySource
 	limiter  *limiter
 	guard    *guard
+	webhooks *webhook.Guard
 
 	// Set by HTTPServer, used by Shutdown.
 	httpServer     *http.Server
@@ -141,11 +150,14 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 	if cfg.AuthFailureBurst <= 0 {
 		cfg.AuthFailureBurst = 100
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = time.Minute
+	}
 	if cfg.AuditFoldWindow <= 0 {
 		cfg.AuditFoldWindow = time.Minute
 	}
 	s := &Server{store: st, enforcer: en, bucket: bucket, runner: runner, log: log, cfg: cfg,
-		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst), draining: make(chan struct{})}
+		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst), draining: make(chan struct{}), webhooks: webhook.NewGuard(cfg.WebhookAllow)}
 	s.guard = newGuard(cfg, s.appendFolded, log)
 	return s
 }
@@ -207,7 +219,10 @@ func (s *Server) Handler() (http.Handler, error) {
 	mux.Handle(grpchealth.NewHandler(checker))
 
 	// REST: vanguard transcodes the google.api.http routes; it owns only /v1/
-	// so that plain Connect calls never pass through it.
+	// so that plain Connect calls never pass through it. It hands the
+	// handlers protobuf, never JSON, so that every REST body is read and
+	// written by restCodec alone (unknown fields refused, defaults shown)
+	// rather than passed through to the Connect JSON codec.
 	rest, err := vanguard.NewTranscoder([]*vanguard.Service{
 		vanguard.NewService(exportPath, exportHandler),
 		vanguard.NewService(downloadPath, downloadHandler),
@@ -216,15 +231,23 @@ func (s *Server) Handler() (http.Handler, error) {
 		vanguard.NewService(auditPath, auditHandler),
 		vanguard.NewService(attestPath, attestHandler),
 		vanguard.NewService(tenantPath, tenantHandler),
-	}, vanguard.WithCodec(restCodec),
-		vanguard.WithCompression("gzip", newGzipCompressor, newGzipLimited(s.cfg.MaxBatchBytes)))
+	}, vanguard.WithCodec(restCodec), vanguard.WithUnknownHandler(http.HandlerFunc(restNotFound)),
+		vanguard.WithCompression("gzip", newGzipCompressor, newGzipLimited(s.cfg.MaxBatchBytes)),
+		vanguard.WithDefaultServiceOptions(vanguard.WithTargetCodecs(vanguard.CodecProto),
+			// The transcoder reads a REST body whole before the handler
+			// sees it; the HTTP policy (limitBodies) bounds the wire bytes
+			// and the gzip expansion, and this bounds what the transcoder
+			// buffers whatever the encoding.
+			vanguard.WithMaxMessageBufferBytes(64<<20)))
 	if err != nil {
 		return nil, err
 	}
-	mux.Handle("/v1/", rest)
-	mux.HandleFunc("GET /v1/audit/exports/{job_id}/download", s.restDownload)
-	mux.HandleFunc("GET /v1/audit/exports/{job_id}/manifest", s.restManifest)
-	mux.HandleFunc("GET "+linkPath+"{token}", s.linkDownload)
+	v1 := http.NewServeMux()
+	v1.Handle(restPrefix, rest)
+	v1.Handle("/v1/audit/exports/{job_id}/download", onlyMethods(s.restDownload, http.MethodGet, http.MethodHead))
+	v1.Handle("/v1/audit/exports/{job_id}/manifest", onlyMethods(s.restManifest, http.MethodGet, http.MethodHead))
+	v1.Handle(linkPath+"{token}", onlyMethods(s.linkDownload, http.MethodGet, http.MethodHead))
+	restAPI := restSurface(v1)
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -237,24 +260,74 @@ func (s *Server) Handler() (http.Handler, error) {
 	}
 	// The console owns every path nothing more specific claims.
 	mux.Handle("/", web.Handler())
-	return withRequestID(s.limitBodies(mux)), nil
+	return withRequestID(s.limitBodies(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, restPrefix) {
+			restAPI.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))), nil
 }
 
-// ready checks the database and the blob store answer.
+// readyTimeout bounds /readyz: a probe that waits longer than this on a
+// dependency learns nothing more, and the orchestrator's own timeout is
+// often not much longer.
+const readyTimeout = 2 * time.Second
+
+// ready checks the database and the blob store answer, both at once and
+// within readyTimeout. It says only "ready" or "not ready": what failed, and
+// how, goes to the log, since the endpoint is open to anyone who can reach
+// it.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
-	var problems []string
-	if err := s.store.Ping(ctx); err != nil {
-		problems = append(problems, "database: "+err.Error())
+	checks := map[string]func(context.Context) error{
+		"database": s.store.Ping,
+		"blob store": func(ctx context.Context) error {
+			ok, err := s.bucket.IsAccessible(ctx)
+			if err == nil && !ok {
+				err = errors.New("bucket does not exist")
+			}
+			return err
+		},
 	}
-	if _, err := s.bucket.IsAccessible(ctx); err != nil {
-		problems = append(problems, "blob store: "+err.Error())
+	type result struct {
+		name string
+		err  error
+	}
+	// Buffered, so that a check that ignores its context and answers late
+	// does not block forever.
+	results := make(chan result, len(checks))
+	for name, check := range checks {
+		go func() { results <- result{name, check(ctx)} }()
+	}
+	ready := true
+	pending := make(map[string]bool, len(checks))
+	for name := range checks {
+		pending[name] = true
+	}
+wait:
+	for range checks {
+		select {
+		case res := <-results:
+			delete(pending, res.name)
+			if res.err != nil {
+				ready = false
+				s.log.WarnContext(ctx, "not ready", "check", res.name, "err", res.err)
+			}
+		case <-ctx.Done():
+			ready = false
+			for name := range pending {
+				s.log.WarnContext(ctx, "not ready", "check", name, "err", fmt.Errorf("did not answer within %s", readyTimeout))
+			}
+			break wait
+		}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if len(problems) > 0 {
+	w.Header().Set("Cache-Control", "no-store")
+	if !ready {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(strings.Join(problems, "\n") + "\n"))
+		_, _ = w.Write([]byte("not ready\n"))
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))

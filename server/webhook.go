@@ -27,12 +27,15 @@ func webhookProto(w *ent.Webhook) *auditv1.Webhook {
 }
 
 // checkWebhookURL adds what protovalidate's uri rule lets through: an
-// https URL must name a host.
-func checkWebhookURL(raw string, number int32) error {
+// https URL must name a host, and one outside the service's own networks.
+func (s *Server) checkWebhookURL(ctx context.Context, raw string, number int32) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "https" || u.Hostname() == "" || u.User != nil {
 		return fault.Invalid(fault.Violation{Field: "url", Number: number, Rule: "url.https_host",
 			Message: "must be an https URL with a host and no credentials"})
+	}
+	if err := s.webhooks.CheckURL(ctx, raw); err != nil {
+		return fault.Invalid(fault.Violation{Field: "url", Number: number, Rule: "url.public_host", Message: err.Error()})
 	}
 	return nil
 }
@@ -40,7 +43,7 @@ func checkWebhookURL(raw string, number int32) error {
 func (h tenantService) CreateWebhook(ctx context.Context, req *connect.Request[auditv1.CreateWebhookRequest]) (*connect.Response[auditv1.CreateWebhookResponse], error) {
 	c := authz.CallerFrom(ctx)
 	m := req.Msg
-	if err := checkWebhookURL(m.GetUrl(), 1); err != nil {
+	if err := h.s.checkWebhookURL(ctx, m.GetUrl(), 1); err != nil {
 		return nil, err
 	}
 	w, secret, err := h.s.store.CreateWebhook(ctx, c.TenantID, store.WebhookChange{URL: m.GetUrl(), Description: m.GetDescription(), Events: m.GetEvents()})
@@ -66,7 +69,7 @@ func (h tenantService) ListWebhooks(ctx context.Context, _ *connect.Request[audi
 func (h tenantService) UpdateWebhook(ctx context.Context, req *connect.Request[auditv1.UpdateWebhookRequest]) (*connect.Response[auditv1.UpdateWebhookResponse], error) {
 	c := authz.CallerFrom(ctx)
 	m := req.Msg
-	if err := checkWebhookURL(m.GetUrl(), 2); err != nil {
+	if err := h.s.checkWebhookURL(ctx, m.GetUrl(), 2); err != nil {
 		return nil, err
 	}
 	noteAudit(ctx, "", "webhook", m.GetWebhookId(), map[string]any{"url": m.GetUrl(), "events": m.GetEvents(), "enabled": m.GetEnabled()})

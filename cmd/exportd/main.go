@@ -48,6 +48,8 @@ Usage:
   exportd issuer list --tenant ID
   exportd seed-demo --tenant ID --events N [--from T --to T]
   exportd signing-key list|rotate|remove [--id KID]         manifest signing keys
+  exportd chain verify --tenant ID                         recompute the tenant's audit hash chain
+  exportd chain repair --tenant ID [--apply]               explain links broken by the negative-zero defect
   exportd webhook add --tenant ID --url https://…          notify on finished exports
 
 Every subcommand takes --data-dir / --database-url (env EXPORTD_DATA_DIR,
@@ -75,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if (cmd == "tenant" || cmd == "apikey" || cmd == "policy" || cmd == "issuer" || cmd == "signing-key" || cmd == "webhook") && len(rest) > 0 {
+	if (cmd == "tenant" || cmd == "apikey" || cmd == "policy" || cmd == "issuer" || cmd == "signing-key" || cmd == "webhook" || cmd == "chain") && len(rest) > 0 {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 		if cmd == "tenant addon" && len(rest) > 0 {
 			cmd, rest = cmd+" "+rest[0], rest[1:]
@@ -108,6 +110,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return seedDemo(ctx, rest, stdout, stderr)
 	case "webhook add":
 		return webhookAdd(ctx, rest, stdout, stderr)
+	case "chain verify", "chain repair":
+		return chainCmd(ctx, strings.TrimPrefix(cmd, "chain "), rest, stdout, stderr)
 	case "signing-key list", "signing-key rotate", "signing-key remove":
 		return signingKey(ctx, strings.TrimPrefix(cmd, "signing-key "), rest, stdout, stderr)
 	}
@@ -203,6 +207,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		MaxBatch:           cfg.MaxBatch,
 		MaxAttempts:        cfg.MaxAttempts,
 		MaxQueuedPerTenant: cfg.MaxQueued,
+		WebhookAllow:       cfg.WebhookAllow,
 		MaxBodyBytes:       cfg.MaxBodyBytes,
 		MaxBatchBytes:      cfg.MaxBatchBytes,
 	})
@@ -229,7 +234,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	// Every background loop joins here, so that shutdown waits for them.
 	var loops sync.WaitGroup
-	deliverer := webhook.New(st, log, webhook.Config{})
+	deliverer := webhook.New(st, log, webhook.Config{Allow: cfg.WebhookAllow})
 	// --workers 0 makes an API-only replica: it takes requests and leaves
 	// the jobs (and their sweepers) to other replicas.
 	if cfg.Workers > 0 {
@@ -553,6 +558,7 @@ func webhookAdd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	)
 	fs := flag.NewFlagSet("webhook add", flag.ContinueOnError)
 	cfg.Storage(fs)
+	cfg.Webhooks(fs)
 	fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
 	fs.StringVar(&url, "url", "", "https URL that receives a signed POST when an export finishes (required)")
 	if err := parse(fs, args, stderr); err != nil {
@@ -560,6 +566,9 @@ func webhookAdd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if tenant == "" || url == "" {
 		return usageError{errors.New("webhook add: --tenant and --url are required")}
+	}
+	if err := webhook.NewGuard(cfg.WebhookAllow).CheckURL(ctx, url); err != nil {
+		return fmt.Errorf("webhook add: --url: %w", err)
 	}
 	st, err := openStore(ctx, &cfg)
 	if err != nil {
@@ -574,5 +583,72 @@ func webhookAdd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	fmt.Fprintf(stdout, "%s %s\n", wh.ID, secret)
+	return nil
+}
+
+// chainCmd verifies a tenant's audit hash chain, or repairs the links the
+// negative-zero defect broke: it records, beside each such event, the bytes
+// its hash covers (a proof anyone can re-check), changes no event, and
+// audits the repair in the tenant's log.
+func chainCmd(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) error {
+	var (
+		cfg    config.Config
+		tenant string
+		apply  bool
+	)
+	fs := flag.NewFlagSet("chain "+verb, flag.ContinueOnError)
+	cfg.Storage(fs)
+	fs.StringVar(&tenant, "tenant", "", "tenant id (required)")
+	if verb == "repair" {
+		fs.BoolVar(&apply, "apply", false, "record the repairs (without it, only show what would be recorded)")
+	}
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if tenant == "" {
+		return usageError{fmt.Errorf("chain %s: --tenant is required", verb)}
+	}
+	st, err := openStore(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if verb == "verify" {
+		r, err := st.VerifyChain(ctx, tenant, 0, 0)
+		if err != nil {
+			return err
+		}
+		if !r.OK {
+			return fmt.Errorf("chain of tenant %s is broken at event %d: %s", tenant, r.BrokenAt, r.Reason)
+		}
+		fmt.Fprintf(stdout, "chain verified: events %d..%d, %d checked (%d through recorded repairs), hash %s\n", r.From, r.To, r.Checked, r.Repaired, r.Hash)
+		return nil
+	}
+	by := "operator:" + os.Getenv("USER")
+	r, err := st.RepairChain(ctx, tenant, by, apply)
+	if err != nil {
+		return err
+	}
+	seqs := make([]int64, 0, len(r.Found))
+	for _, f := range r.Found {
+		seqs = append(seqs, f.Sequence)
+		fmt.Fprintf(stdout, "event %d: hash %s covers metadata %s; the database holds %s\n", f.Sequence, f.StoredHash, f.HashedMetadata, f.StoredMetadata)
+	}
+	if r.BrokenAt != 0 {
+		return fmt.Errorf("chain of tenant %s: %s; nothing was recorded", tenant, r.Reason)
+	}
+	switch {
+	case len(r.Found) == 0:
+		fmt.Fprintf(stdout, "%d events checked, nothing to repair (%d repairs recorded before)\n", r.Checked, r.Existing)
+	case !r.Applied:
+		fmt.Fprintf(stdout, "%d events checked, %d to repair; run again with --apply to record them\n", r.Checked, len(r.Found))
+	default:
+		if err := operatorEvent(ctx, st, tenant, "chain.repair", "audit_log", tenant, map[string]any{
+			"sequences": seqs, "reason": "negative zero: the hash covers -0 where the database stores 0", "events_checked": r.Checked,
+		}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%d events checked, %d repairs recorded and audited\n", r.Checked, len(r.Found))
+	}
 	return nil
 }

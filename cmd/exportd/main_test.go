@@ -184,22 +184,21 @@ func waitStatus(t *testing.T, base, key, jobID, want string) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// REST answers the job itself, flat.
 		var got struct {
-			Export struct {
-				Status string `json:"status"`
-				Error  string `json:"error"`
-			} `json:"export"`
+			Status string `json:"status"`
+			Error  string `json:"error"`
 		}
 		err = json.NewDecoder(resp.Body).Decode(&got)
 		resp.Body.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Export.Status == want {
+		if got.Status == want {
 			return
 		}
-		if got.Export.Status == "FAILED" {
-			t.Fatalf("export failed: %s", got.Export.Error)
+		if got.Status == "FAILED" {
+			t.Fatalf("export failed: %s", got.Error)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

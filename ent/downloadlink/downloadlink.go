@@ -21,6 +21,8 @@ const (
 	FieldTenantID = "tenant_id"
 	// FieldPrincipalID holds the string denoting the principal_id field in the database.
 	FieldPrincipalID = "principal_id"
+	// FieldKeyID holds the string denoting the key_id field in the database.
+	FieldKeyID = "key_id"
 	// FieldCreatedAt holds the string denoting the created_at field in the database.
 	FieldCreatedAt = "created_at"
 	// FieldExpiresAt holds the string denoting the expires_at field in the database.
@@ -38,6 +40,7 @@ var Columns = []string{
 	FieldJobID,
 	FieldTenantID,
 	FieldPrincipalID,
+	FieldKeyID,
 	FieldCreatedAt,
 	FieldExpiresAt,
 	FieldUsedAt,
@@ -92,6 +95,11 @@ func ByTenantID(opts ...sql.OrderTermOption) OrderOption {
 // ByPrincipalID orders the results by the principal_id field.
 func ByPrincipalID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPrincipalID, opts...).ToFunc()
+}
+
+// ByKeyID orders the results by the key_id field.
+func ByKeyID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldKeyID, opts...).ToFunc()
 }
 
 // ByCreatedAt orders the results by the created_at field.

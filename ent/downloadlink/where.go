@@ -74,6 +74,11 @@ func PrincipalID(v string) predicate.DownloadLink {
 	return predicate.DownloadLink(sql.FieldEQ(FieldPrincipalID, v))
 }
 
+// KeyID applies equality check predicate on the "key_id" field. It's identical to KeyIDEQ.
+func KeyID(v string) predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldEQ(FieldKeyID, v))
+}
+
 // CreatedAt applies equality check predicate on the "created_at" field. It's identical to CreatedAtEQ.
 func CreatedAt(v time.Time) predicate.DownloadLink {
 	return predicate.DownloadLink(sql.FieldEQ(FieldCreatedAt, v))
@@ -347,6 +352,81 @@ func PrincipalIDEqualFold(v string) predicate.DownloadLink {
 // PrincipalIDContainsFold applies the ContainsFold predicate on the "principal_id" field.
 func PrincipalIDContainsFold(v string) predicate.DownloadLink {
 	return predicate.DownloadLink(sql.FieldContainsFold(FieldPrincipalID, v))
+}
+
+// KeyIDEQ applies the EQ predicate on the "key_id" field.
+func KeyIDEQ(v string) predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldEQ(FieldKeyID, v))
+}
+
+// KeyIDNEQ applies the NEQ predicate on the "key_id" field.
+func KeyIDNEQ(v string) predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldNEQ(FieldKeyID, v))
+}
+
+// KeyIDIn applies the In predicate on the "key_id" field.
+func KeyIDIn(vs ...string) predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldIn(FieldKeyID, vs...))
+}
+
+// KeyIDNotIn applies the NotIn predicate on the "key_id" field.
+func KeyIDNotIn(vs ...string) predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldNotIn(FieldKeyID, vs...))
+}
+
+// KeyIDGT applies the GT predicate on the "key_id" field.
+func KeyIDGT(v string) predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldGT(FieldKeyID, v))
+}
+
+// KeyIDGTE applies the GTE predicate on the "key_id" field.
+func KeyIDGTE(v string) predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldGTE(FieldKeyID, v))
+}
+
+// KeyIDLT applies the LT predicate on the "key_id" field.
+func KeyIDLT(v string) predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldLT(FieldKeyID, v))
+}
+
+// KeyIDLTE applies the LTE predicate on the "key_id" field.
+func KeyIDLTE(v string) predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldLTE(FieldKeyID, v))
+}
+
+// KeyIDContains applies the Contains predicate on the "key_id" field.
+func KeyIDContains(v string) predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldContains(FieldKeyID, v))
+}
+
+// KeyIDHasPrefix applies the HasPrefix predicate on the "key_id" field.
+func KeyIDHasPrefix(v string) predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldHasPrefix(FieldKeyID, v))
+}
+
+// KeyIDHasSuffix applies the HasSuffix predicate on the "key_id" field.
+func KeyIDHasSuffix(v string) predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldHasSuffix(FieldKeyID, v))
+}
+
+// KeyIDIsNil applies the IsNil predicate on the "key_id" field.
+func KeyIDIsNil() predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldIsNull(FieldKeyID))
+}
+
+// KeyIDNotNil applies the NotNil predicate on the "key_id" field.
+func KeyIDNotNil() predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldNotNull(FieldKeyID))
+}
+
+// KeyIDEqualFold applies the EqualFold predicate on the "key_id" field.
+func KeyIDEqualFold(v string) predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldEqualFold(FieldKeyID, v))
+}
+
+// KeyIDContainsFold applies the ContainsFold predicate on the "key_id" field.
+func KeyIDContainsFold(v string) predicate.DownloadLink {
+	return predicate.DownloadLink(sql.FieldContainsFold(FieldKeyID, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.

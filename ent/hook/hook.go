@@ -69,6 +69,18 @@ func (f CasbinRuleFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, 
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.CasbinRuleMutation", m)
 }
 
+// The ChainRepairFunc type is an adapter to allow the use of ordinary
+// function as ChainRepair mutator.
+type ChainRepairFunc func(context.Context, *ent.ChainRepairMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f ChainRepairFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.ChainRepairMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ChainRepairMutation", m)
+}
+
 // The DownloadLinkFunc type is an adapter to allow the use of ordinary
 // function as DownloadLink mutator.
 type DownloadLinkFunc func(context.Context, *ent.DownloadLinkMutation) (ent.Value, error)

@@ -13,6 +13,7 @@ import (
 	"github.com/exportd/exportd/ent/auditevent"
 	"github.com/exportd/exportd/ent/authzversion"
 	"github.com/exportd/exportd/ent/casbinrule"
+	"github.com/exportd/exportd/ent/chainrepair"
 	"github.com/exportd/exportd/ent/downloadlink"
 	"github.com/exportd/exportd/ent/downloadrecord"
 	"github.com/exportd/exportd/ent/exportjob"
@@ -216,6 +217,33 @@ func (f TraverseCasbinRule) Traverse(ctx context.Context, q ent.Query) error {
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *ent.CasbinRuleQuery", q)
+}
+
+// The ChainRepairFunc type is an adapter to allow the use of ordinary function as a Querier.
+type ChainRepairFunc func(context.Context, *ent.ChainRepairQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f ChainRepairFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.ChainRepairQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.ChainRepairQuery", q)
+}
+
+// The TraverseChainRepair type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseChainRepair func(context.Context, *ent.ChainRepairQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseChainRepair) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseChainRepair) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.ChainRepairQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.ChainRepairQuery", q)
 }
 
 // The DownloadLinkFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -528,6 +556,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.AuthzVersionQuery, predicate.AuthzVersion, authzversion.OrderOption]{typ: ent.TypeAuthzVersion, tq: q}, nil
 	case *ent.CasbinRuleQuery:
 		return &query[*ent.CasbinRuleQuery, predicate.CasbinRule, casbinrule.OrderOption]{typ: ent.TypeCasbinRule, tq: q}, nil
+	case *ent.ChainRepairQuery:
+		return &query[*ent.ChainRepairQuery, predicate.ChainRepair, chainrepair.OrderOption]{typ: ent.TypeChainRepair, tq: q}, nil
 	case *ent.DownloadLinkQuery:
 		return &query[*ent.DownloadLinkQuery, predicate.DownloadLink, downloadlink.OrderOption]{typ: ent.TypeDownloadLink, tq: q}, nil
 	case *ent.DownloadRecordQuery:

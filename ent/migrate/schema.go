@@ -156,6 +156,31 @@ var (
 			},
 		},
 	}
+	// ChainRepairsColumns holds the columns for the "chain_repairs" table.
+	ChainRepairsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt64, Increment: true},
+		{Name: "tenant_id", Type: field.TypeString},
+		{Name: "sequence", Type: field.TypeInt64},
+		{Name: "stored_hash", Type: field.TypeString},
+		{Name: "hashed_metadata", Type: field.TypeString, Size: 2147483647},
+		{Name: "stored_metadata", Type: field.TypeString, Size: 2147483647},
+		{Name: "reason", Type: field.TypeString},
+		{Name: "repaired_by", Type: field.TypeString},
+		{Name: "created_at", Type: field.TypeTime},
+	}
+	// ChainRepairsTable holds the schema information for the "chain_repairs" table.
+	ChainRepairsTable = &schema.Table{
+		Name:       "chain_repairs",
+		Columns:    ChainRepairsColumns,
+		PrimaryKey: []*schema.Column{ChainRepairsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "chainrepair_tenant_id_sequence",
+				Unique:  true,
+				Columns: []*schema.Column{ChainRepairsColumns[1], ChainRepairsColumns[2]},
+			},
+		},
+	}
 	// DownloadLinksColumns holds the columns for the "download_links" table.
 	DownloadLinksColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt64, Increment: true},
@@ -163,6 +188,7 @@ var (
 		{Name: "job_id", Type: field.TypeString},
 		{Name: "tenant_id", Type: field.TypeString},
 		{Name: "principal_id", Type: field.TypeString},
+		{Name: "key_id", Type: field.TypeString, Nullable: true},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "expires_at", Type: field.TypeTime},
 		{Name: "used_at", Type: field.TypeTime, Nullable: true},
@@ -457,6 +483,7 @@ var (
 		AuditEventsTable,
 		AuthzVersionsTable,
 		CasbinRulesTable,
+		ChainRepairsTable,
 		DownloadLinksTable,
 		DownloadRecordsTable,
 		ExportJobsTable,

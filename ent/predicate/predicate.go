@@ -21,6 +21,9 @@ type AuthzVersion func(*sql.Selector)
 // CasbinRule is the predicate function for casbinrule builders.
 type CasbinRule func(*sql.Selector)
 
+// ChainRepair is the predicate function for chainrepair builders.
+type ChainRepair func(*sql.Selector)
+
 // DownloadLink is the predicate function for downloadlink builders.
 type DownloadLink func(*sql.Selector)
 

@@ -23,6 +23,7 @@ func (DownloadLink) Fields() []ent.Field {
 		field.String("job_id").NotEmpty().Immutable(),
 		field.String("tenant_id").NotEmpty().Immutable(),
 		field.String("principal_id").NotEmpty().Immutable().Comment("who minted it; downloads through it are theirs"),
+		field.String("key_id").Optional().Immutable().Comment("the API key that minted it: the link dies when that key is revoked or expires or its role loses the export permission; empty on links minted before it was recorded"),
 		field.Time("created_at").Default(time.Now).Immutable(),
 		field.Time("expires_at").Immutable(),
 		field.Time("used_at").Optional().Nillable().Comment("set once, when the link is redeemed"),

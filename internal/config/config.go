@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -39,6 +40,8 @@ type Config struct {
 	RateBurst      int
 	MaxBodyBytes   int64
 	MaxBatchBytes  int64
+	// WebhookAllow lists the inside networks webhooks may reach anyway.
+	WebhookAllow []netip.Prefix
 
 	trustedProxies string
 	signingKeyFile string
@@ -75,7 +78,51 @@ func (c *Config) Serve(fs *flag.FlagSet) {
 	fs.IntVar(&c.RateBurst, "rate-burst", c.envInt("EXPORTD_RATE_BURST", 200), "requests one API key may make at once above the rate (env EXPORTD_RATE_BURST)")
 	fs.StringVar(&c.TLSCert, "tls-cert", env("EXPORTD_TLS_CERT", ""), "TLS certificate file; with --tls-key serves HTTPS (env EXPORTD_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", env("EXPORTD_TLS_KEY", ""), "TLS key file (env EXPORTD_TLS_KEY)")
+	c.Webhooks(fs)
 	fs.StringVar(&c.signingKeyFile, "signing-key-file", env("EXPORTD_SIGNING_KEY_FILE", ""), "file holding the base64 Ed25519 seed that signs manifests; default: a key kept in the database (env EXPORTD_SIGNING_KEY_FILE)")
+}
+
+// Webhooks registers the flags that bound where webhooks may go, shared by
+// `exportd serve` (deliveries, the API) and `exportd webhook add`.
+func (c *Config) Webhooks(fs *flag.FlagSet) {
+	c.WebhookAllow = nil
+	if v, ok := os.LookupEnv("EXPORTD_WEBHOOK_ALLOW_CIDR"); ok {
+		if err := c.addWebhookAllow(v); err != nil {
+			c.envErrs = append(c.envErrs, fmt.Errorf("EXPORTD_WEBHOOK_ALLOW_CIDR: %w", err))
+		}
+	}
+	fromEnv := true
+	fs.Func("webhook-allow-cidr", "inside network webhooks may reach anyway, such as 10.0.0.0/8; repeatable or comma-separated. Loopback, private, link-local (cloud metadata), CGNAT, multicast and unspecified addresses are refused otherwise (env EXPORTD_WEBHOOK_ALLOW_CIDR)",
+		func(v string) error {
+			if fromEnv { // flags replace the environment's list
+				c.WebhookAllow, fromEnv = nil, false
+			}
+			return c.addWebhookAllow(v)
+		})
+}
+
+// addWebhookAllow parses comma-separated CIDRs; a bare address is one host.
+func (c *Config) addWebhookAllow(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		var p netip.Prefix
+		var err error
+		if strings.Contains(s, "/") {
+			p, err = netip.ParsePrefix(s)
+		} else {
+			var a netip.Addr
+			if a, err = netip.ParseAddr(s); err == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", s)
+		}
+		c.WebhookAllow = append(c.WebhookAllow, p.Masked())
+	}
+	return nil
 }
 
 // Validate checks the values and derives parsed ones.

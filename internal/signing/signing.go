@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"entgo.io/ent/dialect"
+
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/reports"
 )
@@ -38,13 +40,28 @@ func New(ctx context.Context, st *store.Store, seed string, log *slog.Logger) (*
 		priv := ed25519.NewKeyFromSeed(raw)
 		pub := priv.Public().(ed25519.PublicKey)
 		m.configured = &reports.SigningKey{ID: reports.KeyID(pub), Public: pub, Private: priv, Active: true}
-	} else if err := st.EnsureSigningKey(ctx); err != nil {
-		return nil, fmt.Errorf("ensure signing key: %w", err)
+	} else {
+		if err := st.EnsureSigningKey(ctx); err != nil {
+			return nil, fmt.Errorf("ensure signing key: %w", err)
+		}
+		warnKeysInDatabase(ctx, st, log)
 	}
 	if err := m.Reload(ctx); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// warnKeysInDatabase says where the signing seed lives when it sits beside
+// the evidence it vouches for: whoever can write that database can then
+// forge a manifest that verifies. Local SQLite is a developer's default; a
+// shared PostgreSQL is production, where the seed belongs in a file.
+func warnKeysInDatabase(ctx context.Context, st *store.Store, log *slog.Logger) {
+	if st.Dialect == dialect.Postgres {
+		log.WarnContext(ctx, "manifest signing key is kept in the PostgreSQL database: anyone who can write that database can forge signed manifests; keep the seed outside it with --signing-key-file")
+		return
+	}
+	log.InfoContext(ctx, "manifest signing key is kept in the SQLite database; production should use --signing-key-file")
 }
 
 // Reload reads the key set again.

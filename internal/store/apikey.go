@@ -285,3 +285,10 @@ func (s *Store) Authenticate(ctx context.Context, raw string) (*authz.Caller, er
 	}
 	return c, nil
 }
+
+// APIKey returns one of the tenant's keys, revoked and expired ones too.
+func (s *Store) APIKey(ctx context.Context, tenantID, keyID string) (*ent.APIKey, error) {
+	ctx = scoped(ctx, tenantID)
+	k, err := s.Ent.APIKey.Query().Where(entkey.ID(keyID), entkey.TenantID(tenantID)).Only(ctx)
+	return k, translate(err, "api key "+keyID)
+}

@@ -1,11 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/exportd/exportd/reports"
 )
@@ -46,11 +49,24 @@ var genesis [sha256.Size]byte
 // CanonicalJSON is the metadata as hashed and stored: the JSON decoded into
 // Go values (numbers as IEEE-754 doubles) and encoded again with
 // encoding/json, which sorts object keys, drops insignificant space and
-// writes each number in its shortest round-tripping form. Decoding and
-// encoding it again yields the same bytes, and so does what PostgreSQL's
-// jsonb gives back, so a stored event can be re-hashed. An empty object
-// stands for no metadata.
-func CanonicalJSON(raw []byte) ([]byte, error) {
+// writes each number in its shortest round-tripping form, with negative
+// zero written as 0. Decoding and encoding it again yields the same bytes,
+// and so does what PostgreSQL's jsonb gives back, so a stored event can be
+// re-hashed. That is why a number that is zero is always written 0: jsonb
+// keeps numbers as numeric, which has no negative zero, and an event whose
+// hash covered "-0" could never be re-hashed from what PostgreSQL stored
+// (FuzzCanonicalRoundTrip checks every form against a real PostgreSQL).
+// For the same reason a string holding the NUL character (\u0000), which
+// jsonb refuses, is an error. An empty object stands for no metadata.
+func CanonicalJSON(raw []byte) ([]byte, error) { return canonicalJSON(raw, true) }
+
+// legacyCanonicalJSON is CanonicalJSON as it was before negative zero was
+// written 0: events written then hashed "-0" (and, on SQLite, could hold
+// NUL), and VerifyChain accepts that form for them. Accepting both spellings
+// of zero opens nothing: a hash still matches only the bytes it was made of.
+func legacyCanonicalJSON(raw []byte) ([]byte, error) { return canonicalJSON(raw, false) }
+
+func canonicalJSON(raw []byte, normalized bool) ([]byte, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return []byte("{}"), nil
 	}
@@ -61,11 +77,59 @@ func CanonicalJSON(raw []byte) ([]byte, error) {
 	if v == nil {
 		return []byte("{}"), nil
 	}
+	// Only a text with "-0" or "e-"/"E-" can hold a negative zero (-0,
+	// -0.0, -0e3, or -1e-400, too small for a double), and only one with
+	// \u0000 a NUL: most metadata skips the walk.
+	if normalized && (bytes.Contains(raw, []byte("-0")) || bytes.Contains(raw, []byte("e-")) || bytes.Contains(raw, []byte("E-")) ||
+		bytes.Contains(raw, []byte(`\u0000`))) {
+		var err error
+		if v, err = normalize(v); err != nil {
+			return nil, err
+		}
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encode metadata: %w", err)
 	}
 	return b, nil
+}
+
+// errNUL refuses metadata PostgreSQL cannot store.
+var errNUL = errors.New("metadata must not contain the NUL character (\\u0000)")
+
+// normalize writes negative zeros as zero and refuses NUL characters in
+// keys and strings, through v's objects and arrays.
+func normalize(v any) (any, error) {
+	switch x := v.(type) {
+	case float64:
+		if x == 0 {
+			return 0.0, nil // drops the sign of -0
+		}
+	case string:
+		if strings.IndexByte(x, 0) >= 0 {
+			return nil, errNUL
+		}
+	case []any:
+		for i := range x {
+			n, err := normalize(x[i])
+			if err != nil {
+				return nil, err
+			}
+			x[i] = n
+		}
+	case map[string]any:
+		for k, e := range x {
+			if strings.IndexByte(k, 0) >= 0 {
+				return nil, errNUL
+			}
+			n, err := normalize(e)
+			if err != nil {
+				return nil, err
+			}
+			x[k] = n
+		}
+	}
+	return v, nil
 }
 
 // canonicalMetadata encodes an event's metadata map canonically.

@@ -44,6 +44,9 @@ type NewJob struct {
 	MaxQueued int
 }
 
+// queuedRetryAfter is the retry delay of a create refused by the queue cap.
+const queuedRetryAfter = 10 * time.Second
+
 // CreateJob queues a job. With an idempotency key, a retry of the same request
 // returns the existing job (created = false) and a different request under the
 // same key is refused.
@@ -100,8 +103,12 @@ func (s *Store) CreateJob(ctx context.Context, nj NewJob) (job *ent.ExportJob, c
 				return fmt.Errorf("count queued jobs: %w", err)
 			}
 			if n >= nj.MaxQueued {
-				return fault.New(fault.ResourceExhausted,
+				e := fault.New(fault.ResourceExhausted,
 					"%d exports are already queued for this tenant, the most allowed; wait for some to finish or cancel them, then try again", n)
+				// A queued export takes seconds to minutes: a client that
+				// waits this long before retrying does not hammer the cap.
+				e.RetryAfter = queuedRetryAfter
+				return e
 			}
 			return create(tx.ExportJob)
 		})

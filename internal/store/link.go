@@ -22,7 +22,10 @@ type NewLink struct {
 	TenantID    string
 	JobID       string
 	PrincipalID string
-	ExpiresAt   time.Time
+	// KeyID is the API key that mints it: redeeming the link checks that
+	// key is still valid and may still export.
+	KeyID     string
+	ExpiresAt time.Time
 }
 
 // CreateLink stores a new single-use link and returns its token, which exists
@@ -35,6 +38,7 @@ func (s *Store) CreateLink(ctx context.Context, nl NewLink) (string, *ent.Downlo
 		SetJobID(nl.JobID).
 		SetTenantID(nl.TenantID).
 		SetPrincipalID(nl.PrincipalID).
+		SetKeyID(nl.KeyID).
 		SetCreatedAt(micro(s.now())).
 		SetExpiresAt(micro(nl.ExpiresAt)).
 		Save(ctx)

@@ -18,6 +18,7 @@ var tenantColumn = map[string]string{
 	ent.TypeAPIKey:            "tenant_id",
 	ent.TypeAttestationRecord: "tenant_id",
 	ent.TypeAuditEvent:        "tenant_id",
+	ent.TypeChainRepair:       "tenant_id",
 	ent.TypeCasbinRule:        "tenant_id",
 	ent.TypeDownloadRecord:    "tenant_id",
 	ent.TypeDownloadLink:      "tenant_id",

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -37,7 +38,13 @@ const (
 
 // Config tunes a Deliverer.
 type Config struct {
-	Client       *http.Client  // default: 10 s timeout
+	// Client sends the POSTs (default: 10 s timeout). The deliverer uses a
+	// copy whose dialer refuses inside addresses and which follows no
+	// redirect; a non-*http.Transport RoundTripper is replaced.
+	Client *http.Client
+	// Allow lists the inside networks (loopback, private, link-local …)
+	// webhooks may reach nonetheless; by default none.
+	Allow        []netip.Prefix
 	MaxAttempts  int           // default 8
 	RetryBase    time.Duration // default 10 s, doubling with jitter
 	RetryMax     time.Duration // default 1 h
@@ -55,9 +62,7 @@ type Deliverer struct {
 
 // New returns a deliverer; call Run to start it.
 func New(st *store.Store, log *slog.Logger, cfg Config) *Deliverer {
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: 10 * time.Second}
-	}
+	cfg.Client = NewGuard(cfg.Allow).Client(cfg.Client)
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 8
 	}
@@ -151,10 +156,17 @@ func (d *Deliverer) post(ctx context.Context, dl *ent.WebhookDelivery, ep *ent.W
 	req.Header.Set(SignatureHeader, Sign(ep.Secret, d.store.Now(), dl.Payload))
 	resp, err := d.cfg.Client.Do(req)
 	if err != nil {
+		if re := (*RefusedError)(nil); errors.As(err, &re) {
+			return 0, "refused to connect: " + re.Error()
+		}
 		return 0, err.Error()
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return resp.StatusCode, "endpoint answered " + resp.Status + " to " + resp.Header.Get("Location") +
+			": redirects are not followed; register the final URL"
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return resp.StatusCode, "endpoint answered " + resp.Status
 	}

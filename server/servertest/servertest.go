@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	_ "gocloud.dev/blob/memblob"  // mem://
 
 	"github.com/exportd/exportd/authz"
+	"github.com/exportd/exportd/internal/blobstore"
 	"github.com/exportd/exportd/internal/demo"
 	"github.com/exportd/exportd/internal/jobs"
 	"github.com/exportd/exportd/internal/signing"
@@ -64,6 +66,9 @@ type Options struct {
 	Bucket *blob.Bucket
 	// Webhook tunes the webhook deliverer, which runs with the workers.
 	Webhook webhook.Config
+	// WebhookAllow lets webhooks reach these inside networks (such as
+	// 127.0.0.0/8 for an httptest receiver), at creation and delivery.
+	WebhookAllow []netip.Prefix
 }
 
 // Start runs exportd on a fresh store of dialect until the test ends.
@@ -82,7 +87,7 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 		if o.BlobURL == "" {
 			o.BlobURL = "mem://"
 		}
-		b, err := blob.OpenBucket(ctx, o.BlobURL)
+		b, err := blobstore.Open(ctx, o.BlobURL, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,6 +118,8 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 	if o.Server.WatchInterval == 0 {
 		o.Server.WatchInterval = 20 * time.Millisecond
 	}
+	o.Server.WebhookAllow = append(o.Server.WebhookAllow, o.WebhookAllow...)
+	o.Webhook.Allow = append(o.Webhook.Allow, o.WebhookAllow...)
 	api := server.New(st, en, bucket, runner, log, o.Server)
 	api.PublishKeys(keys)
 	// The server exportd serve runs (its HTTP policy: limits, timeouts,

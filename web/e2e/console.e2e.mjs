@@ -185,8 +185,8 @@ async function main() {
     const job = await (
       await fetch(`${env.url}/v1/audit/exports/${jobId}`, { headers: { "X-API-Key": env.keys.auditor } })
     ).json();
-    assert.equal(createHash("sha256").update(bytes).digest("hex"), job.export.sha256, "downloaded bytes match the job's SHA-256");
-    assert.equal(bytes.length, Number(job.export.size_bytes));
+    assert.equal(createHash("sha256").update(bytes).digest("hex"), job.sha256, "downloaded bytes match the job's SHA-256");
+    assert.equal(bytes.length, Number(job.size_bytes));
     const [header, ...records] = parseCSV(bytes.toString("utf8"));
     const col = (name) => {
       const i = header.indexOf(name);

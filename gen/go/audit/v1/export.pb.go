@@ -2142,13 +2142,13 @@ const file_audit_v1_export_proto_rawDesc = "" +
 	"\tCOMPLETED\x10\x03\x12\n" +
 	"\n" +
 	"\x06FAILED\x10\x04\x12\v\n" +
-	"\aEXPIRED\x10\x052\xe9\x04\n" +
+	"\aEXPIRED\x10\x052\xfa\x04\n" +
 	"\rExportService\x12k\n" +
-	"\fCreateExport\x12\x1d.audit.v1.CreateExportRequest\x1a\x1e.audit.v1.CreateExportResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/audit/exports\x12h\n" +
-	"\tGetExport\x12\x1a.audit.v1.GetExportRequest\x1a\x1b.audit.v1.GetExportResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/audit/exports/{job_id}\x12e\n" +
+	"\fCreateExport\x12\x1d.audit.v1.CreateExportRequest\x1a\x1e.audit.v1.CreateExportResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\"\x11/v1/audit/exports\x12p\n" +
+	"\tGetExport\x12\x1a.audit.v1.GetExportRequest\x1a\x1b.audit.v1.GetExportResponse\"*\x82\xd3\xe4\x93\x02$b\x06export\x12\x1a/v1/audit/exports/{job_id}\x12e\n" +
 	"\vListExports\x12\x1c.audit.v1.ListExportsRequest\x1a\x1d.audit.v1.ListExportsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/audit/exports\x12L\n" +
-	"\vWatchExport\x12\x1c.audit.v1.WatchExportRequest\x1a\x1d.audit.v1.WatchExportResponse0\x01\x12{\n" +
-	"\fCancelExport\x12\x1d.audit.v1.CancelExportRequest\x1a\x1e.audit.v1.CancelExportResponse\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/audit/exports/{job_id}:cancel\x12O\n" +
+	"\vWatchExport\x12\x1c.audit.v1.WatchExportRequest\x1a\x1d.audit.v1.WatchExportResponse0\x01\x12\x83\x01\n" +
+	"\fCancelExport\x12\x1d.audit.v1.CancelExportRequest\x1a\x1e.audit.v1.CancelExportResponse\"4\x82\xd3\xe4\x93\x02.:\x01*b\x06export\"!/v1/audit/exports/{job_id}:cancel\x12O\n" +
 	"\x06WhoAmI\x12\x17.audit.v1.WhoAmIRequest\x1a\x18.audit.v1.WhoAmIResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/whoami2\xe5\x02\n" +
 	"\x0fDownloadService\x12C\n" +

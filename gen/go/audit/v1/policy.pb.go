@@ -456,7 +456,9 @@ func (x *GetPolicyResponse) GetPolicy() *Policy {
 	return nil
 }
 
-// UpdatePolicyRequest changes the fields that are set.
+// UpdatePolicyRequest changes the fields that are set. A request that sets
+// none changes nothing and is refused, as is trust_tiers without
+// replace_trust_tiers: either would otherwise succeed silently.
 type UpdatePolicyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// policy_id of the policy.
@@ -1123,7 +1125,7 @@ const file_audit_v1_policy_proto_rawDesc = "" +
 	"\x10GetPolicyRequest\x12$\n" +
 	"\tpolicy_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\bpolicyId\"=\n" +
 	"\x11GetPolicyResponse\x12(\n" +
-	"\x06policy\x18\x01 \x01(\v2\x10.audit.v1.PolicyR\x06policy\"\x8a\x03\n" +
+	"\x06policy\x18\x01 \x01(\v2\x10.audit.v1.PolicyR\x06policy\"\xb8\x06\n" +
 	"\x13UpdatePolicyRequest\x12$\n" +
 	"\tpolicy_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\bpolicyId\x12#\n" +
 	"\x04name\x18\x02 \x01(\tB\n" +
@@ -1133,7 +1135,9 @@ const file_audit_v1_policy_proto_rawDesc = "" +
 	"\aenabled\x18\x05 \x01(\bH\x03R\aenabled\x88\x01\x01\x12.\n" +
 	"\x13replace_trust_tiers\x18\x06 \x01(\bR\x11replaceTrustTiers\x12E\n" +
 	"\vtrust_tiers\x18\a \x03(\tB$\xbaH!\x92\x01\x1e\x18\x01\"\x1ar\x18R\x06TIER_1R\x06TIER_2R\x06TIER_3R\n" +
-	"trustTiersB\a\n" +
+	"trustTiers:\xab\x03\xbaH\xa7\x03\x1a\x80\x02\n" +
+	"\x18update.nothing_to_change\x12unothing to change: set at least one of name, effect, issuer_match, enabled, or replace_trust_tiers (with trust_tiers)\x1amhas(this.name) || has(this.effect) || has(this.issuer_match) || has(this.enabled) || this.replace_trust_tiers\x1a\xa1\x01\n" +
+	"\x19trust_tiers.needs_replace\x12Ktrust_tiers replaces the policy's tiers only with replace_trust_tiers: true\x1a7this.replace_trust_tiers || size(this.trust_tiers) == 0B\a\n" +
 	"\x05_nameB\t\n" +
 	"\a_effectB\x0f\n" +
 	"\r_issuer_matchB\n" +

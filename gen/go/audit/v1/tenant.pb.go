@@ -290,7 +290,8 @@ func (x *SetAddOnResponse) GetTenant() *Tenant {
 	return nil
 }
 
-// UpdateRetentionRequest is the new retention policy.
+// UpdateRetentionRequest is the new retention policy; both fields are
+// required (PUT replaces the policy).
 type UpdateRetentionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// audit_retention_days is how long audit events are kept (HIPAA asks for
@@ -1595,7 +1596,7 @@ func (x *ListWebhooksResponse) GetWebhooks() []*Webhook {
 	return nil
 }
 
-// UpdateWebhookRequest changes a webhook; the secret stays.
+// UpdateWebhookRequest replaces a webhook's settings (PUT); the secret stays.
 type UpdateWebhookRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// webhook_id names the webhook.
@@ -1824,11 +1825,12 @@ const file_audit_v1_tenant_proto_rawDesc = "" +
 	"\x06add_on\x18\x01 \x01(\tB\x16\xbaH\x13r\x11R\x0fcompliance_packR\x05addOn\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\"<\n" +
 	"\x10SetAddOnResponse\x12(\n" +
-	"\x06tenant\x18\x01 \x01(\v2\x10.audit.v1.TenantR\x06tenant\"\x95\x01\n" +
+	"\x06tenant\x18\x01 \x01(\v2\x10.audit.v1.TenantR\x06tenant\"\xc1\x02\n" +
 	"\x16UpdateRetentionRequest\x12=\n" +
 	"\x14audit_retention_days\x18\x01 \x01(\x05B\v\xbaH\b\x1a\x06\x18\x94\x9d\x02(\x01R\x12auditRetentionDays\x12<\n" +
 	"\x14download_window_days\x18\x02 \x01(\x05B\n" +
-	"\xbaH\a\x1a\x05\x18\xed\x02(\x01R\x12downloadWindowDays\"C\n" +
+	"\xbaH\a\x1a\x05\x18\xed\x02(\x01R\x12downloadWindowDays:\xa9\x01\xbaH\xa5\x01\x1a\xa2\x01\n" +
+	"\x18update.nothing_to_change\x12Dnothing to change: set audit_retention_days and download_window_days\x1a@this.audit_retention_days != 0 || this.download_window_days != 0\"C\n" +
 	"\x17UpdateRetentionResponse\x12(\n" +
 	"\x06tenant\x18\x01 \x01(\v2\x10.audit.v1.TenantR\x06tenant\"\x8c\x01\n" +
 	"\aContact\x12\x1c\n" +
@@ -1920,14 +1922,15 @@ const file_audit_v1_tenant_proto_rawDesc = "" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x15\n" +
 	"\x13ListWebhooksRequest\"E\n" +
 	"\x14ListWebhooksResponse\x12-\n" +
-	"\bwebhooks\x18\x01 \x03(\v2\x11.audit.v1.WebhookR\bwebhooks\"\x88\x02\n" +
+	"\bwebhooks\x18\x01 \x03(\v2\x11.audit.v1.WebhookR\bwebhooks\"\xd0\x03\n" +
 	"\x14UpdateWebhookRequest\x12(\n" +
 	"\n" +
 	"webhook_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\twebhookId\x12'\n" +
 	"\x03url\x18\x02 \x01(\tB\x15\xbaH\x12r\x10\x18\x80\x10:\bhttps://\x88\x01\x01R\x03url\x12*\n" +
 	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\vdescription\x12W\n" +
 	"\x06events\x18\x04 \x03(\tB?\xbaH<\x92\x019\b\x01\x18\x01\"3r1R\x10export.completedR\rexport.failedR\x0eexport.expiredR\x06events\x12\x18\n" +
-	"\aenabled\x18\x05 \x01(\bR\aenabled\"D\n" +
+	"\aenabled\x18\x05 \x01(\bR\aenabled:\xc5\x01\xbaH\xc1\x01\x1a\xbe\x01\n" +
+	"\x18update.nothing_to_change\x12Onothing to change: set url and events (and enabled: true to keep deliveries on)\x1aQthis.url != '' || this.description != '' || size(this.events) > 0 || this.enabled\"D\n" +
 	"\x15UpdateWebhookResponse\x12+\n" +
 	"\awebhook\x18\x01 \x01(\v2\x11.audit.v1.WebhookR\awebhook\"@\n" +
 	"\x14DeleteWebhookRequest\x12(\n" +

@@ -73,6 +73,8 @@ type ExportServiceClient interface {
 	CreateExport(context.Context, *connect.Request[v1.CreateExportRequest]) (*connect.Response[v1.CreateExportResponse], error)
 	// GetExport returns one job, with its manifest once it is completed. A job of
 	// another tenant, a missing job and a malformed id all answer `not_found`.
+	// REST answers the job itself, flat like CreateExport's answer, not
+	// wrapped in `export`.
 	GetExport(context.Context, *connect.Request[v1.GetExportRequest]) (*connect.Response[v1.GetExportResponse], error)
 	// ListExports returns the tenant's jobs, newest first.
 	ListExports(context.Context, *connect.Request[v1.ListExportsRequest]) (*connect.Response[v1.ListExportsResponse], error)
@@ -81,7 +83,7 @@ type ExportServiceClient interface {
 	// is ready.
 	WatchExport(context.Context, *connect.Request[v1.WatchExportRequest]) (*connect.ServerStreamForClient[v1.WatchExportResponse], error)
 	// CancelExport ends a PENDING or RUNNING job as FAILED with the error
-	// `cancelled by <principal>`.
+	// `cancelled by <principal>`. REST answers the job itself, as GetExport does.
 	CancelExport(context.Context, *connect.Request[v1.CancelExportRequest]) (*connect.Response[v1.CancelExportResponse], error)
 	// WhoAmI describes the calling key: tenant, principal, role and permissions.
 	WhoAmI(context.Context, *connect.Request[v1.WhoAmIRequest]) (*connect.Response[v1.WhoAmIResponse], error)
@@ -186,6 +188,8 @@ type ExportServiceHandler interface {
 	CreateExport(context.Context, *connect.Request[v1.CreateExportRequest]) (*connect.Response[v1.CreateExportResponse], error)
 	// GetExport returns one job, with its manifest once it is completed. A job of
 	// another tenant, a missing job and a malformed id all answer `not_found`.
+	// REST answers the job itself, flat like CreateExport's answer, not
+	// wrapped in `export`.
 	GetExport(context.Context, *connect.Request[v1.GetExportRequest]) (*connect.Response[v1.GetExportResponse], error)
 	// ListExports returns the tenant's jobs, newest first.
 	ListExports(context.Context, *connect.Request[v1.ListExportsRequest]) (*connect.Response[v1.ListExportsResponse], error)
@@ -194,7 +198,7 @@ type ExportServiceHandler interface {
 	// is ready.
 	WatchExport(context.Context, *connect.Request[v1.WatchExportRequest], *connect.ServerStream[v1.WatchExportResponse]) error
 	// CancelExport ends a PENDING or RUNNING job as FAILED with the error
-	// `cancelled by <principal>`.
+	// `cancelled by <principal>`. REST answers the job itself, as GetExport does.
 	CancelExport(context.Context, *connect.Request[v1.CancelExportRequest]) (*connect.Response[v1.CancelExportResponse], error)
 	// WhoAmI describes the calling key: tenant, principal, role and permissions.
 	WhoAmI(context.Context, *connect.Request[v1.WhoAmIRequest]) (*connect.Response[v1.WhoAmIResponse], error)
