@@ -91,7 +91,7 @@ func OpenWith(ctx context.Context, databaseURL, dataDir string, o Options) (*Sto
 	}
 	if databaseURL != "" {
 		d = dialect.Postgres
-		c, err := pq.NewConnector(databaseURL)
+		c, err := pq.NewConnector(withSessionDefaults(databaseURL))
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
