@@ -70,6 +70,7 @@ lint: node_modules $(GOLANGCI) ## go vet, golangci-lint, buf lint and buf format
 fuzz: ## Run each fuzz target briefly (FUZZTIME, default 10s)
 	$(GO) test ./reports -run '^$$' -fuzz FuzzCell -fuzztime $${FUZZTIME:-10s}
 	$(GO) test ./internal/apikey -run '^$$' -fuzz FuzzParseKey -fuzztime $${FUZZTIME:-10s}
+	$(GO) test ./server -run '^$$' -fuzz FuzzProtoCodec -fuzztime $${FUZZTIME:-10s}
 
 # PostgreSQL for make bench: EXPORTD_BENCH_DATABASE_URL, else the test one.
 EXPORTD_BENCH_DATABASE_URL ?= $(EXPORTD_TEST_DATABASE_URL)

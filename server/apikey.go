@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"slices"
 	"strconv"
+	"strings"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -26,7 +28,13 @@ func (h apikeyService) CreateApiKey(ctx context.Context, req *connect.Request[au
 	}
 	if !h.s.enforcer.HasRole(c.TenantID, nk.Role) {
 		return nil, fault.Invalid(fault.Violation{Field: "role", Number: 2, Rule: "role.known",
-			Message: "unknown role " + strconv.Quote(nk.Role) + " (admin, auditor, viewer, ingester or a custom role of the tenant)"})
+			Message: "unknown role " + fault.Echo(nk.Role) + " (admin, auditor, viewer, ingester or a custom role of the tenant)"})
+	}
+	if err := h.s.grantable(ctx, c, h.s.enforcer.Permissions(c.TenantID, nk.Role), "a key of role "+strconv.Quote(nk.Role)); err != nil {
+		return nil, err
+	}
+	if err := h.s.bindable(ctx, c, nk.IssuerID); err != nil {
+		return nil, err
 	}
 	key, row, err := h.s.store.CreateAPIKey(ctx, nk)
 	if err != nil {
@@ -67,6 +75,11 @@ func (h apikeyService) CreateRole(ctx context.Context, req *connect.Request[audi
 		return nil, fault.Invalid(fault.Violation{Field: "name", Number: 1, Rule: "role.custom",
 			Message: strconv.Quote(name) + " is a built-in role and cannot be redefined"})
 	}
+	// Redefining an existing role goes through here too, so the same
+	// check covers role updates.
+	if err := h.s.grantable(ctx, c, req.Msg.GetPermissions(), "role "+strconv.Quote(name)); err != nil {
+		return nil, err
+	}
 	if err := h.s.enforcer.CreateRole(ctx, c.TenantID, name, req.Msg.GetPermissions()); err != nil {
 		return nil, err
 	}
@@ -95,9 +108,50 @@ func (h apikeyService) DeleteRole(ctx context.Context, req *connect.Request[audi
 		return nil, err
 	}
 	if !ok {
-		return nil, fault.New(fault.NotFound, "role %s not found", strconv.Quote(name))
+		return nil, fault.New(fault.NotFound, "role %s not found", fault.Echo(name))
 	}
 	return connect.NewResponse(&auditv1.DeleteRoleResponse{}), nil
+}
+
+// grantable refuses a grant of permissions the caller's own role does not
+// hold: without it a role trusted only to manage keys could mint an admin
+// key, or define a role with every permission and mint a key of that, and
+// so climb to anything. The refusal is a denial, audited as one, and names
+// what is missing so the caller knows whom to ask.
+func (s *Server) grantable(ctx context.Context, c *authz.Caller, perms []string, what string) error {
+	var missing []string
+	for _, p := range perms {
+		if !s.enforcer.Allowed(c.TenantID, c.Role, p) && !slices.Contains(missing, p) {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.Sort(missing)
+	s.cfg.Telemetry.Metrics.Deny(ctx, "escalation")
+	return &denial{err: fault.New(fault.PermissionDenied,
+		"%s would grant %s, which your role %q does not hold: a key or role may grant only permissions its creator holds",
+		what, strings.Join(missing, ", "), c.Role)}
+}
+
+// bindable refuses to bind a new key to an issuer other than the one the
+// caller's key acts for, unless the caller manages issuance policies: the
+// issuer a key acts for is what the BUNDLE_EXPORT policies judge, so
+// choosing it (or dropping it) would let a key manager sidestep a policy
+// that denies its own issuer.
+func (s *Server) bindable(ctx context.Context, c *authz.Caller, issuerID string) error {
+	if issuerID == c.IssuerID || s.enforcer.Allowed(c.TenantID, c.Role, authz.PermPolicyManage) {
+		return nil
+	}
+	s.cfg.Telemetry.Metrics.Deny(ctx, "escalation")
+	own := "no issuer"
+	if c.IssuerID != "" {
+		own = "issuer " + strconv.Quote(c.IssuerID)
+	}
+	return &denial{err: fault.New(fault.PermissionDenied,
+		"your key acts for %s, so the keys it mints must too: binding a key to another issuer (or to none) needs the %s permission",
+		own, authz.PermPolicyManage)}
 }
 
 func keyProto(k store.KeyInfo) *auditv1.ApiKey {

@@ -40,6 +40,15 @@ func (h auditLogService) WriteEvents(ctx context.Context, req *connect.Request[a
 	}), nil
 }
 
+// MaxMetadataBytes caps one event's metadata, as compact JSON: an audit
+// event describes an action, it does not carry documents.
+const MaxMetadataBytes = 64 << 10
+
+// EarliestEvent is the earliest occurred_at an event may have: older times
+// are a client's clock or encoding error (a zero timestamp is 1970), not
+// history anyone exports.
+var EarliestEvent = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // checkBatch applies the rules protovalidate cannot express (the configured
 // batch size and "not too far in the future", which depends on now) and
 // converts the batch. Every violation is reported, with its field path.
@@ -53,6 +62,10 @@ func (s *Server) checkBatch(in []*auditv1.AuditEventInput) ([]store.NewEvent, er
 	out := make([]store.NewEvent, len(in))
 	for i, e := range in {
 		at := e.GetOccurredAt().AsTime()
+		if at.Before(EarliestEvent) {
+			vs = append(vs, fault.Violation{Field: fmt.Sprintf("events[%d].occurred_at", i), Number: 2, Rule: "occurred_at.not_before",
+				Message: fmt.Sprintf("%s is before %s, the earliest time exportd accepts", at.Format(time.RFC3339Nano), EarliestEvent.Format(time.RFC3339))})
+		}
 		if at.After(latest) {
 			vs = append(vs, fault.Violation{Field: fmt.Sprintf("events[%d].occurred_at", i), Number: 2, Rule: "occurred_at.not_future",
 				Message: fmt.Sprintf("%s is more than %s in the future", at.Format(time.RFC3339Nano), s.cfg.MaxClockSkew)})
@@ -68,8 +81,13 @@ func (s *Server) checkBatch(in []*auditv1.AuditEventInput) ([]store.NewEvent, er
 			}
 		}
 		if m := e.GetMetadata(); m != nil {
-			if b, err := json.Marshal(m.AsMap()); err != nil || strings.Contains(string(b), `\u0000`) {
+			b, err := json.Marshal(m.AsMap())
+			switch {
+			case err != nil || strings.Contains(string(b), `\u0000`):
 				vs = append(vs, fault.Violation{Field: fmt.Sprintf("events[%d].metadata", i), Number: 14, Rule: "metadata.no_nul", Message: "must not contain NUL characters"})
+			case len(b) > MaxMetadataBytes:
+				vs = append(vs, fault.Violation{Field: fmt.Sprintf("events[%d].metadata", i), Number: 14, Rule: "metadata.max_bytes",
+					Message: fmt.Sprintf("is %d bytes as JSON; one event's metadata holds at most %d (64 KiB)", len(b), MaxMetadataBytes)})
 			}
 		}
 		out[i] = store.NewEvent{

@@ -167,6 +167,12 @@ func TestWriteEventsValidation(t *testing.T) {
 					return b
 				}, []string{"events[0].outcome", "events[1].action"}},
 				{"empty", func() []*auditv1.AuditEventInput { return nil }, []string{"events"}},
+				{"before 2000 and metadata over 64 KiB", func() []*auditv1.AuditEventInput {
+					b := inputs(0, 3)
+					b[0].OccurredAt = timestamppb.New(time.Unix(0, 0))
+					b[2].Metadata, _ = structpb.NewStruct(map[string]any{"blob": strings.Repeat("x", 70_000)})
+					return b
+				}, []string{"events[0].occurred_at", "events[2].metadata"}},
 				{"nul", func() []*auditv1.AuditEventInput {
 					b := inputs(0, 3)
 					b[1].ResourceId = "a\x00b"

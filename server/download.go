@@ -38,6 +38,9 @@ var _ auditv1connect.DownloadServiceHandler = downloadService{}
 // downloadable returns the job when its artifact can be downloaded, or the
 // error SPEC §3 prescribes for its status.
 func (s *Server) downloadable(ctx context.Context, tenantID, jobID string) (*ent.ExportJob, error) {
+	if hostile(jobID) { // the plain REST download's path, which no interceptor walks
+		return nil, store.JobNotFound(jobID)
+	}
 	j, err := s.store.Job(ctx, tenantID, jobID)
 	if err != nil {
 		return nil, err

@@ -40,6 +40,7 @@ func (s *Server) HTTPServer(tls bool) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	h = hostileURLs(h)
 	base, cancel := context.WithCancel(context.Background())
 	s.cancelRequests = cancel
 	srv := &http.Server{

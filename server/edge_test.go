@@ -361,3 +361,40 @@ func TestShutdownEndsWatches(t *testing.T) {
 	}
 	t.Logf("shutdown with an open watch took %s", time.Since(start).Round(time.Millisecond))
 }
+
+// TestWrongSecretsDoNotLockOutTheKey: callers who know a key's id but not
+// its secret exhaust that id's failure budget, yet the key's owner, who
+// authenticated before, keeps working.
+func TestWrongSecretsDoNotLockOutTheKey(t *testing.T) {
+	t.Parallel()
+	env := servertest.Start(t, "sqlite", servertest.Options{NoWorkers: true})
+	tenant := env.Tenant(t, "Acme", true)
+	key := env.Key(t, tenant, "viewer", "vera@example.com")
+	owner := auditv1connect.NewExportServiceClient(env.Client, env.URL, withKey(key))
+	whoami := func(c auditv1connect.ExportServiceClient) error {
+		_, err := c.WhoAmI(context.Background(), connect.NewRequest(&auditv1.WhoAmIRequest{}))
+		return err
+	}
+	if err := whoami(owner); err != nil {
+		t.Fatal(err)
+	}
+	secret := key[strings.LastIndex(key, "_")+1:]
+	wrong := auditv1connect.NewExportServiceClient(env.Client, env.URL, withKey(key[:len(key)-len(secret)]+strings.Repeat("x", len(secret))))
+	refused := 0
+	for range 100 {
+		err := whoami(wrong)
+		switch connect.CodeOf(err) {
+		case connect.CodeResourceExhausted:
+			refused++
+		case connect.CodeUnauthenticated:
+		default:
+			t.Fatalf("wrong secret: %v", err)
+		}
+		if err := whoami(owner); err != nil {
+			t.Fatalf("the owner's call while its id is attacked: %v", err)
+		}
+	}
+	if refused == 0 {
+		t.Error("100 wrong secrets were never refused before the lookup")
+	}
+}

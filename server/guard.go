@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -34,8 +36,10 @@ type guard struct {
 	// tenants remembers which tenant a failing key id belongs to, so that
 	// the requests refused before the lookup are still counted there.
 	tenants map[string]string
-	// good holds the key ids that authenticated lately.
-	good map[string]struct{}
+	// good holds, per key id that authenticated lately, the SHA-256 of
+	// the secret it authenticated with: that key keeps working while
+	// others exhaust its id's failure budget with wrong secrets.
+	good map[string][sha256.Size]byte
 }
 
 // foldKey is what one folded event counts.
@@ -59,34 +63,40 @@ func newGuard(cfg Config, write func(string, reports.Event), log *slog.Logger) *
 		log:         log,
 		folds:       map[foldKey]*fold{},
 		tenants:     map[string]string{},
-		good:        map[string]struct{}{},
+		good:        map[string][sha256.Size]byte{},
 	}
 }
 
-// keyIDOf is the key id a raw X-API-Key names, without a lookup; "" when
-// it names none.
-func keyIDOf(raw string) string {
+// parsedKey is what a raw X-API-Key says without a lookup: its id ("" when
+// it is not a key) and the SHA-256 of its secret.
+type parsedKey struct {
+	id     string
+	secret [sha256.Size]byte
+}
+
+func parseKey(raw string) parsedKey {
 	k, err := apikey.Parse(raw)
 	if err != nil {
-		return ""
+		return parsedKey{}
 	}
-	return k.ID
+	return parsedKey{id: k.ID, secret: sha256.Sum256([]byte(k.Secret))}
 }
 
-// blocked says how long a request from ip carrying keyID must wait before
-// it may try to authenticate, and which of the two ran out. A key that
-// authenticated lately keeps working from an address that other callers'
-// failures have blocked.
-func (g *guard) blocked(ip, keyID string) (time.Duration, string) {
-	if keyID != "" {
-		if w := g.keyFailures.wait(keyID); w > 0 {
-			return w, "key"
-		}
+// blocked says how long a request from ip carrying k must wait before it
+// may try to authenticate, and which budget ran out. A key that
+// authenticated lately with the same secret passes both: its owner keeps
+// working while others spend its id's budget with wrong secrets, or the
+// address's (a shared NAT, a proxy).
+func (g *guard) blocked(ip string, k parsedKey) (time.Duration, string) {
+	if k.id != "" {
 		g.mu.Lock()
-		_, known := g.good[keyID]
+		good, known := g.good[k.id]
 		g.mu.Unlock()
-		if known {
+		if known && subtle.ConstantTimeCompare(good[:], k.secret[:]) == 1 {
 			return 0, ""
+		}
+		if w := g.keyFailures.wait(k.id); w > 0 {
+			return w, "key"
 		}
 	}
 	if w := g.ipFailures.wait(ip); w > 0 {
@@ -113,17 +123,17 @@ func (g *guard) failed(ip, keyID, tenantID string) {
 	}
 }
 
-// succeeded remembers that keyID authenticated.
-func (g *guard) succeeded(keyID string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if _, ok := g.good[keyID]; ok {
+// succeeded remembers that k authenticated.
+func (g *guard) succeeded(k parsedKey) {
+	if k.id == "" {
 		return
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if len(g.good) > 100_000 {
 		clear(g.good)
 	}
-	g.good[keyID] = struct{}{}
+	g.good[k.id] = k.secret
 }
 
 // tenantOf is the tenant a failing key id was last seen to belong to.

@@ -172,8 +172,9 @@ type callInfo struct {
 func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, error) {
 	r, ok := rules[ci.procedure]
 	raw := ci.header.Get("X-API-Key")
-	keyID := keyIDOf(raw)
-	if wait, which := s.guard.blocked(ci.peer, keyID); wait > 0 {
+	pk := parseKey(raw)
+	keyID := pk.id
+	if wait, which := s.guard.blocked(ci.peer, pk); wait > 0 {
 		// Refused before the lookup: no database work, and counted in the
 		// folded log of the key's tenant when a failure told us which.
 		s.cfg.Telemetry.Metrics.Deny(ctx, "auth_failures")
@@ -207,7 +208,7 @@ func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, 
 		}
 		return nil, &denial{err: fault.New(fault.Unauthenticated, "%s", msg)}
 	}
-	s.guard.succeeded(c.KeyID)
+	s.guard.succeeded(pk)
 	if wait := s.limiter.take(c.KeyID); wait > 0 {
 		e := fault.New(fault.ResourceExhausted, "API key %s is over its rate limit; retry in %s", c.KeyID, wait.Round(time.Millisecond))
 		e.RetryAfter = wait
@@ -275,6 +276,13 @@ func (s *Server) audit(ctx context.Context, tenantID string, e reports.Event, ci
 	for k, v := range ci.meta {
 		e.Metadata[k] = v
 	}
+	// What the request named goes on the record even when it was hostile
+	// (a NUL byte, invalid UTF-8, an id of megabytes): cleaned, so that the
+	// write cannot fail on it.
+	for _, f := range []*string{&e.ActorID, &e.ResourceID, &e.IP, &e.UserAgent, &e.RequestID} {
+		*f = cleanText(*f, maxAuditText)
+	}
+	e.Metadata = cleanMeta(e.Metadata).(map[string]any)
 	if _, _, err := s.store.AppendEvents(context.WithoutCancel(ctx), tenantID, []reports.Event{e}); err != nil {
 		s.log.ErrorContext(ctx, "write audit event", "err", err, "action", e.Action)
 	}
@@ -324,6 +332,10 @@ type interceptor struct{ s *Server }
 
 func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		// Every unary call's database work has a deadline, the client's
+		// when it sent a shorter one.
+		ctx, cancel := context.WithTimeout(ctx, i.s.cfg.RequestTimeout)
+		defer cancel()
 		ci := callInfo{procedure: req.Spec().Procedure, header: req.Header(), peer: i.s.clientIP(req.Peer().Addr, req.Header()), protocol: req.Peer().Protocol}
 		ctx = withAuditNote(ctx)
 		c, err := i.s.authenticate(ctx, ci)
@@ -334,7 +346,9 @@ func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if err == nil {
 			ctx = authz.WithCaller(ctx, c)
 			var resp connect.AnyResponse
-			resp, err = next(ctx, req)
+			if err = refuseHostile(req.Any()); err == nil {
+				resp, err = next(ctx, req)
+			}
 			i.s.finish(ctx, c, ci, resourceOf(req.Any(), resp), err)
 			if err == nil {
 				return resp, nil
@@ -373,7 +387,8 @@ func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) con
 }
 
 // recordingConn remembers the first request message, to name the resource in
-// the audit event.
+// the audit event, and refuses a message carrying a hostile string before
+// the handler sees it (a stream's request arrives inside the handler).
 type recordingConn struct {
 	connect.StreamingHandlerConn
 	first any
@@ -381,10 +396,13 @@ type recordingConn struct {
 
 func (r *recordingConn) Receive(m any) error {
 	err := r.StreamingHandlerConn.Receive(m)
-	if err == nil && r.first == nil {
+	if err != nil {
+		return err
+	}
+	if r.first == nil {
 		r.first = m
 	}
-	return err
+	return refuseHostile(m)
 }
 
 // resourceOf names the job, key, role, policy or issuer a request or

@@ -98,7 +98,7 @@ func (s *Server) linkDownload(w http.ResponseWriter, r *http.Request) {
 		meta: map[string]any{"method": r.Method}}
 	// Guessing tokens is an authentication failure like guessing keys: an
 	// address that keeps failing is refused before the lookup.
-	if wait, _ := s.guard.blocked(ci.peer, ""); wait > 0 {
+	if wait, _ := s.guard.blocked(ci.peer, parsedKey{}); wait > 0 {
 		e := fault.New(fault.ResourceExhausted, "too many failed requests from this address; retry in %s", wait.Round(time.Millisecond))
 		e.RetryAfter = wait
 		s.foldDenial(ctx, "", "", "export.link_refused", "too_many_failures", ci)
@@ -217,6 +217,9 @@ func (s *Server) restManifest(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) manifest(ctx context.Context, c *authz.Caller, jobID string) ([]byte, error) {
+	if hostile(jobID) { // a plain handler's path: no interceptor walked it
+		return nil, store.JobNotFound(jobID)
+	}
 	j, err := s.store.Job(ctx, c.TenantID, jobID)
 	if err != nil {
 		return nil, err

@@ -71,6 +71,9 @@ type op struct {
 	// is a chain of calls (mint a link, then use it); empty means procedure.
 	permFrom string
 	perm     string // "" for any valid key
+	// grants are the permissions a successful call hands out (a key's
+	// role, a role's permissions): a caller must hold them all.
+	grants []string
 	// object is what the call is about: "" (nothing), job, pending, key,
 	// policy, freshpolicy, role, issuer, attestation, freshattestation,
 	// webhook, freshwebhook.
@@ -210,7 +213,7 @@ func matrixOps() []op {
 		{name: "ListDownloads", procedure: auditv1connect.DownloadServiceListDownloadsProcedure, perm: authz.PermRead, object: "job", rpc: func(ctx context.Context, c clients, id string) (proto.Message, error) {
 			return unary(c.downloads.ListDownloads, &auditv1.ListDownloadsRequest{JobId: id})
 		}, method: "GET", path: "/v1/audit/exports/%s/downloads"},
-		{name: "CreateApiKey", procedure: auditv1connect.ApiKeyServiceCreateApiKeyProcedure, perm: authz.PermAPIKeyManage, rpc: func(ctx context.Context, c clients, _ string) (proto.Message, error) {
+		{name: "CreateApiKey", procedure: auditv1connect.ApiKeyServiceCreateApiKeyProcedure, perm: authz.PermAPIKeyManage, grants: []string{authz.PermRead}, rpc: func(ctx context.Context, c clients, _ string) (proto.Message, error) {
 			return unary(c.keys.CreateApiKey, &auditv1.CreateApiKeyRequest{Role: "viewer", Principal: unique("svc")})
 		}, method: "POST", path: "/v1/api-keys", body: func(*matrixTenant, string) string { return `{"role":"viewer","principal":"` + unique("svc") + `"}` }},
 		{name: "ListApiKeys", procedure: auditv1connect.ApiKeyServiceListApiKeysProcedure, perm: authz.PermAPIKeyManage, rpc: func(ctx context.Context, c clients, _ string) (proto.Message, error) {
@@ -219,7 +222,7 @@ func matrixOps() []op {
 		{name: "RevokeApiKey", procedure: auditv1connect.ApiKeyServiceRevokeApiKeyProcedure, perm: authz.PermAPIKeyManage, object: "key", rpc: func(ctx context.Context, c clients, id string) (proto.Message, error) {
 			return unary(c.keys.RevokeApiKey, &auditv1.RevokeApiKeyRequest{KeyId: id})
 		}, method: "POST", path: "/v1/api-keys/%s:revoke", body: empty},
-		{name: "CreateRole", procedure: auditv1connect.ApiKeyServiceCreateRoleProcedure, perm: authz.PermAPIKeyManage, rpc: func(ctx context.Context, c clients, _ string) (proto.Message, error) {
+		{name: "CreateRole", procedure: auditv1connect.ApiKeyServiceCreateRoleProcedure, perm: authz.PermAPIKeyManage, grants: []string{authz.PermRead}, rpc: func(ctx context.Context, c clients, _ string) (proto.Message, error) {
 			return unary(c.keys.CreateRole, &auditv1.CreateRoleRequest{Name: unique("role"), Permissions: []string{authz.PermRead}})
 		}, method: "POST", path: "/v1/roles", body: func(*matrixTenant, string) string {
 			return `{"name":"` + unique("role") + `","permissions":["tenant.audit.read"]}`
@@ -367,9 +370,16 @@ var customRole = struct {
 	perms []string
 }{"exporter", []string{authz.PermExport, authz.PermRead}}
 
-// matrixWho are the callers of the matrix: every role, a custom one, and
-// keys that must not authenticate.
-var matrixWho = []string{"admin", "auditor", "viewer", "ingester", customRole.name, "none", "revoked", "expired", "wrong"}
+// keymasterRole is a custom role trusted with keys and nothing else: it may
+// manage keys and roles, but grant only what it holds itself.
+var keymasterRole = struct {
+	name  string
+	perms []string
+}{"keymaster", []string{authz.PermAPIKeyManage}}
+
+// matrixWho are the callers of the matrix: every role, two custom ones,
+// and keys that must not authenticate.
+var matrixWho = []string{"admin", "auditor", "viewer", "ingester", customRole.name, keymasterRole.name, "none", "revoked", "expired", "wrong"}
 
 // matrixCell is one call of the matrix.
 type matrixCell struct {
@@ -502,11 +512,12 @@ func codeName(c connect.Code) string {
 
 func expectedCode(who string, o op, side string) connect.Code {
 	perms := map[string][]string{
-		"admin":         {authz.PermExport, authz.PermRead, authz.PermWrite, authz.PermPolicyManage, authz.PermSettingsManage, authz.PermAPIKeyManage},
-		"auditor":       {authz.PermExport, authz.PermRead},
-		"viewer":        {authz.PermRead},
-		"ingester":      {authz.PermWrite},
-		customRole.name: customRole.perms,
+		"admin":            {authz.PermExport, authz.PermRead, authz.PermWrite, authz.PermPolicyManage, authz.PermSettingsManage, authz.PermAPIKeyManage},
+		"auditor":          {authz.PermExport, authz.PermRead},
+		"viewer":           {authz.PermRead},
+		"ingester":         {authz.PermWrite},
+		customRole.name:    customRole.perms,
+		keymasterRole.name: keymasterRole.perms,
 	}
 	granted, valid := perms[who]
 	switch {
@@ -516,6 +527,11 @@ func expectedCode(who string, o op, side string) connect.Code {
 		return connect.CodePermissionDenied
 	case side == "foreign":
 		return connect.CodeNotFound
+	}
+	for _, p := range o.grants {
+		if !contains(granted, p) {
+			return connect.CodePermissionDenied
+		}
 	}
 	return o.ok
 }
@@ -667,7 +683,10 @@ func setupMatrixTenant(t *testing.T, env *servertest.Env, name string) *matrixTe
 	if err := env.Enforcer.CreateRole(ctx, mt.id, customRole.name, customRole.perms); err != nil {
 		t.Fatal(err)
 	}
-	for _, role := range []string{"admin", "auditor", "viewer", "ingester", customRole.name, "revoked", "expired", "wrong"} {
+	if err := env.Enforcer.CreateRole(ctx, mt.id, keymasterRole.name, keymasterRole.perms); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []string{"admin", "auditor", "viewer", "ingester", customRole.name, keymasterRole.name, "revoked", "expired", "wrong"} {
 		r := role
 		if role == "revoked" || role == "expired" || role == "wrong" {
 			r = "admin"
@@ -749,4 +768,179 @@ func setupMatrixTenant(t *testing.T, env *servertest.Env, name string) *matrixTe
 	}
 	mt.markers = append([]string{mt.id, mt.marker, mt.job, mt.policy, mt.issuer, mt.attestation, mt.webhook}, mt.keyIDs...)
 	return mt
+}
+
+// eventsSince returns the tenant's audit events after sequence after.
+func eventsSince(t *testing.T, st *store.Store, tenantID string, after int64) []store.StoredEvent {
+	t.Helper()
+	var out []store.StoredEvent
+	err := st.StreamEvents(context.Background(), tenantID, store.EventQuery{After: after}, func(e store.StoredEvent) error {
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// lastSequence is the newest sequence of the tenant's audit log (0 when empty).
+func lastSequence(t *testing.T, st *store.Store, tenantID string) int64 {
+	t.Helper()
+	evs := eventsSince(t, st, tenantID, 0)
+	if len(evs) == 0 {
+		return 0
+	}
+	return evs[len(evs)-1].Sequence
+}
+
+// TestNoPrivilegeClimb is the matrix's escalation table: a key or role may
+// grant only permissions its creator holds, and bind a key only to the
+// issuer its creator acts for unless the creator manages policies. Each
+// attempt goes over Connect and over REST, on both stores; each is answered
+// with the exact code, names what is missing when refused, changes nothing
+// when refused, and leaves exactly one audit event (denied, access) behind.
+func TestNoPrivilegeClimb(t *testing.T) {
+	t.Parallel()
+	all := authz.AllPermissions()
+	type attempt struct {
+		name, who string
+		key       *auditv1.CreateApiKeyRequest // or
+		role      *auditv1.CreateRoleRequest
+		want      connect.Code
+		missing   string // named in the refusal
+	}
+	attempts := []attempt{
+		{name: "keymaster mints an admin key", who: "keymaster", key: &auditv1.CreateApiKeyRequest{Role: "admin"}, want: connect.CodePermissionDenied, missing: authz.PermPolicyManage},
+		{name: "keymaster mints an auditor key", who: "keymaster", key: &auditv1.CreateApiKeyRequest{Role: "auditor"}, want: connect.CodePermissionDenied, missing: authz.PermExport},
+		{name: "keymaster mints a viewer key", who: "keymaster", key: &auditv1.CreateApiKeyRequest{Role: "viewer"}, want: connect.CodePermissionDenied, missing: authz.PermRead},
+		{name: "keymaster defines a role with every permission", who: "keymaster", role: &auditv1.CreateRoleRequest{Permissions: all}, want: connect.CodePermissionDenied, missing: authz.PermSettingsManage},
+		{name: "keymaster redefines its own role with every permission", who: "keymaster", role: &auditv1.CreateRoleRequest{Name: "keymaster", Permissions: all}, want: connect.CodePermissionDenied, missing: authz.PermWrite},
+		{name: "keymaster binds a key to an issuer", who: "keymaster", key: &auditv1.CreateApiKeyRequest{Role: "keymaster", IssuerId: "issuer"}, want: connect.CodePermissionDenied, missing: authz.PermPolicyManage},
+		{name: "keymaster mints a key of its own role", who: "keymaster", key: &auditv1.CreateApiKeyRequest{Role: "keymaster"}},
+		{name: "keymaster defines a role of what it holds", who: "keymaster", role: &auditv1.CreateRoleRequest{Permissions: []string{authz.PermAPIKeyManage}}},
+		{name: "steward mints a viewer key", who: "steward", key: &auditv1.CreateApiKeyRequest{Role: "viewer"}},
+		{name: "steward mints an auditor key", who: "steward", key: &auditv1.CreateApiKeyRequest{Role: "auditor"}},
+		{name: "steward defines a subset role", who: "steward", role: &auditv1.CreateRoleRequest{Permissions: []string{authz.PermRead}}},
+		{name: "steward mints an admin key", who: "steward", key: &auditv1.CreateApiKeyRequest{Role: "admin"}, want: connect.CodePermissionDenied, missing: authz.PermWrite},
+		{name: "steward defines a writer role", who: "steward", role: &auditv1.CreateRoleRequest{Permissions: []string{authz.PermRead, authz.PermWrite}}, want: connect.CodePermissionDenied, missing: authz.PermWrite},
+		{name: "bound steward mints a key for its issuer", who: "bound", key: &auditv1.CreateApiKeyRequest{Role: "viewer", IssuerId: "issuer"}},
+		{name: "bound steward mints a key for no issuer", who: "bound", key: &auditv1.CreateApiKeyRequest{Role: "viewer"}, want: connect.CodePermissionDenied, missing: authz.PermPolicyManage},
+		{name: "admin mints an admin key for an issuer", who: "admin", key: &auditv1.CreateApiKeyRequest{Role: "admin", IssuerId: "issuer"}},
+		{name: "admin defines a role with every permission", who: "admin", role: &auditv1.CreateRoleRequest{Permissions: all}},
+	}
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			env := servertest.Start(t, dialect, servertest.Options{NoWorkers: true})
+			ctx := context.Background()
+			tenant := env.Tenant(t, "climb", true)
+			steward := []string{authz.PermAPIKeyManage, authz.PermExport, authz.PermRead}
+			for name, perms := range map[string][]string{keymasterRole.name: keymasterRole.perms, "steward": steward} {
+				if err := env.Enforcer.CreateRole(ctx, tenant, name, perms); err != nil {
+					t.Fatal(err)
+				}
+			}
+			iss, err := env.Store.CreateIssuer(ctx, tenant, "partner", "did:web:partner.example", "TIER_1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys := map[string]string{}
+			for who, role := range map[string]string{"keymaster": "keymaster", "steward": "steward", "bound": "steward", "admin": "admin"} {
+				nk := store.NewKey{TenantID: tenant, Role: role, Principal: who + "@climb.example"}
+				if who == "bound" {
+					nk.IssuerID = iss.ID
+				}
+				k, _, err := env.Store.CreateAPIKey(ctx, nk)
+				if err != nil {
+					t.Fatal(err)
+				}
+				keys[who] = k.String()
+			}
+			for _, a := range attempts {
+				for _, via := range []string{"rpc", "rest"} {
+					name := fmt.Sprintf("%s over %s", a.name, via)
+					before := lastSequence(t, env.Store, tenant)
+					keysBefore, err := env.Store.APIKeys(ctx, tenant)
+					if err != nil {
+						t.Fatal(err)
+					}
+					rolesBefore := fmt.Sprint(env.Enforcer.Roles(tenant))
+					var (
+						got    connect.Code
+						msg    string
+						action string
+					)
+					if a.key != nil {
+						req := proto.Clone(a.key).(*auditv1.CreateApiKeyRequest)
+						req.Principal = unique("minted")
+						if req.IssuerId != "" {
+							req.IssuerId = iss.ID
+						}
+						action = "apikey.create"
+						if via == "rpc" {
+							_, err = newClients(env, nil, keys[a.who]).keys.CreateApiKey(ctx, connect.NewRequest(req))
+						} else {
+							b, _ := protojson.Marshal(req)
+							got, msg, err = restRequest(env, keys[a.who], "POST", "/v1/api-keys", string(b))
+						}
+					} else {
+						req := proto.Clone(a.role).(*auditv1.CreateRoleRequest)
+						if req.Name == "" {
+							req.Name = unique("climber")
+						}
+						action = "role.create"
+						if via == "rpc" {
+							_, err = newClients(env, nil, keys[a.who]).keys.CreateRole(ctx, connect.NewRequest(req))
+						} else {
+							b, _ := protojson.Marshal(req)
+							got, msg, err = restRequest(env, keys[a.who], "POST", "/v1/roles", string(b))
+						}
+					}
+					if via == "rpc" {
+						got = connect.CodeOf(err)
+						if err == nil {
+							got = 0
+						} else {
+							msg = err.Error()
+						}
+					} else if err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					if got != a.want {
+						t.Errorf("%s: code %v, want %v (%.300s)", name, codeName(got), codeName(a.want), msg)
+						continue
+					}
+					evs := eventsSince(t, env.Store, tenant, before)
+					if len(evs) != 1 {
+						t.Errorf("%s: %d audit events, want 1", name, len(evs))
+						continue
+					}
+					e := evs[0]
+					if a.want == 0 {
+						if e.Outcome != "success" || e.Action != action {
+							t.Errorf("%s: audited %s %s, want success %s", name, e.Outcome, e.Action, action)
+						}
+						continue
+					}
+					if !strings.Contains(msg, a.missing) {
+						t.Errorf("%s: refusal %q does not name %s", name, msg, a.missing)
+					}
+					if e.Outcome != "denied" || e.Category != "access" || e.Action != action || e.Metadata["code"] != "permission_denied" {
+						t.Errorf("%s: audited %s/%s %s code %v, want denied/access %s permission_denied", name, e.Outcome, e.Category, e.Action, e.Metadata["code"], action)
+					}
+					keysAfter, err := env.Store.APIKeys(ctx, tenant)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(keysAfter) != len(keysBefore) {
+						t.Errorf("%s: refused, yet the tenant has %d keys, had %d", name, len(keysAfter), len(keysBefore))
+					}
+					if after := fmt.Sprint(env.Enforcer.Roles(tenant)); after != rolesBefore {
+						t.Errorf("%s: refused, yet the roles changed:\n%s\nwere\n%s", name, after, rolesBefore)
+					}
+				}
+			}
+		})
+	}
 }

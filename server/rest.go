@@ -35,7 +35,10 @@ func restSurface(routes http.Handler) http.Handler {
 			// An empty segment, a dot segment, a trailing slash, a control
 			// character or bytes that are not UTF-8: no resource has such a
 			// name (ids are never empty and are plain ASCII), and a database
-			// must not see them as a query parameter.
+			// must not see them as a query parameter. A NUL byte (which
+			// hostileURLs also makes of invalid UTF-8) goes on to the
+			// hostile-string rule: the same not_found, but in the tenant's
+			// audit log when the call names a resource of a route.
 			writeRESTError(ew, connect.NewError(connect.CodeNotFound, fmt.Errorf("no such resource: %q", p)))
 			return
 		}
@@ -43,13 +46,14 @@ func restSurface(routes http.Handler) http.Handler {
 	})
 }
 
-// printable says whether p is UTF-8 without control characters.
+// printable says whether p is UTF-8 without control characters other than
+// NUL.
 func printable(p string) bool {
 	if !utf8.ValidString(p) {
 		return false
 	}
 	for _, r := range p {
-		if unicode.IsControl(r) {
+		if unicode.IsControl(r) && r != 0 {
 			return false
 		}
 	}

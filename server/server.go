@@ -77,6 +77,9 @@ type Config struct {
 	// defaults (10/s, burst 100).
 	AuthFailureRate  float64
 	AuthFailureBurst int
+	// RequestTimeout bounds a unary call, its database work included
+	// (default one minute); streams end with their client or the job.
+	RequestTimeout time.Duration
 	// AuditFoldWindow is the window over which refused requests of one key
 	// (or address) and reason fold into one audit event with a count
 	// (default one minute).
@@ -156,6 +159,9 @@ func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker,
 	if cfg.AuthFailureBurst <= 0 {
 		cfg.AuthFailureBurst = 100
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = time.Minute
+	}
 	if cfg.AuditFoldWindow <= 0 {
 		cfg.AuditFoldWindow = time.Minute
 	}
@@ -185,6 +191,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	// later". Compressed bodies are capped as they expand.
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(otel, interceptor{s}, validate.NewInterceptor()),
+		connect.WithCodec(protoCodec{}),
 		connect.WithCodec(jsonCodec{name: "json"}),
 		connect.WithCodec(jsonCodec{name: "json; charset=utf-8"}),
 		connect.WithCompression("gzip", newGzipLimited(s.cfg.MaxBodyBytes), newGzipCompressor),

@@ -30,9 +30,37 @@ func Open(ctx context.Context, rawURL, dataDir string) (*blob.Bucket, error) {
 		// rename that commits an artifact never crosses file systems.
 		rawURL = (&url.URL{Scheme: "file", Path: filepath.ToSlash(dir), RawQuery: "no_tmp_dir=true"}).String()
 	}
+	rawURL, err := safeFileURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
 	b, err := blob.OpenBucket(ctx, rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("open bucket: %w", err)
 	}
 	return b, nil
+}
+
+// safeFileURL gives an operator's file:// URL the options of the default
+// folder: temporary files beside their final name (no_tmp_dir), so that the
+// rename committing an artifact never crosses file systems when the folder
+// is a volume of its own, and the folder created when missing (create_dir).
+// Other URLs pass unchanged.
+func safeFileURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("parse --blob-url: %w", err)
+	}
+	if u.Scheme != "file" {
+		return raw, nil
+	}
+	q := u.Query()
+	if q.Get("no_tmp_dir") == "" {
+		q.Set("no_tmp_dir", "true")
+	}
+	if q.Get("create_dir") == "" {
+		q.Set("create_dir", "true")
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }

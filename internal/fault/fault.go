@@ -5,6 +5,7 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -84,4 +85,28 @@ func As(err error) (*Error, bool) {
 	var e *Error
 	ok := errors.As(err, &e)
 	return e, ok
+}
+
+// echoLimit is how much of a client's value a message repeats.
+const echoLimit = 64
+
+// Echo quotes a value the client sent for a message back to it: at most 64
+// characters (an ellipsis says it was cut), with NUL bytes, control
+// characters and invalid UTF-8 escaped, so that an answer never carries
+// what a hostile caller put in a path or field, nor grows with it.
+func Echo(v string) string {
+	cut := false
+	n := 0
+	for i := range v { // rune starts; an invalid byte counts as one
+		if n == echoLimit {
+			v, cut = v[:i], true
+			break
+		}
+		n++
+	}
+	q := strconv.Quote(v)
+	if cut {
+		q += "…"
+	}
+	return q
 }

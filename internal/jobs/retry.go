@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lib/pq"
@@ -60,6 +61,9 @@ func Classify(err error, jobID string) Verdict {
 	}
 	if errors.As(err, new(permanentError)) {
 		return Verdict{Permanent: true, Reason: Reason(err)}
+	}
+	if r := storageFault(err); r != "" {
+		return Verdict{Permanent: true, Reason: r}
 	}
 	if _, ok := fault.As(err); ok {
 		switch fault.KindOf(err) {
@@ -120,6 +124,21 @@ func defect(err error) string {
 	if errors.Is(err, reports.ErrUnsupported) || errors.As(err, &unsupportedType) || errors.As(err, &unsupportedValue) ||
 		errors.As(err, &marshaler) || errors.As(err, &syntax) || errors.As(err, &unmarshalType) {
 		return "the report could not be encoded: " + rootCause(err).Error()
+	}
+	return ""
+}
+
+// storageFault describes an artifact write that no retry fixes without an
+// operator: a full volume, a rename across file systems, a read-only or
+// forbidden folder. "" otherwise.
+func storageFault(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return "the artifact store is full (" + rootCause(err).Error() + "); retrying will not help until the operator frees space or grows the volume behind --blob-url"
+	case errors.Is(err, syscall.EXDEV):
+		return "the artifact store renames across file systems (" + rootCause(err).Error() + "); the operator must keep temporary files in the artifact folder (--blob-url file:///…?no_tmp_dir=true)"
+	case errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return "exportd may not write to the artifact store (" + rootCause(err).Error() + "); retrying will not help until the operator fixes the folder behind --blob-url"
 	}
 	return ""
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	entsql "entgo.io/ent/dialect/sql"
@@ -45,13 +44,13 @@ func (s *Store) CreateAPIKey(ctx context.Context, nk NewKey) (apikey.Key, *ent.A
 		}
 		if n == 0 {
 			return apikey.Key{}, nil, fault.Invalid(fault.Violation{Field: "role", Number: 2, Rule: "role.known",
-				Message: "unknown role " + strconv.Quote(nk.Role) + " (admin, auditor, viewer, ingester or a custom role of the tenant)"})
+				Message: "unknown role " + fault.Echo(nk.Role) + " (admin, auditor, viewer, ingester or a custom role of the tenant)"})
 		}
 	}
 	if nk.IssuerID != "" {
 		if _, err := s.Issuer(ctx, t.ID, nk.IssuerID); err != nil {
 			return apikey.Key{}, nil, fault.Invalid(fault.Violation{Field: "issuer_id", Number: 4, Rule: "issuer.known",
-				Message: "no issuer " + strconv.Quote(nk.IssuerID) + " in this tenant"})
+				Message: "no issuer " + fault.Echo(nk.IssuerID) + " in this tenant"})
 		}
 	}
 	if nk.ExpiresAt != nil && !nk.ExpiresAt.After(s.now()) {
@@ -134,7 +133,7 @@ func (s *Store) principalNames(ctx context.Context, tenantID string) (map[string
 
 // KeyNotFound is the one answer for a missing or foreign key id.
 func KeyNotFound(id string) error {
-	return fault.New(fault.NotFound, "API key %s not found", strconv.Quote(id))
+	return fault.New(fault.NotFound, "API key %s not found", fault.Echo(id))
 }
 
 // RevokeAPIKey stops a key of the tenant from working. Revoking a revoked key

@@ -45,7 +45,7 @@ func recordAttestation(ctx context.Context, tx *ent.Tx, tenantID string, na NewA
 		return nil, translate(err, "issuer")
 	}
 	if !ok {
-		return nil, fault.New(fault.NotFound, "issuer %s not found", na.IssuerID)
+		return nil, fault.New(fault.NotFound, "issuer %s not found", fault.Echo(na.IssuerID))
 	}
 	key := "att_" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	if na.ID == "" {
@@ -68,7 +68,7 @@ func recordAttestation(ctx context.Context, tx *ent.Tx, tenantID string, na NewA
 func (s *Store) Attestation(ctx context.Context, tenantID, id string) (*ent.AttestationRecord, error) {
 	ctx = scoped(ctx, tenantID)
 	a, err := s.Ent.AttestationRecord.Query().Where(attestationrecord.AttestationID(id), attestationrecord.TenantID(tenantID)).Only(ctx)
-	return a, translate(err, "attestation "+id)
+	return a, translate(err, "attestation "+fault.Echo(id))
 }
 
 // activeAttestation reads a record for a change, locking its row on
@@ -80,10 +80,10 @@ func (s *Store) activeAttestation(ctx context.Context, tx *ent.Tx, tenantID, id 
 	}
 	a, err := q.Only(ctx)
 	if err != nil {
-		return nil, translate(err, "attestation "+id)
+		return nil, translate(err, "attestation "+fault.Echo(id))
 	}
 	if a.Status != attestationrecord.StatusACTIVE {
-		return nil, fault.New(fault.FailedPrecondition, "attestation %s is %s; only ACTIVE records change", id, a.Status)
+		return nil, fault.New(fault.FailedPrecondition, "attestation %s is %s; only ACTIVE records change", fault.Echo(id), a.Status)
 	}
 	return a, nil
 }

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"testing"
 
@@ -70,6 +71,25 @@ func TestCanonicalJSONEdges(t *testing.T) {
 	for _, in := range []string{`{"v":"\u0000"}`, `{"a\u0000":1}`, `{"v":["x\u0000y"]}`} {
 		if _, err := store.CanonicalJSON([]byte(in)); err == nil {
 			t.Errorf("CanonicalJSON(%s) accepted a NUL", in)
+		}
+	}
+}
+
+// TestSessionDefaults: a store's PostgreSQL sessions carry the statement
+// timeout unless the URL sets its own.
+func TestSessionDefaults(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	for _, c := range []struct{ dsn, want string }{{dsn, "10min"}, {dsn + "&statement_timeout=1500", "1500ms"}} {
+		st, err := store.Open(context.Background(), c.dsn, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		err = st.DB.QueryRow("SHOW statement_timeout").Scan(&got)
+		st.Close()
+		if err != nil || got != c.want {
+			t.Errorf("statement_timeout = %q, %v; want %q", got, err, c.want)
 		}
 	}
 }

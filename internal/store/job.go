@@ -172,7 +172,7 @@ func (s *Store) Job(ctx context.Context, tenantID, jobID string) (*ent.ExportJob
 
 // JobNotFound is the one answer for a missing, foreign or malformed job id.
 func JobNotFound(jobID string) error {
-	return fault.New(fault.NotFound, "export %s not found", strconv.Quote(jobID))
+	return fault.New(fault.NotFound, "export %s not found", fault.Echo(jobID))
 }
 
 // JobFilter narrows ListJobs.

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -42,3 +44,32 @@ type bufferedConn struct {
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// defaultStatementTimeout bounds one statement on the server, unless the
+// database URL sets statement_timeout itself. It is far above what any
+// statement of exportd needs (a report of ten million events streams in well
+// under a minute), and ends what a lost client or a runaway plan would
+// otherwise hold forever.
+const defaultStatementTimeout = "600000" // ms: 10 minutes
+
+// withSessionDefaults adds exportd's session defaults to a PostgreSQL URL
+// or key=value DSN where it does not set them; lib/pq sends unknown
+// parameters as session settings.
+func withSessionDefaults(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return dsn // pq.NewConnector reports it
+		}
+		q := u.Query()
+		if q.Get("statement_timeout") == "" {
+			q.Set("statement_timeout", defaultStatementTimeout)
+		}
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	if strings.Contains(dsn, "statement_timeout=") {
+		return dsn
+	}
+	return strings.TrimSpace(dsn + " statement_timeout=" + defaultStatementTimeout)
+}

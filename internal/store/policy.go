@@ -37,7 +37,7 @@ type PolicyUpdate struct {
 
 // PolicyNotFound is the one answer for a missing or foreign policy id.
 func PolicyNotFound(id string) error {
-	return fault.New(fault.NotFound, "policy %s not found", strconv.Quote(id))
+	return fault.New(fault.NotFound, "policy %s not found", fault.Echo(id))
 }
 
 func checkGlob(match string) error {
@@ -175,7 +175,7 @@ func (s *Store) ExportPolicies(ctx context.Context, tenantID string) ([]authz.Is
 
 // IssuerNotFound is the one answer for a missing or foreign issuer id.
 func IssuerNotFound(id string) error {
-	return fault.New(fault.NotFound, "issuer %s not found", strconv.Quote(id))
+	return fault.New(fault.NotFound, "issuer %s not found", fault.Echo(id))
 }
 
 // CreateIssuer adds an attestation issuer to the tenant.

@@ -8,6 +8,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,11 +91,14 @@ func OpenWith(ctx context.Context, databaseURL, dataDir string, o Options) (*Sto
 	}
 	if databaseURL != "" {
 		d = dialect.Postgres
-		c, err := pq.NewConnector(databaseURL)
+		c, err := pq.NewConnector(withSessionDefaults(databaseURL))
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
-		c.Dialer(bufferedDialer{})
+		// A server that does not answer a connection within 5 s is down
+		// for every purpose of a request; keepalives find a peer that
+		// vanished without closing (a failed-over host) in about a minute.
+		c.Dialer(bufferedDialer{d: net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}})
 		db = openPG(c)
 		db.SetMaxOpenConns(32)
 		db.SetMaxIdleConns(16)

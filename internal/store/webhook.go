@@ -59,13 +59,13 @@ func (s *Store) UpdateWebhook(ctx context.Context, tenantID, id string, c Webhoo
 		SetURL(c.URL).SetDescription(c.Description).SetEvents(c.Events).SetEnabled(c.Enabled).SetUpdatedAt(s.now()).
 		Save(ctx)
 	if err != nil {
-		return nil, translate(err, "webhook "+id)
+		return nil, translate(err, "webhook "+fault.Echo(id))
 	}
 	if n == 0 {
-		return nil, translate(&ent.NotFoundError{}, "webhook "+id)
+		return nil, translate(&ent.NotFoundError{}, "webhook "+fault.Echo(id))
 	}
 	w, err := s.Ent.Webhook.Get(ctx, id)
-	return w, translate(err, "webhook "+id)
+	return w, translate(err, "webhook "+fault.Echo(id))
 }
 
 // DeleteWebhook removes one of the tenant's webhooks.
@@ -73,10 +73,10 @@ func (s *Store) DeleteWebhook(ctx context.Context, tenantID, id string) error {
 	ctx = scoped(ctx, tenantID)
 	n, err := s.Ent.Webhook.Delete().Where(webhook.ID(id), webhook.TenantID(tenantID)).Exec(ctx)
 	if err != nil {
-		return translate(err, "webhook "+id)
+		return translate(err, "webhook "+fault.Echo(id))
 	}
 	if n == 0 {
-		return translate(&ent.NotFoundError{}, "webhook "+id)
+		return translate(&ent.NotFoundError{}, "webhook "+fault.Echo(id))
 	}
 	return nil
 }

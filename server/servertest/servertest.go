@@ -22,6 +22,7 @@ import (
 	_ "gocloud.dev/blob/memblob"  // mem://
 
 	"github.com/exportd/exportd/authz"
+	"github.com/exportd/exportd/internal/blobstore"
 	"github.com/exportd/exportd/internal/demo"
 	"github.com/exportd/exportd/internal/jobs"
 	"github.com/exportd/exportd/internal/signing"
@@ -86,7 +87,7 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 		if o.BlobURL == "" {
 			o.BlobURL = "mem://"
 		}
-		b, err := blob.OpenBucket(ctx, o.BlobURL)
+		b, err := blobstore.Open(ctx, o.BlobURL, "")
 		if err != nil {
 			t.Fatal(err)
 		}

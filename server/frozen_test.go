@@ -1,0 +1,113 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
+	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
+
+	"github.com/exportd/exportd/internal/store"
+	"github.com/exportd/exportd/internal/store/storetest"
+	"github.com/exportd/exportd/server/servertest"
+)
+
+// TestReadyzFrozenDatabase freezes a PostgreSQL of the test's own
+// (SIGSTOP: connections open, nothing answers): /readyz still answers, "not
+// ready", within its 2 s bound, and "ready" again once the server runs.
+func TestReadyzFrozenDatabase(t *testing.T) {
+	t.Parallel()
+	pg := storetest.StartServer(t)
+	st, err := store.Open(context.Background(), pg.DSN, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	env := servertest.StartWith(t, st, servertest.Options{NoWorkers: true})
+	get := func() (int, time.Duration) {
+		start := time.Now()
+		resp, err := env.Client.Get(env.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, time.Since(start)
+	}
+	if code, _ := get(); code != http.StatusOK {
+		t.Fatalf("/readyz before the freeze: %d", code)
+	}
+	pg.Freeze(t)
+	code, took := get()
+	pg.Continue(t)
+	if code != http.StatusServiceUnavailable || took > 2500*time.Millisecond {
+		t.Fatalf("/readyz with the database frozen: %d after %s; want 503 within 2 s", code, took)
+	}
+	t.Logf("/readyz answered %d in %s with PostgreSQL frozen", code, took.Round(time.Millisecond))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if code, _ := get(); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz not ready 30 s after the database ran again")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestDatabaseOutage stops the test's own PostgreSQL: API calls answer
+// unavailable (503 on REST), which clients retry, and work again once it
+// is back.
+func TestDatabaseOutage(t *testing.T) {
+	t.Parallel()
+	pg := storetest.StartServer(t)
+	st, err := store.Open(context.Background(), pg.DSN, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	env := servertest.StartWith(t, st, servertest.Options{NoWorkers: true})
+	tenant := env.Tenant(t, "Acme", true)
+	key := env.Key(t, tenant, "auditor", "audrey@example.com")
+	exports := auditv1connect.NewExportServiceClient(env.Client, env.URL, withKey(key))
+	logs := auditv1connect.NewAuditLogServiceClient(env.Client, env.URL, withKey(key))
+	res, err := exports.CreateExport(context.Background(), createRequest(periodTo.Add(-time.Second), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.Msg.GetJobId()
+	calls := map[string]func() error{
+		"WhoAmI": func() error {
+			_, err := exports.WhoAmI(context.Background(), connect.NewRequest(&auditv1.WhoAmIRequest{}))
+			return err
+		},
+		"GetExport": func() error {
+			_, err := exports.GetExport(context.Background(), connect.NewRequest(&auditv1.GetExportRequest{JobId: id}))
+			return err
+		},
+		"QueryEvents": func() error {
+			_, err := logs.QueryEvents(context.Background(), connect.NewRequest(&auditv1.QueryEventsRequest{}))
+			return err
+		},
+	}
+	pg.Stop(t)
+	for name, call := range calls {
+		if err := call(); connect.CodeOf(err) != connect.CodeUnavailable {
+			t.Errorf("%s with the database down: %v; want unavailable", name, err)
+		}
+	}
+	resp, b := restGet(t, env, http.MethodGet, "/v1/audit/exports/"+id, key, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("REST GET with the database down: %d %s", resp.StatusCode, b)
+	}
+	pg.Start(t)
+	for name, call := range calls {
+		if err := call(); err != nil {
+			t.Errorf("%s after the database came back: %v", name, err)
+		}
+	}
+}
