@@ -94,6 +94,23 @@ func TestDatabaseOutage(t *testing.T) {
 			return err
 		},
 	}
+	// A watch open across the outage rides it out: it stays open and
+	// follows the job once the database is back.
+	watch, err := exports.WatchExport(context.Background(), connect.NewRequest(&auditv1.WatchExportRequest{JobId: id}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !watch.Receive() {
+		t.Fatalf("watch: %v", watch.Err())
+	}
+	watchEnded := make(chan error, 1)
+	var last *auditv1.ExportJob
+	go func() {
+		for watch.Receive() {
+			last = watch.Msg().GetExport()
+		}
+		watchEnded <- watch.Err()
+	}()
 	pg.Stop(t)
 	for name, call := range calls {
 		if err := call(); connect.CodeOf(err) != connect.CodeUnavailable {
@@ -104,10 +121,26 @@ func TestDatabaseOutage(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("REST GET with the database down: %d %s", resp.StatusCode, b)
 	}
+	select {
+	case err := <-watchEnded:
+		t.Fatalf("the watch ended during the outage: %v", err)
+	default:
+	}
 	pg.Start(t)
 	for name, call := range calls {
 		if err := call(); err != nil {
 			t.Errorf("%s after the database came back: %v", name, err)
 		}
+	}
+	if _, err := exports.CancelExport(context.Background(), connect.NewRequest(&auditv1.CancelExportRequest{JobId: id})); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-watchEnded:
+		if err != nil || last.GetStatus() != auditv1.ExportStatus_FAILED {
+			t.Errorf("the watch ended with %v at %v; want the cancelled job, cleanly", err, last.GetStatus())
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the watch did not follow the job after the outage")
 	}
 }
