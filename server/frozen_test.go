@@ -16,18 +16,25 @@ import (
 	"github.com/exportd/exportd/server/servertest"
 )
 
-// TestReadyzFrozenDatabase freezes a PostgreSQL of the test's own
-// (SIGSTOP: connections open, nothing answers): /readyz still answers, "not
-// ready", within its 2 s bound, and "ready" again once the server runs.
-func TestReadyzFrozenDatabase(t *testing.T) {
-	t.Parallel()
+// ownPostgres runs exportd (no workers) on a PostgreSQL of the test's own,
+// which the test may freeze or stop.
+func ownPostgres(t *testing.T) (*storetest.Server, *servertest.Env) {
+	t.Helper()
 	pg := storetest.StartServer(t)
 	st, err := store.Open(context.Background(), pg.DSN, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	env := servertest.StartWith(t, st, servertest.Options{NoWorkers: true})
+	return pg, servertest.StartWith(t, st, servertest.Options{NoWorkers: true})
+}
+
+// TestReadyzFrozenDatabase freezes a PostgreSQL of the test's own
+// (SIGSTOP: connections open, nothing answers): /readyz still answers, "not
+// ready", within its 2 s bound, and "ready" again once the server runs.
+func TestReadyzFrozenDatabase(t *testing.T) {
+	t.Parallel()
+	pg, env := ownPostgres(t)
 	get := func() (int, time.Duration) {
 		start := time.Now()
 		resp, err := env.Client.Get(env.URL + "/readyz")
@@ -64,13 +71,7 @@ func TestReadyzFrozenDatabase(t *testing.T) {
 // is back.
 func TestDatabaseOutage(t *testing.T) {
 	t.Parallel()
-	pg := storetest.StartServer(t)
-	st, err := store.Open(context.Background(), pg.DSN, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	env := servertest.StartWith(t, st, servertest.Options{NoWorkers: true})
+	pg, env := ownPostgres(t)
 	tenant := env.Tenant(t, "Acme", true)
 	key := env.Key(t, tenant, "auditor", "audrey@example.com")
 	exports := auditv1connect.NewExportServiceClient(env.Client, env.URL, withKey(key))

@@ -27,7 +27,14 @@ func newLimiter(rate float64, burst int) *limiter {
 
 // take spends one token of key; when there is none it returns how long until
 // there is.
-func (l *limiter) take(key string) time.Duration {
+func (l *limiter) take(key string) time.Duration { return l.use(key, true) }
+
+// wait says how long until key has a token, without spending one.
+func (l *limiter) wait(key string) time.Duration { return l.use(key, false) }
+
+// use refills key's bucket to now and, with spend, takes a token; it
+// returns how long until a token is there (0 when one was).
+func (l *limiter) use(key string, spend bool) time.Duration {
 	if l == nil || l.rate <= 0 {
 		return 0
 	}
@@ -36,6 +43,9 @@ func (l *limiter) take(key string) time.Duration {
 	defer l.mu.Unlock()
 	b, ok := l.keys[key]
 	if !ok {
+		if !spend {
+			return 0 // a key never seen has a full bucket
+		}
 		if len(l.keys) > 100_000 {
 			l.sweep(now)
 		}
@@ -45,30 +55,12 @@ func (l *limiter) take(key string) time.Duration {
 	b.tokens = min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
 	b.at = now
 	if b.tokens >= 1 {
-		b.tokens--
+		if spend {
+			b.tokens--
+		}
 		return 0
 	}
-	wait := time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
-	return max(wait, time.Millisecond)
-}
-
-// wait says how long until key has a token, without spending one.
-func (l *limiter) wait(key string) time.Duration {
-	if l == nil || l.rate <= 0 {
-		return 0
-	}
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.keys[key]
-	if !ok {
-		return 0
-	}
-	tokens := min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
-	if tokens >= 1 {
-		return 0
-	}
-	return max(time.Duration((1-tokens)/l.rate*float64(time.Second)), time.Millisecond)
+	return max(time.Duration((1-b.tokens)/l.rate*float64(time.Second)), time.Millisecond)
 }
 
 // sweep forgets keys whose bucket has refilled: they behave as new ones.
