@@ -80,7 +80,7 @@ func TestCanonicalJSONEdges(t *testing.T) {
 func TestSessionDefaults(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
-	for _, c := range []struct{ dsn, want string }{{dsn, "10min"}, {dsn + "&statement_timeout=1500", "1500ms"}} {
+	for _, c := range []struct{ dsn, want string }{{dsn, "10min"}, {dsn + "&statement_timeout=90000", "90s"}} {
 		st, err := store.Open(context.Background(), c.dsn, "")
 		if err != nil {
 			t.Fatal(err)

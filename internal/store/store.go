@@ -159,6 +159,14 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("migrate: %w", err)
 		}
 		defer conn.Close()
+		// Waiting for another replica's migration is expected, however
+		// long it takes: the statement timeout does not apply to the wait
+		// (the session's default comes back before the connection goes back
+		// to the pool).
+		if _, err := conn.ExecContext(ctx, "SET statement_timeout = 0"); err != nil {
+			return fmt.Errorf("migrate lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "RESET statement_timeout") //nolint:errcheck // a broken session is discarded anyway
 		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(7301)"); err != nil {
 			return fmt.Errorf("migrate lock: %w", err)
 		}
