@@ -8,18 +8,43 @@ import (
 
 	"github.com/casbin/casbin/v2/model"
 	"github.com/casbin/casbin/v2/persist"
-
-	"github.com/exportd/exportd/ent"
-	"github.com/exportd/exportd/ent/casbinrule"
-	"github.com/exportd/exportd/ent/predicate"
-	"github.com/exportd/exportd/internal/tenancy"
 )
 
-// Adapter persists the Casbin policy in the casbin_rules table. Built-in
-// roles (domain "*") are part of the model, never stored: LoadPolicy adds
-// them to what it reads.
+// Rule is a stored Casbin rule: its type (p or g), the tenant it belongs to
+// and its values, the unused ones empty.
+type Rule struct {
+	ID     int
+	Tenant string
+	Ptype  string
+	V      [6]string
+}
+
+// RuleStore keeps the custom roles and the authorization version, which
+// every change of keys, roles or policies moves so that other processes
+// reload. The store implements it; authz knows no table.
+type RuleStore interface {
+	// CasbinRules returns the rules in the order they were added; with
+	// tenants non-nil, only those tenants' rules.
+	CasbinRules(ctx context.Context, tenants []string) ([]Rule, error)
+	// AddCasbinRules stores rules in one transaction, skipping stored ones.
+	AddCasbinRules(ctx context.Context, rules []Rule) error
+	// RemoveCasbinRules deletes rules, matched on every value, in one
+	// transaction.
+	RemoveCasbinRules(ctx context.Context, rules []Rule) error
+	// RemoveCasbinRulesMatching deletes the rules of ptype whose values
+	// equal the non-empty values of match.
+	RemoveCasbinRulesMatching(ctx context.Context, ptype string, match [6]string) error
+	// AuthzVersion reads the version, 0 before the first change.
+	AuthzVersion(ctx context.Context) (int64, error)
+	// BumpAuthzVersion moves the version and returns the new one.
+	BumpAuthzVersion(ctx context.Context) (int64, error)
+}
+
+// Adapter persists the Casbin policy in a RuleStore. Built-in roles (domain
+// "*") are part of the model, never stored: LoadPolicy adds them to what it
+// reads.
 type Adapter struct {
-	client   *ent.Client
+	rules    RuleStore
 	filtered bool
 }
 
@@ -34,12 +59,8 @@ var (
 	_ persist.BatchAdapter    = (*Adapter)(nil)
 )
 
-// NewAdapter returns an adapter over client.
-func NewAdapter(client *ent.Client) *Adapter { return &Adapter{client: client} }
-
-// system scopes the adapter's queries: Casbin's interface has no context,
-// and the rules of every tenant are one policy.
-func system() context.Context { return tenancy.System(context.Background()) }
+// NewAdapter returns an adapter over rules.
+func NewAdapter(rules RuleStore) *Adapter { return &Adapter{rules: rules} }
 
 // LoadPolicy loads the built-in roles and every tenant's rules.
 func (a *Adapter) LoadPolicy(m model.Model) error {
@@ -64,14 +85,17 @@ func (a *Adapter) LoadFilteredPolicy(m model.Model, filter any) error {
 		return fmt.Errorf("load filtered policy: unsupported filter %T", filter)
 	}
 	a.filtered = true
-	return a.load(m, []predicate.CasbinRule{casbinrule.TenantIDIn(f.Tenants...)})
+	// No tenants loads no rules, not every rule.
+	return a.load(m, append([]string{}, f.Tenants...))
 }
 
 // IsFiltered reports whether the last load was filtered; Casbin then refuses
 // SavePolicy, which would drop the rules not loaded.
 func (a *Adapter) IsFiltered() bool { return a.filtered }
 
-func (a *Adapter) load(m model.Model, where []predicate.CasbinRule) error {
+// load reads the rules of tenants, or of every tenant when tenants is nil.
+// Casbin's interface has no context.
+func (a *Adapter) load(m model.Model, tenants []string) error {
 	for role, perms := range builtin {
 		for _, p := range perms {
 			if err := persist.LoadPolicyArray([]string{"p", role, "*", p}, m); err != nil {
@@ -79,13 +103,12 @@ func (a *Adapter) load(m model.Model, where []predicate.CasbinRule) error {
 			}
 		}
 	}
-	rows, err := a.client.CasbinRule.Query().Where(where...).
-		Order(casbinrule.ByID()).All(system())
+	rows, err := a.rules.CasbinRules(context.Background(), tenants)
 	if err != nil {
-		return fmt.Errorf("load casbin rules: %w", err)
+		return err
 	}
 	for _, r := range rows {
-		line := []string{r.Ptype, r.V0, r.V1, r.V2, r.V3, r.V4, r.V5}
+		line := append([]string{r.Ptype}, r.V[:]...)
 		// Trailing empty values are absent fields, not empty ones.
 		for len(line) > 1 && line[len(line)-1] == "" {
 			line = line[:len(line)-1]
@@ -124,34 +147,20 @@ func (a *Adapter) AddPolicy(sec, ptype string, rule []string) error {
 // AddPolicies stores rules in one transaction; a rule already stored is
 // left as it is.
 func (a *Adapter) AddPolicies(_ string, ptype string, rules [][]string) error {
-	return a.inTx(func(tx *ent.Client) error {
-		for _, rule := range rules {
-			tenant := ruleTenant(ptype, rule)
-			if tenant == "" || tenant == "*" {
-				return fmt.Errorf("add policy: rule %v has no tenant", rule)
-			}
-			if len(rule) > 6 {
-				return fmt.Errorf("add policy: rule %v has more than 6 values", rule)
-			}
-			v := make([]string, 6)
-			copy(v, rule)
-			n, err := tx.CasbinRule.Query().Where(ruleIs(ptype, v)...).Count(system())
-			if err != nil {
-				return fmt.Errorf("add policy: %w", err)
-			}
-			if n > 0 {
-				continue
-			}
-			err = tx.CasbinRule.Create().
-				SetTenantID(tenant).SetPtype(ptype).
-				SetV0(v[0]).SetV1(v[1]).SetV2(v[2]).SetV3(v[3]).SetV4(v[4]).SetV5(v[5]).
-				Exec(tenancy.WithTenant(context.Background(), tenant))
-			if err != nil {
-				return fmt.Errorf("add policy: %w", err)
-			}
+	out := make([]Rule, 0, len(rules))
+	for _, rule := range rules {
+		tenant := ruleTenant(ptype, rule)
+		if tenant == "" || tenant == "*" {
+			return fmt.Errorf("add policy: rule %v has no tenant", rule)
 		}
-		return nil
-	})
+		if len(rule) > 6 {
+			return fmt.Errorf("add policy: rule %v has more than 6 values", rule)
+		}
+		r := Rule{Tenant: tenant, Ptype: ptype}
+		copy(r.V[:], rule)
+		out = append(out, r)
+	}
+	return a.rules.AddCasbinRules(context.Background(), out)
 }
 
 // RemovePolicy deletes one rule.
@@ -161,54 +170,27 @@ func (a *Adapter) RemovePolicy(sec, ptype string, rule []string) error {
 
 // RemovePolicies deletes rules in one transaction.
 func (a *Adapter) RemovePolicies(_ string, ptype string, rules [][]string) error {
-	return a.inTx(func(tx *ent.Client) error {
-		for _, rule := range rules {
-			v := make([]string, 6)
-			copy(v, rule)
-			if _, err := tx.CasbinRule.Delete().Where(ruleIs(ptype, v)...).Exec(system()); err != nil {
-				return fmt.Errorf("remove policy: %w", err)
-			}
-		}
-		return nil
-	})
-}
-
-func ruleIs(ptype string, v []string) []predicate.CasbinRule {
-	return []predicate.CasbinRule{casbinrule.Ptype(ptype), casbinrule.V0(v[0]), casbinrule.V1(v[1]),
-		casbinrule.V2(v[2]), casbinrule.V3(v[3]), casbinrule.V4(v[4]), casbinrule.V5(v[5])}
-}
-
-func (a *Adapter) inTx(fn func(tx *ent.Client) error) error {
-	tx, err := a.client.Tx(context.Background())
-	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+	out := make([]Rule, 0, len(rules))
+	for _, rule := range rules {
+		r := Rule{Tenant: ruleTenant(ptype, rule), Ptype: ptype}
+		copy(r.V[:], rule)
+		out = append(out, r)
 	}
-	if err := fn(tx.Client()); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit rules: %w", err)
-	}
-	return nil
+	return a.rules.RemoveCasbinRules(context.Background(), out)
 }
 
 // RemoveFilteredPolicy deletes the rules whose values from fieldIndex on
 // equal fieldValues (an empty value matches anything).
 func (a *Adapter) RemoveFilteredPolicy(_ string, ptype string, fieldIndex int, fieldValues ...string) error {
-	cols := []func(string) predicate.CasbinRule{casbinrule.V0, casbinrule.V1, casbinrule.V2, casbinrule.V3, casbinrule.V4, casbinrule.V5}
-	where := []predicate.CasbinRule{casbinrule.Ptype(ptype)}
+	var match [6]string
 	for i, val := range fieldValues {
-		if val == "" || fieldIndex+i >= len(cols) {
+		if val == "" || fieldIndex+i >= len(match) {
 			continue
 		}
-		where = append(where, cols[fieldIndex+i](val))
+		match[fieldIndex+i] = val
 	}
-	if len(where) == 1 && !slices.ContainsFunc(fieldValues, func(s string) bool { return s != "" }) {
+	if match == ([6]string{}) && !slices.ContainsFunc(fieldValues, func(s string) bool { return s != "" }) {
 		return errors.New("remove filtered policy: refusing to delete every rule")
 	}
-	if _, err := a.client.CasbinRule.Delete().Where(where...).Exec(system()); err != nil {
-		return fmt.Errorf("remove filtered policy: %w", err)
-	}
-	return nil
+	return a.rules.RemoveCasbinRulesMatching(context.Background(), ptype, match)
 }

@@ -16,10 +16,6 @@ import (
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
-
-	"github.com/exportd/exportd/ent"
-	"github.com/exportd/exportd/ent/authzversion"
-	"github.com/exportd/exportd/internal/tenancy"
 )
 
 // Permissions of SPEC §2.
@@ -60,12 +56,12 @@ func IsBuiltinRole(role string) bool { _, ok := builtin[role]; return ok }
 //go:embed model.conf
 var modelText string
 
-// Enforcer answers permission questions. Built on an ent client (Open), it
-// persists custom roles in casbin_rules and follows the changes other
-// processes make (Watch); NewEnforcer holds the built-in roles only.
+// Enforcer answers permission questions. Built on a RuleStore (Open), it
+// persists custom roles there and follows the changes other processes make
+// (Watch); NewEnforcer holds the built-in roles only.
 type Enforcer struct {
 	e       *casbin.SyncedCachedEnforcer
-	client  *ent.Client
+	rules   RuleStore
 	mu      sync.Mutex // serialises changes and reloads
 	version atomic.Int64
 	// decided caches answers in front of Casbin's own cache, whose string
@@ -101,20 +97,20 @@ func NewEnforcer() (*Enforcer, error) {
 	return en, nil
 }
 
-// Open builds an enforcer over the casbin_rules table of client: built-in
-// roles plus every tenant's custom roles.
-func Open(ctx context.Context, client *ent.Client) (*Enforcer, error) {
+// Open builds an enforcer over rules: built-in roles plus every tenant's
+// custom roles.
+func Open(ctx context.Context, rules RuleStore) (*Enforcer, error) {
 	m, err := model.NewModelFromString(modelText)
 	if err != nil {
 		return nil, fmt.Errorf("load casbin model: %w", err)
 	}
-	en := &Enforcer{client: client}
+	en := &Enforcer{rules: rules}
 	en.decided.Store(new(sync.Map))
-	v, err := Version(ctx, client)
+	v, err := rules.AuthzVersion(ctx)
 	if err != nil {
 		return nil, err
 	}
-	e, err := casbin.NewSyncedCachedEnforcer(m, NewAdapter(client))
+	e, err := casbin.NewSyncedCachedEnforcer(m, NewAdapter(rules))
 	if err != nil {
 		return nil, fmt.Errorf("create enforcer: %w", err)
 	}
@@ -212,7 +208,7 @@ var ErrNotPersistent = errors.New("authorization changes need a database")
 
 // CreateRole defines (or redefines) a custom role of tenant.
 func (en *Enforcer) CreateRole(ctx context.Context, tenant, role string, perms []string) error {
-	if en.client == nil {
+	if en.rules == nil {
 		return ErrNotPersistent
 	}
 	en.mu.Lock()
@@ -232,7 +228,7 @@ func (en *Enforcer) CreateRole(ctx context.Context, tenant, role string, perms [
 
 // DeleteRole removes a custom role of tenant; it reports whether it existed.
 func (en *Enforcer) DeleteRole(ctx context.Context, tenant, role string) (bool, error) {
-	if en.client == nil {
+	if en.rules == nil {
 		return false, ErrNotPersistent
 	}
 	en.mu.Lock()
@@ -253,7 +249,7 @@ func (en *Enforcer) changed(ctx context.Context) error {
 	if err := en.invalidate(); err != nil {
 		return err
 	}
-	v, err := BumpVersion(ctx, en.client)
+	v, err := en.rules.BumpAuthzVersion(ctx)
 	if err != nil {
 		return err
 	}
@@ -264,10 +260,10 @@ func (en *Enforcer) changed(ctx context.Context) error {
 // Reload rereads the policy when the authorization version moved since the
 // last look; it reports whether it reloaded.
 func (en *Enforcer) Reload(ctx context.Context) (bool, error) {
-	if en.client == nil {
+	if en.rules == nil {
 		return false, nil
 	}
-	v, err := Version(ctx, en.client)
+	v, err := en.rules.AuthzVersion(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -290,7 +286,7 @@ func (en *Enforcer) Reload(ctx context.Context) (bool, error) {
 // reloads on change, so a role changed by another process (the CLI, another
 // replica) applies here within interval plus one reload.
 func (en *Enforcer) Watch(ctx context.Context, interval time.Duration, log *slog.Logger) {
-	if en.client == nil {
+	if en.rules == nil {
 		return
 	}
 	t := time.NewTicker(interval)
@@ -310,33 +306,6 @@ func (en *Enforcer) Watch(ctx context.Context, interval time.Duration, log *slog
 // WatchInterval is how often a process looks for authorization changes:
 // well inside the 2 seconds SPEC §2 allows.
 const WatchInterval = 500 * time.Millisecond
-
-// versionID is the one row of authz_versions.
-const versionID = "global"
-
-// Version reads the authorization version (0 before the first change).
-func Version(ctx context.Context, client *ent.Client) (int64, error) {
-	v, err := client.AuthzVersion.Get(tenancy.System(ctx), versionID)
-	if ent.IsNotFound(err) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read authorization version: %w", err)
-	}
-	return v.Version, nil
-}
-
-// BumpVersion records that keys, roles or policies changed, and returns the
-// new version. Called with a transaction's client it commits with the change.
-func BumpVersion(ctx context.Context, client *ent.Client) (int64, error) {
-	ctx = tenancy.System(ctx)
-	err := client.AuthzVersion.Create().SetID(versionID).SetVersion(1).
-		OnConflictColumns(authzversion.FieldID).AddVersion(1).Exec(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("bump authorization version: %w", err)
-	}
-	return Version(ctx, client)
-}
 
 // Caller is the authenticated identity behind a request.
 type Caller struct {

@@ -119,14 +119,14 @@ func TestDownloadAborted(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, r := range rs[before:] {
-				if r.Protocol.String() != aborts[i].protocol || r.Completed || r.BytesSent <= 0 || r.BytesSent >= int64(len(data)) {
+				if r.Protocol != aborts[i].protocol || r.Completed || r.BytesSent <= 0 || r.BytesSent >= int64(len(data)) {
 					t.Errorf("%s: record %+v, want aborted midway", aborts[i].protocol, r)
 				}
 			}
 			if err := goleak.Find(snapshot, goleak.IgnoreAnyFunction("database/sql.(*DB).connectionCleaner")); err != nil {
 				t.Fatalf("goroutines left behind by aborted downloads: %v", err)
 			}
-			waitFor(t, func() bool { return env.Store.DB.Stats().InUse == 0 })
+			waitFor(t, func() bool { return env.Store.DBStats().InUse == 0 })
 		})
 	}
 }

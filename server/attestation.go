@@ -7,7 +7,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/exportd/exportd/authz"
-	"github.com/exportd/exportd/ent"
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/internal/store"
 )
@@ -30,7 +29,7 @@ func newAttestation(n *auditv1.NewAttestation) store.NewAttestation {
 	return na
 }
 
-func attestationProto(a *ent.AttestationRecord) *auditv1.Attestation {
+func attestationProto(a *store.Attestation) *auditv1.Attestation {
 	out := &auditv1.Attestation{
 		AttestationId:  a.AttestationID,
 		IssuerId:       a.IssuerID,

@@ -66,7 +66,7 @@ func TestVerifyChainAPI(t *testing.T) {
 				t.Fatalf("verify to %d = %v, %v; manifest says %s", m.LastSequence, v.Msg, err, m.ChainHash)
 			}
 
-			if _, err := env.Store.DB.ExecContext(ctx, fmt.Sprintf("UPDATE audit_events SET outcome = 'success', actor_id = 'someone-else' WHERE tenant_id = '%s' AND sequence = 123", tn)); err != nil {
+			if _, err := env.Store.RawDB().ExecContext(ctx, fmt.Sprintf("UPDATE audit_events SET outcome = 'success', actor_id = 'someone-else' WHERE tenant_id = '%s' AND sequence = 123", tn)); err != nil {
 				t.Fatal(err)
 			}
 			v, err = logs.VerifyChain(ctx, connect.NewRequest(&auditv1.VerifyChainRequest{}))

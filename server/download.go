@@ -17,8 +17,6 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/exportd/exportd/authz"
-	"github.com/exportd/exportd/ent"
-	"github.com/exportd/exportd/ent/exportjob"
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/fault"
@@ -37,7 +35,7 @@ var _ auditv1connect.DownloadServiceHandler = downloadService{}
 
 // downloadable returns the job when its artifact can be downloaded, or the
 // error SPEC §3 prescribes for its status.
-func (s *Server) downloadable(ctx context.Context, tenantID, jobID string) (*ent.ExportJob, error) {
+func (s *Server) downloadable(ctx context.Context, tenantID, jobID string) (*store.Job, error) {
 	if hostile(jobID) { // the plain REST download's path, which no interceptor walks
 		return nil, store.JobNotFound(jobID)
 	}
@@ -46,21 +44,21 @@ func (s *Server) downloadable(ctx context.Context, tenantID, jobID string) (*ent
 		return nil, err
 	}
 	switch j.Status {
-	case exportjob.StatusCOMPLETED:
+	case store.JobCompleted:
 		if j.ExpiresAt != nil && !s.store.Now().Before(*j.ExpiresAt) {
 			return nil, expired(j)
 		}
 		return j, nil
-	case exportjob.StatusEXPIRED:
+	case store.JobExpired:
 		return nil, expired(j)
-	case exportjob.StatusFAILED:
+	case store.JobFailed:
 		return nil, fault.New(fault.FailedPrecondition, "export %s is FAILED (%s); there is nothing to download", j.ID, j.Error)
 	default:
 		return nil, fault.New(fault.FailedPrecondition, "export %s is %s; download it once it is COMPLETED", j.ID, j.Status)
 	}
 }
 
-func expired(j *ent.ExportJob) error {
+func expired(j *store.Job) error {
 	at := "its download window ended"
 	if j.ExpiresAt != nil {
 		at = j.ExpiresAt.UTC().Format(time.RFC3339)
@@ -192,7 +190,7 @@ func (s *Server) restDownload(w http.ResponseWriter, r *http.Request) {
 // (Content-Length) went out, and aborted otherwise. HEAD, 304 Not Modified
 // and 416 send no bytes of the report and leave no download record; they
 // are still audit events (416 as an out_of_range failure).
-func (s *Server) serveArtifact(w http.ResponseWriter, r *http.Request, c *authz.Caller, j *ent.ExportJob, ci callInfo) (bool, error) {
+func (s *Server) serveArtifact(w http.ResponseWriter, r *http.Request, c *authz.Caller, j *store.Job, ci callInfo) (bool, error) {
 	ctx := r.Context()
 	rd, err := s.bucket.NewReader(ctx, j.ArtifactKey, nil)
 	if err != nil {

@@ -14,8 +14,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/exportd/exportd/authz"
-	"github.com/exportd/exportd/ent"
-	"github.com/exportd/exportd/ent/exportjob"
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/internal/store"
@@ -103,7 +101,7 @@ func estimate(now time.Time, rows int64) time.Time {
 	return now.Add(2*time.Second + time.Duration(rows)*time.Second/rowsPerSecond).Truncate(time.Second)
 }
 
-func estimatedCompletion(j *ent.ExportJob) time.Time {
+func estimatedCompletion(j *store.Job) time.Time {
 	if j.EstimatedCompletion != nil {
 		return *j.EstimatedCompletion
 	}
@@ -192,8 +190,8 @@ func (h exportService) WatchExport(ctx context.Context, req *connect.Request[aud
 	}
 }
 
-func terminal(st exportjob.Status) bool {
-	return st == exportjob.StatusCOMPLETED || st == exportjob.StatusFAILED || st == exportjob.StatusEXPIRED
+func terminal(st store.JobStatus) bool {
+	return st == store.JobCompleted || st == store.JobFailed || st == store.JobExpired
 }
 
 func (h exportService) CancelExport(ctx context.Context, req *connect.Request[auditv1.CancelExportRequest]) (*connect.Response[auditv1.CancelExportResponse], error) {
@@ -225,7 +223,7 @@ func (h exportService) WhoAmI(ctx context.Context, _ *connect.Request[auditv1.Wh
 	return connect.NewResponse(out), nil
 }
 
-func statusOf(st exportjob.Status) auditv1.ExportStatus {
+func statusOf(st store.JobStatus) auditv1.ExportStatus {
 	return auditv1.ExportStatus(auditv1.ExportStatus_value[st.String()])
 }
 
@@ -236,7 +234,7 @@ func ts(t *time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(*t)
 }
 
-func jobProto(j *ent.ExportJob) *auditv1.ExportJob {
+func jobProto(j *store.Job) *auditv1.ExportJob {
 	out := &auditv1.ExportJob{
 		JobId:               j.ID,
 		TenantId:            j.TenantID,
@@ -266,12 +264,12 @@ func jobProto(j *ent.ExportJob) *auditv1.ExportJob {
 	// is FAILED. Attempts are counted in failures: a start whose worker died
 	// failed nothing.
 	switch {
-	case j.Status == exportjob.StatusPENDING && j.NextAttemptAt != nil && j.Failures > 0:
+	case j.Status == store.JobPending && j.NextAttemptAt != nil && j.Failures > 0:
 		out.NextAttemptAt = timestamppb.New(*j.NextAttemptAt)
 		out.RetryReason = j.Error
 		out.Error = fmt.Sprintf("attempt %d of %d failed: %s; retrying at %s", j.Failures, j.MaxAttempts, j.Error,
 			j.NextAttemptAt.UTC().Format(time.RFC3339))
-	case j.Status == exportjob.StatusPENDING || j.Status == exportjob.StatusRUNNING:
+	case j.Status == store.JobPending || j.Status == store.JobRunning:
 		out.RetryReason = j.Error
 		out.Error = ""
 	}
@@ -279,7 +277,7 @@ func jobProto(j *ent.ExportJob) *auditv1.ExportJob {
 }
 
 // filename names an artifact after its type, tenant and period.
-func filename(j *ent.ExportJob) string {
+func filename(j *store.Job) string {
 	return fmt.Sprintf("%s-%s-%s-to-%s.%s", j.ReportType, shortID(j.TenantID),
 		j.PeriodStart.UTC().Format("20060102"), j.PeriodEnd.UTC().Format("20060102"), j.Format)
 }

@@ -10,8 +10,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/exportd/exportd/authz"
-	"github.com/exportd/exportd/ent"
-	"github.com/exportd/exportd/ent/exportjob"
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/internal/store"
@@ -136,7 +134,7 @@ func (s *Server) linkDownload(w http.ResponseWriter, r *http.Request) {
 
 // redeemLink checks the job can still be downloaded, uses the link up (GET
 // only) and serves the artifact.
-func (s *Server) redeemLink(w http.ResponseWriter, r *http.Request, c *authz.Caller, l *ent.DownloadLink, ci callInfo) (bool, error) {
+func (s *Server) redeemLink(w http.ResponseWriter, r *http.Request, c *authz.Caller, l *store.Link, ci callInfo) (bool, error) {
 	ctx := r.Context()
 	if reason, err := s.checkLinkKey(ctx, c, l); err != nil {
 		if reason != "" {
@@ -165,7 +163,7 @@ func (s *Server) redeemLink(w http.ResponseWriter, r *http.Request, c *authz.Cal
 // Links minted before keys were recorded carry none and live out their
 // short TTL.
 // It returns a short reason for the audit log beside the refusal.
-func (s *Server) checkLinkKey(ctx context.Context, c *authz.Caller, l *ent.DownloadLink) (string, error) {
+func (s *Server) checkLinkKey(ctx context.Context, c *authz.Caller, l *store.Link) (string, error) {
 	if l.KeyID == "" {
 		return "", nil
 	}
@@ -225,9 +223,9 @@ func (s *Server) manifest(ctx context.Context, c *authz.Caller, jobID string) ([
 		return nil, err
 	}
 	switch {
-	case j.Status == exportjob.StatusFAILED:
+	case j.Status == store.JobFailed:
 		return nil, fault.New(fault.FailedPrecondition, "export %s is FAILED (%s); it has no manifest", j.ID, j.Error)
-	case j.Status != exportjob.StatusCOMPLETED && j.Status != exportjob.StatusEXPIRED:
+	case j.Status != store.JobCompleted && j.Status != store.JobExpired:
 		return nil, fault.New(fault.FailedPrecondition, "export %s is %s; its manifest exists once it is COMPLETED", j.ID, j.Status)
 	case len(j.Manifest) == 0:
 		return nil, fault.New(fault.FailedPrecondition, "export %s has no manifest", j.ID)

@@ -9,7 +9,6 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/exportd/exportd/authz"
-	"github.com/exportd/exportd/ent/auditevent"
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/apikey"
@@ -95,11 +94,7 @@ func TestDownloadLinkDiesWithItsKey(t *testing.T) {
 				t.Fatalf("link after the permission came back: %d", resp.StatusCode)
 			}
 
-			evs, err := env.Store.Ent.AuditEvent.Query().Where(auditevent.TenantID(tenant), auditevent.Action("export.download"),
-				auditevent.OutcomeEQ(auditevent.OutcomeDenied)).All(store.WithTenant(ctx, tenant))
-			if err != nil {
-				t.Fatal(err)
-			}
+			evs := auditEvents(t, env, tenant, store.EventQuery{Action: "export.download", Outcome: "denied"})
 			refused := map[string]string{}
 			for _, e := range evs {
 				if e.Metadata["protocol"] == "link" {

@@ -22,7 +22,6 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/exportd/exportd/authz"
-	entkey "github.com/exportd/exportd/ent/apikey"
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/store"
@@ -704,7 +703,7 @@ func setupMatrixTenant(t *testing.T, env *servertest.Env, name string) *matrixTe
 			}
 		case "expired":
 			past := time.Now().Add(-time.Minute)
-			if err := env.Store.Ent.APIKey.Update().Where(entkey.ID(row.ID)).SetExpiresAt(past).Exec(store.WithTenant(ctx, mt.id)); err != nil {
+			if err := env.Store.SetAPIKeyExpiry(ctx, mt.id, row.ID, past); err != nil {
 				t.Fatal(err)
 			}
 		case "wrong":

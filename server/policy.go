@@ -7,7 +7,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/exportd/exportd/authz"
-	"github.com/exportd/exportd/ent"
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/store"
@@ -117,7 +116,7 @@ func (h policyService) CheckExport(ctx context.Context, _ *connect.Request[audit
 	return connect.NewResponse(out), nil
 }
 
-func policyProto(p *ent.IssuancePolicy) *auditv1.Policy {
+func policyProto(p *store.Policy) *auditv1.Policy {
 	return &auditv1.Policy{
 		PolicyId: p.ID, Name: p.Name, Kind: p.Kind.String(), Effect: p.Effect.String(),
 		IssuerMatch: p.IssuerMatch, TrustTiers: p.TrustTiers, Enabled: p.Enabled,
@@ -125,7 +124,7 @@ func policyProto(p *ent.IssuancePolicy) *auditv1.Policy {
 	}
 }
 
-func issuerProto(i *ent.Issuer) *auditv1.Issuer {
+func issuerProto(i *store.Issuer) *auditv1.Issuer {
 	return &auditv1.Issuer{IssuerId: i.ID, Name: i.Name, Uri: i.URI, TrustTier: i.TrustTier.String(),
 		CreateTime: timestamppb.New(i.CreatedAt)}
 }

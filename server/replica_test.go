@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/exportd/exportd/ent/exportjob"
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/internal/jobs"
 	"github.com/exportd/exportd/internal/store"
@@ -58,7 +57,7 @@ func TestReplicaReleasesPreviousLeases(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if j.Status != exportjob.StatusRUNNING || j.LeaseOwner != owner || j.Attempt != 1 {
+				if j.Status != store.JobRunning || j.LeaseOwner != owner || j.Attempt != 1 {
 					t.Errorf("job of %s is %s held by %q at attempt %d; want still RUNNING under its owner", owner, j.Status, j.LeaseOwner, j.Attempt)
 				}
 			}

@@ -84,7 +84,7 @@ func TestRawKeysNeverStored(t *testing.T) {
 				needles = append(needles, s, k.Secret)
 			}
 			needles = append(needles, wrong.String(), wrong.Secret)
-			cells := scanTables(t, env.Store.DB, dialect, needles)
+			cells := scanTables(t, env.Store.RawDB(), dialect, needles)
 			if cells == 0 {
 				t.Fatal("scanned no cells")
 			}

@@ -12,16 +12,16 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/exportd/exportd/authz"
-	"github.com/exportd/exportd/ent"
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/internal/fault"
+	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/reports"
 )
 
 // tenantService implements auditv1connect.TenantServiceHandler.
 type tenantService struct{ s *Server }
 
-func tenantProto(t *ent.Tenant) *auditv1.Tenant {
+func tenantProto(t *store.Tenant) *auditv1.Tenant {
 	out := &auditv1.Tenant{
 		TenantId:           t.ID,
 		Name:               t.Name,

@@ -15,7 +15,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/exportd/exportd/ent/issuer"
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/store"
@@ -160,8 +159,8 @@ func TestAttestations(t *testing.T) {
 			ctx := context.Background()
 			tn, other := env.Tenant(t, "Acme", true), env.Tenant(t, "Globex", true)
 			iss := uuid.NewString()
-			if err := env.Store.Ent.Issuer.Create().SetID(iss).SetTenantID(tn).SetName("Acme Credentials").SetURI("did:web:acme.example").
-				SetTrustTier(issuer.TrustTierTIER_1).SetCreatedAt(time.Now()).Exec(store.WithTenant(ctx, tn)); err != nil {
+			if err := env.Store.SeedIssuer(ctx, store.Issuer{ID: iss, TenantID: tn, Name: "Acme Credentials", URI: "did:web:acme.example",
+				TrustTier: "TIER_1", CreatedAt: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 			w := auditv1connect.NewAttestationServiceClient(env.Client, env.URL, withKey(env.Key(t, tn, "ingester", "minting-service")))
@@ -190,8 +189,8 @@ func TestAttestations(t *testing.T) {
 			// and learns nothing about Acme's ids by trying.
 			third := env.Tenant(t, "Initech", true)
 			otherIss := uuid.NewString()
-			if err := env.Store.Ent.Issuer.Create().SetID(otherIss).SetTenantID(third).SetName("Initech Credentials").
-				SetTrustTier(issuer.TrustTierTIER_2).SetCreatedAt(time.Now()).Exec(store.WithTenant(ctx, third)); err != nil {
+			if err := env.Store.SeedIssuer(ctx, store.Issuer{ID: otherIss, TenantID: third, Name: "Initech Credentials",
+				TrustTier: "TIER_2", CreatedAt: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 			globex := auditv1connect.NewAttestationServiceClient(env.Client, env.URL, withKey(env.Key(t, third, "ingester", "initech-minting")))

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/exportd/exportd/ent"
 	"github.com/exportd/exportd/internal/store"
 )
 
@@ -39,7 +38,7 @@ type watchedJob struct {
 
 // jobSnapshot is the job as one poll read it, or why it could not be read.
 type jobSnapshot struct {
-	job *ent.ExportJob
+	job *store.Job
 	err error
 }
 

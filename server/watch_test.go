@@ -98,7 +98,7 @@ func TestWatchesShareThePoll(t *testing.T) {
 			// open and polled.
 			var open, inUse int
 			for range 50 {
-				st := env.Store.DB.Stats()
+				st := env.Store.DBStats()
 				open, inUse = max(open, st.OpenConnections), max(inUse, st.InUse)
 				time.Sleep(10 * time.Millisecond)
 			}

@@ -8,13 +8,12 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/exportd/exportd/authz"
-	"github.com/exportd/exportd/ent"
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/internal/store"
 )
 
-func webhookProto(w *ent.Webhook) *auditv1.Webhook {
+func webhookProto(w *store.Webhook) *auditv1.Webhook {
 	return &auditv1.Webhook{
 		WebhookId:   w.ID,
 		Url:         w.URL,

@@ -225,7 +225,7 @@ func TestEventsVerify(t *testing.T) {
 			}
 
 			broken := seqs[7]
-			if _, err := env.Store.DB.ExecContext(context.Background(), fmt.Sprintf(
+			if _, err := env.Store.RawDB().ExecContext(context.Background(), fmt.Sprintf(
 				"UPDATE audit_events SET action = 'x' WHERE tenant_id = '%s' AND sequence = %d", tenant, broken)); err != nil {
 				t.Fatal(err)
 			}

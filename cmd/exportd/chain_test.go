@@ -29,7 +29,7 @@ func TestChainCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.DB.Exec("UPDATE audit_events SET actor_id = 'someone-else' WHERE sequence = 7"); err != nil {
+	if _, err := st.RawDB().Exec("UPDATE audit_events SET actor_id = 'someone-else' WHERE sequence = 7"); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()

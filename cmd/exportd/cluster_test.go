@@ -26,8 +26,6 @@ import (
 	_ "gocloud.dev/blob/fileblob" // file://
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/exportd/exportd/ent"
-	"github.com/exportd/exportd/ent/exportjob"
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
 	"github.com/exportd/exportd/internal/store"
@@ -229,13 +227,21 @@ func (c *cluster) create(p *proc, n int) []string {
 	return ids
 }
 
-func (c *cluster) jobs() []*ent.ExportJob {
+func (c *cluster) jobs() []*store.Job {
 	c.t.Helper()
-	js, err := c.store.Ent.ExportJob.Query().Where(exportjob.TenantID(c.tenant)).All(store.WithTenant(context.Background(), c.tenant))
-	if err != nil {
-		c.t.Fatal(err)
+	var js []*store.Job
+	f := store.JobFilter{PageSize: 500}
+	for {
+		page, next, err := c.store.ListJobs(context.Background(), c.tenant, f)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		js = append(js, page...)
+		if next == "" {
+			return js
+		}
+		f.PageToken = next
 	}
-	return js
 }
 
 // waitFor polls cond until it holds, failing the test after limit.
@@ -294,7 +300,7 @@ func (c *cluster) verifyArtifacts(ids []string) {
 	ctx := context.Background()
 	want := map[string]bool{}
 	for _, j := range c.jobs() {
-		if j.Status != exportjob.StatusCOMPLETED {
+		if j.Status != store.JobCompleted {
 			c.t.Errorf("job %s is %s (%s), want COMPLETED", j.ID, j.Status, j.Error)
 			continue
 		}
@@ -372,7 +378,7 @@ func TestFaultInjection(t *testing.T) {
 	observe := func() {
 		now := time.Now()
 		for _, j := range c.jobs() {
-			if in, ok := pending[j.ID]; ok && (j.Attempt > in.attempt || j.Status == exportjob.StatusCOMPLETED) {
+			if in, ok := pending[j.ID]; ok && (j.Attempt > in.attempt || j.Status == store.JobCompleted) {
 				longest = max(longest, now.Sub(in.at))
 				takeovers++
 				delete(pending, j.ID)
@@ -380,13 +386,13 @@ func TestFaultInjection(t *testing.T) {
 		}
 	}
 	for kill := 1; kill <= kills; kill++ {
-		var victims []*ent.ExportJob
+		var victims []*store.Job
 		waitUntil(t, 90*time.Second, fmt.Sprintf("a job with progress before kill %d", kill), func() bool {
 			observe()
 			victims = victims[:0]
 			progressed := false
 			for _, j := range c.jobs() {
-				if j.Status == exportjob.StatusRUNNING && j.LeaseOwner == p.owner {
+				if j.Status == store.JobRunning && j.LeaseOwner == p.owner {
 					victims = append(victims, j)
 					progressed = progressed || j.RowsDone > 0
 				}
@@ -414,7 +420,7 @@ func TestFaultInjection(t *testing.T) {
 		all := true
 		for _, j := range c.jobs() {
 			progress += j.RowsDone
-			if j.Status == exportjob.StatusCOMPLETED {
+			if j.Status == store.JobCompleted {
 				progress += 1 << 40
 			} else {
 				all = false
@@ -429,7 +435,7 @@ func TestFaultInjection(t *testing.T) {
 	done := completions(procs)
 	for _, j := range c.jobs() {
 		switch n := len(done[j.ID]); {
-		case j.Status != exportjob.StatusCOMPLETED || n == 0:
+		case j.Status != store.JobCompleted || n == 0:
 			lost++
 		case n > 1:
 			duplicated++
@@ -462,8 +468,9 @@ func TestReplicas(t *testing.T) {
 		ids = append(ids, c.create(procs[i%3], 10)...)
 	}
 	waitUntil(t, 90*time.Second, "60 jobs to complete", func() bool {
-		n, err := c.store.Ent.ExportJob.Query().Where(exportjob.TenantID(c.tenant), exportjob.StatusEQ(exportjob.StatusCOMPLETED)).Count(store.WithTenant(context.Background(), c.tenant))
-		return err == nil && n == len(ids)
+		done, _, err := c.store.ListJobs(context.Background(), c.tenant,
+			store.JobFilter{Status: string(store.JobCompleted), PageSize: len(ids) + 1})
+		return err == nil && len(done) == len(ids)
 	})
 	c.verifyArtifacts(ids)
 
@@ -499,11 +506,11 @@ func TestFencing(t *testing.T) {
 	c := newCluster(t, 600000, "--lease", "2s", "--workers", "1", "--sweep-interval", "1s")
 	a := c.start()
 	ids := c.create(a, 1)
-	var first *ent.ExportJob
+	var first *store.Job
 	waitUntil(t, 60*time.Second, "the job to make progress", func() bool {
 		js := c.jobs()
 		first = js[0]
-		return first.Status == exportjob.StatusRUNNING && first.RowsDone > 0
+		return first.Status == store.JobRunning && first.RowsDone > 0
 	})
 	a.signal(t, syscall.SIGSTOP)
 	b := c.start()
@@ -523,7 +530,7 @@ func TestFencing(t *testing.T) {
 		return fencedAt != ""
 	})
 	waitUntil(t, 60*time.Second, "the job to complete", func() bool {
-		return c.jobs()[0].Status == exportjob.StatusCOMPLETED
+		return c.jobs()[0].Status == store.JobCompleted
 	})
 	j := c.jobs()[0]
 	if j.CompletedBy != b.owner || j.Attempt != first.Attempt+1 {

@@ -6,32 +6,31 @@ import (
 	"testing"
 	"time"
 
-	"github.com/exportd/exportd/ent"
-	"github.com/exportd/exportd/ent/exportjob"
+	"github.com/exportd/exportd/internal/store"
 )
 
 // running waits until p runs the cluster's only job and has made progress
 // on it, and returns the job as it was then.
-func (c *cluster) running(p *proc, what string) *ent.ExportJob {
+func (c *cluster) running(p *proc, what string) *store.Job {
 	c.t.Helper()
-	var j *ent.ExportJob
+	var j *store.Job
 	waitUntil(c.t, 90*time.Second, what, func() bool {
 		j = c.jobs()[0]
-		if j.Status == exportjob.StatusCOMPLETED || j.Status == exportjob.StatusFAILED {
+		if j.Status == store.JobCompleted || j.Status == store.JobFailed {
 			c.t.Fatalf("job ended %s (%q) before %s: the export is too short for this test", j.Status, j.Error, what)
 		}
-		return j.Status == exportjob.StatusRUNNING && j.LeaseOwner == p.owner && j.RowsDone > 0
+		return j.Status == store.JobRunning && j.LeaseOwner == p.owner && j.RowsDone > 0
 	})
 	return j
 }
 
 // complete waits for the cluster's only job to end, failing the test only
 // when it stops making progress, and returns it.
-func (c *cluster) complete() *ent.ExportJob {
+func (c *cluster) complete() *store.Job {
 	c.t.Helper()
 	waitProgress(c.t, 90*time.Second, "the job to end", func() (int64, bool) {
 		j := c.jobs()[0]
-		return j.RowsDone + int64(j.Attempt)<<40, j.Status == exportjob.StatusCOMPLETED || j.Status == exportjob.StatusFAILED
+		return j.RowsDone + int64(j.Attempt)<<40, j.Status == store.JobCompleted || j.Status == store.JobFailed
 	})
 	return c.jobs()[0]
 }
@@ -61,7 +60,7 @@ func TestCrashesUseNoAttempts(t *testing.T) {
 		procs = append(procs, p)
 	}
 	j := c.complete()
-	if j.Status != exportjob.StatusCOMPLETED {
+	if j.Status != store.JobCompleted {
 		t.Fatalf("job ended %s after %d kills: %q (failures %d, attempt %d)", j.Status, kills, j.Error, j.Failures, j.Attempt)
 	}
 	if j.Failures != 0 || j.Attempt != kills+1 || j.Error != "" {
@@ -120,7 +119,7 @@ func TestRestartReleasesLeases(t *testing.T) {
 		t.Errorf("release log lines: %v", released)
 	}
 	j := c.complete()
-	if j.Status != exportjob.StatusCOMPLETED || j.Failures != 0 || j.Attempt != before.Attempt+1 || j.CompletedBy != q.owner {
+	if j.Status != store.JobCompleted || j.Failures != 0 || j.Attempt != before.Attempt+1 || j.CompletedBy != q.owner {
 		t.Errorf("job ended %s (%q) with failures %d at attempt %d by %s; want COMPLETED, 0 failures, attempt %d by %s",
 			j.Status, j.Error, j.Failures, j.Attempt, j.CompletedBy, before.Attempt+1, q.owner)
 	}

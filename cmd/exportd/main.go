@@ -177,7 +177,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer bucket.Close()
-	en, err := authz.Open(ctx, st.Ent)
+	en, err := authz.Open(ctx, st)
 	if err != nil {
 		return err
 	}

@@ -10,8 +10,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/exportd/exportd/ent/attestationrecord"
-	"github.com/exportd/exportd/ent/issuer"
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/reports"
 )
@@ -145,10 +143,10 @@ func seedAttestations(ctx context.Context, st *store.Store, tenantID string, rng
 	var issuers []string
 	for i, name := range []string{"Acme Health Credentials", "Northwind Identity", "Contoso Labs"} {
 		id := uuid.NewString()
-		if err := st.Ent.Issuer.Create().SetID(id).SetTenantID(tenantID).SetName(fmt.Sprintf("%s %s", name, id[:4])).
-			SetURI("did:web:issuer" + fmt.Sprint(i) + ".example.com").SetTrustTier(issuer.TrustTier(tiers[i])).
-			SetCreatedAt(o.From).Exec(ctx); err != nil {
-			return fmt.Errorf("seed issuers: %w", err)
+		if err := st.SeedIssuer(ctx, store.Issuer{ID: id, TenantID: tenantID, Name: fmt.Sprintf("%s %s", name, id[:4]),
+			URI: "did:web:issuer" + fmt.Sprint(i) + ".example.com", TrustTier: store.TrustTier(tiers[i]),
+			CreatedAt: o.From}); err != nil {
+			return err
 		}
 		issuers = append(issuers, id)
 	}
@@ -157,10 +155,10 @@ func seedAttestations(ctx context.Context, st *store.Store, tenantID string, rng
 	cats := [][]string{{"health"}, {"identity", "employment"}, {"health", "genetic"}, {"contact"}}
 	bases := []string{"consent", "contract", "legal_obligation", "legitimate_interests"}
 	span := o.To.Sub(o.From)
-	bulk := make([]*entAttestation, 0, n)
+	bulk := make([]*seedAttestation, 0, n)
 	for i := 0; i < n; i++ {
 		at := o.From.Add(time.Duration(rng.Int64N(int64(span)))).UTC().Truncate(time.Microsecond)
-		a := &entAttestation{id: uuid.NewString(), issuer: issuers[rng.IntN(len(issuers))], subject: fmt.Sprintf("did:example:subject%05d", rng.IntN(100000)),
+		a := &seedAttestation{id: uuid.NewString(), issuer: issuers[rng.IntN(len(issuers))], subject: fmt.Sprintf("did:example:subject%05d", rng.IntN(100000)),
 			schema: schemas[i%len(schemas)], cats: cats[i%len(cats)], basis: bases[rng.IntN(len(bases))], created: at, status: "ACTIVE"}
 		switch r := rng.IntN(10); {
 		case r == 0:
@@ -174,21 +172,19 @@ func seedAttestations(ctx context.Context, st *store.Store, tenantID string, rng
 		}
 		bulk = append(bulk, a)
 	}
-	for _, a := range bulk {
-		c := st.Ent.AttestationRecord.Create().SetID(a.id).SetAttestationID(a.id).SetTenantID(tenantID).SetIssuerID(a.issuer).SetSubject(a.subject).
-			SetSchema(a.schema).SetDataCategories(a.cats).SetLegalBasis(a.basis).SetCreatedAt(a.created).
-			SetStatus(attestationrecord.Status(a.status)).SetNillableRevokedAt(a.revoked).SetNillableSupersededAt(a.supersededAt)
+	rows := make([]store.Attestation, len(bulk))
+	for i, a := range bulk {
+		rows[i] = store.Attestation{ID: a.id, AttestationID: a.id, TenantID: tenantID, IssuerID: a.issuer, Subject: a.subject,
+			Schema: a.schema, DataCategories: a.cats, LegalBasis: a.basis, CreatedAt: a.created,
+			Status: store.AttestationStatus(a.status), RevokedAt: a.revoked, SupersededAt: a.supersededAt}
 		if a.supersededBy != "" {
-			c.SetSupersededBy(a.supersededBy)
-		}
-		if err := c.Exec(ctx); err != nil {
-			return fmt.Errorf("seed attestations: %w", err)
+			rows[i].SupersededBy = &a.supersededBy
 		}
 	}
-	return nil
+	return st.SeedAttestations(ctx, tenantID, rows)
 }
 
-type entAttestation struct {
+type seedAttestation struct {
 	id, issuer, subject, schema, basis, status string
 	cats                                       []string
 	created                                    time.Time

@@ -30,7 +30,6 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
-	"github.com/exportd/exportd/ent"
 	"github.com/exportd/exportd/internal/apikey"
 	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/internal/store"
@@ -67,9 +66,29 @@ type Config struct {
 	ReplicaID string
 }
 
+// Store is what the runner needs of the job queue and the event log;
+// *store.Store is one.
+type Store interface {
+	Now() time.Time
+	ClaimJob(ctx context.Context, owner string, lease time.Duration, maxRunningPerTenant int) (*store.Job, error)
+	Heartbeat(ctx context.Context, j *store.Job, lease time.Duration, rowsDone, rowsTotal int64, eta time.Time) error
+	CompleteJob(ctx context.Context, j *store.Job, a store.Artifact, window time.Duration) error
+	FailJob(ctx context.Context, j *store.Job, msg string) error
+	RetryJob(ctx context.Context, j *store.Job, msg string, next time.Time) error
+	ReleaseJob(ctx context.Context, j *store.Job) error
+	ReleaseOwnerJobs(ctx context.Context, prefix, owner string) ([]*store.Job, error)
+	ExpireJobs(ctx context.Context, limit int) ([]*store.Job, error)
+	JobByID(ctx context.Context, id string) (*store.Job, error)
+	TryLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
+	Tenant(ctx context.Context, id string) (*store.Tenant, error)
+	LastSequence(ctx context.Context, tenantID string) (int64, error)
+	ChainHash(ctx context.Context, tenantID string, seq int64) (string, error)
+	Source(tenantID string) reports.Source
+}
+
 // Runner executes export jobs in this process.
 type Runner struct {
-	store  *store.Store
+	store  Store
 	bucket *blob.Bucket
 	log    *slog.Logger
 	cfg    Config
@@ -85,7 +104,7 @@ type Signer interface {
 }
 
 // New returns a runner; call Run to start it.
-func New(st *store.Store, bucket *blob.Bucket, log *slog.Logger, cfg Config) *Runner {
+func New(st Store, bucket *blob.Bucket, log *slog.Logger, cfg Config) *Runner {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2
 	}
@@ -205,7 +224,7 @@ func (r *Runner) loop(ctx context.Context) {
 // FAILED. The job's trace is
 // a new one, linked to the request that created the job: a job outlives its
 // request and may run on another replica, after a retry.
-func (r *Runner) execute(ctx context.Context, j *ent.ExportJob, claimed time.Time) {
+func (r *Runner) execute(ctx context.Context, j *store.Job, claimed time.Time) {
 	attrs := []attribute.KeyValue{
 		attribute.String("exportd.job_id", j.ID), attribute.String("exportd.report_type", j.ReportType),
 		attribute.String("exportd.format", j.Format), attribute.Int("exportd.attempt", j.Attempt),
@@ -287,7 +306,7 @@ func (r *Runner) execute(ctx context.Context, j *ent.ExportJob, claimed time.Tim
 // remain, and otherwise ends the job FAILED with a reason a person can act
 // on. It reports whether the job is now FAILED. Attempts are counted in
 // failures: starts that ended because a worker died failed nothing.
-func (r *Runner) fail(ctx context.Context, j *ent.ExportJob, err error, log *slog.Logger) bool {
+func (r *Runner) fail(ctx context.Context, j *store.Job, err error, log *slog.Logger) bool {
 	ctx = context.WithoutCancel(ctx)
 	v := Classify(err, j.ID)
 	failures := j.Failures + 1 // this one
@@ -315,7 +334,7 @@ func (r *Runner) fail(ctx context.Context, j *ent.ExportJob, err error, log *slo
 
 // discard deletes what this attempt wrote. Each attempt has a key of its
 // own, so this never touches the artifact of another attempt.
-func (r *Runner) discard(ctx context.Context, j *ent.ExportJob, log *slog.Logger) {
+func (r *Runner) discard(ctx context.Context, j *store.Job, log *slog.Logger) {
 	if err := r.bucket.Delete(context.WithoutCancel(ctx), ArtifactKey(j)); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		log.WarnContext(ctx, "delete artifact of abandoned attempt; the orphan sweeper will retry", "err", err)
 	}
@@ -323,12 +342,12 @@ func (r *Runner) discard(ctx context.Context, j *ent.ExportJob, log *slog.Logger
 
 // ArtifactKey is where attempt n of a job writes its report. Each attempt has
 // its own key, so a stale attempt can never overwrite the committed one.
-func ArtifactKey(j *ent.ExportJob) string {
+func ArtifactKey(j *store.Job) string {
 	return fmt.Sprintf("exports/%s/%s/attempt-%d/report.%s", j.TenantID, j.ID, j.Attempt, j.Format)
 }
 
 // generate writes the report to the blob store while heartbeating.
-func (r *Runner) generate(ctx context.Context, j *ent.ExportJob) (store.Artifact, error) {
+func (r *Runner) generate(ctx context.Context, j *store.Job) (store.Artifact, error) {
 	qctx, query := r.tracer.Start(ctx, "export.query")
 	tenant, err := r.store.Tenant(qctx, j.TenantID)
 	if err != nil {

@@ -12,9 +12,8 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
-	"github.com/exportd/exportd/ent"
-	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/internal/fault"
+	"github.com/exportd/exportd/internal/store"
 )
 
 // sweepLease names the maintenance lease the sweepers run under.
@@ -142,11 +141,11 @@ func (r *Runner) sweepOrphans(ctx context.Context) (int, error) {
 	return deleted, nil
 }
 
-func orphan(j *ent.ExportJob, key string, attempt int) bool {
+func orphan(j *store.Job, key string, attempt int) bool {
 	switch j.Status {
-	case exportjob.StatusCOMPLETED:
+	case store.JobCompleted:
 		return key != j.ArtifactKey
-	case exportjob.StatusRUNNING:
+	case store.JobRunning:
 		return attempt < j.Attempt
 	default:
 		return true

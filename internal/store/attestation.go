@@ -26,9 +26,49 @@ type NewAttestation struct {
 	CreatedAt      time.Time // now when zero
 }
 
+// AttestationStatus is where an attestation record is.
+type AttestationStatus string
+
+// The statuses of an attestation record: only ACTIVE records change.
+const (
+	AttestationActive     AttestationStatus = "ACTIVE"
+	AttestationRevoked    AttestationStatus = "REVOKED"
+	AttestationSuperseded AttestationStatus = "SUPERSEDED"
+)
+
+func (st AttestationStatus) String() string { return string(st) }
+
+// Attestation is an attestation record. ID is the row's own key;
+// AttestationID is the id the tenant gave it (or ID when it gave none).
+type Attestation struct {
+	ID             string
+	TenantID       string
+	AttestationID  string
+	IssuerID       string
+	Subject        string
+	Schema         string
+	Status         AttestationStatus
+	DataCategories []string
+	LegalBasis     string
+	CreatedAt      time.Time
+	RevokedAt      *time.Time
+	SupersededBy   *string
+	SupersededAt   *time.Time
+}
+
+func attestationFromEnt(a *ent.AttestationRecord) *Attestation {
+	if a == nil {
+		return nil
+	}
+	return &Attestation{ID: a.ID, TenantID: a.TenantID, AttestationID: a.AttestationID, IssuerID: a.IssuerID,
+		Subject: a.Subject, Schema: a.Schema, Status: AttestationStatus(a.Status), DataCategories: a.DataCategories,
+		LegalBasis: a.LegalBasis, CreatedAt: a.CreatedAt, RevokedAt: a.RevokedAt, SupersededBy: a.SupersededBy,
+		SupersededAt: a.SupersededAt}
+}
+
 // RecordAttestation stores a new ACTIVE record. The issuer must be one of
 // the tenant's.
-func (s *Store) RecordAttestation(ctx context.Context, tenantID string, na NewAttestation) (*ent.AttestationRecord, error) {
+func (s *Store) RecordAttestation(ctx context.Context, tenantID string, na NewAttestation) (*Attestation, error) {
 	ctx = scoped(ctx, tenantID)
 	var out *ent.AttestationRecord
 	err := s.tx(ctx, func(tx *ent.Tx) error {
@@ -36,7 +76,7 @@ func (s *Store) RecordAttestation(ctx context.Context, tenantID string, na NewAt
 		out, err = recordAttestation(ctx, tx, tenantID, na, s.now())
 		return err
 	})
-	return out, err
+	return attestationFromEnt(out), err
 }
 
 func recordAttestation(ctx context.Context, tx *ent.Tx, tenantID string, na NewAttestation, now time.Time) (*ent.AttestationRecord, error) {
@@ -65,10 +105,10 @@ func recordAttestation(ctx context.Context, tx *ent.Tx, tenantID string, na NewA
 }
 
 // Attestation returns one record of the tenant; another tenant's is not found.
-func (s *Store) Attestation(ctx context.Context, tenantID, id string) (*ent.AttestationRecord, error) {
+func (s *Store) Attestation(ctx context.Context, tenantID, id string) (*Attestation, error) {
 	ctx = scoped(ctx, tenantID)
-	a, err := s.Ent.AttestationRecord.Query().Where(attestationrecord.AttestationID(id), attestationrecord.TenantID(tenantID)).Only(ctx)
-	return a, translate(err, "attestation "+fault.Echo(id))
+	a, err := s.client.AttestationRecord.Query().Where(attestationrecord.AttestationID(id), attestationrecord.TenantID(tenantID)).Only(ctx)
+	return attestationFromEnt(a), translate(err, "attestation "+fault.Echo(id))
 }
 
 // activeAttestation reads a record for a change, locking its row on
@@ -89,7 +129,7 @@ func (s *Store) activeAttestation(ctx context.Context, tx *ent.Tx, tenantID, id 
 }
 
 // RevokeAttestation marks an ACTIVE record REVOKED.
-func (s *Store) RevokeAttestation(ctx context.Context, tenantID, id string) (*ent.AttestationRecord, error) {
+func (s *Store) RevokeAttestation(ctx context.Context, tenantID, id string) (*Attestation, error) {
 	ctx = scoped(ctx, tenantID)
 	var out *ent.AttestationRecord
 	err := s.tx(ctx, func(tx *ent.Tx) error {
@@ -100,26 +140,27 @@ func (s *Store) RevokeAttestation(ctx context.Context, tenantID, id string) (*en
 		out, err = a.Update().SetStatus(attestationrecord.StatusREVOKED).SetRevokedAt(s.now()).Save(ctx)
 		return translate(err, "attestation "+id)
 	})
-	return out, err
+	return attestationFromEnt(out), err
 }
 
 // SupersedeAttestation records replacement and marks the ACTIVE record id
 // SUPERSEDED by it, in one transaction.
-func (s *Store) SupersedeAttestation(ctx context.Context, tenantID, id string, replacement NewAttestation) (old, repl *ent.AttestationRecord, err error) {
+func (s *Store) SupersedeAttestation(ctx context.Context, tenantID, id string, replacement NewAttestation) (old, repl *Attestation, err error) {
 	ctx = scoped(ctx, tenantID)
+	var o, r *ent.AttestationRecord
 	err = s.tx(ctx, func(tx *ent.Tx) error {
 		a, err := s.activeAttestation(ctx, tx, tenantID, id)
 		if err != nil {
 			return err
 		}
 		now := s.now()
-		if repl, err = recordAttestation(ctx, tx, tenantID, replacement, now); err != nil {
+		if r, err = recordAttestation(ctx, tx, tenantID, replacement, now); err != nil {
 			return err
 		}
-		old, err = a.Update().SetStatus(attestationrecord.StatusSUPERSEDED).SetSupersededBy(repl.AttestationID).SetSupersededAt(now).Save(ctx)
+		o, err = a.Update().SetStatus(attestationrecord.StatusSUPERSEDED).SetSupersededBy(r.AttestationID).SetSupersededAt(now).Save(ctx)
 		return translate(err, "attestation "+id)
 	})
-	return old, repl, err
+	return attestationFromEnt(o), attestationFromEnt(r), err
 }
 
 // AttestationFilter selects and pages records; zero fields do not filter.
@@ -131,9 +172,9 @@ type AttestationFilter struct {
 
 // ListAttestations returns one page of the tenant's records, newest first,
 // and the token of the next page.
-func (s *Store) ListAttestations(ctx context.Context, tenantID string, f AttestationFilter) ([]*ent.AttestationRecord, string, error) {
+func (s *Store) ListAttestations(ctx context.Context, tenantID string, f AttestationFilter) ([]*Attestation, string, error) {
 	ctx = scoped(ctx, tenantID)
-	q := s.Ent.AttestationRecord.Query().Where(attestationrecord.TenantID(tenantID))
+	q := s.client.AttestationRecord.Query().Where(attestationrecord.TenantID(tenantID))
 	if f.Status != "" {
 		q.Where(attestationrecord.StatusEQ(attestationrecord.Status(f.Status)))
 	}
@@ -165,7 +206,11 @@ func (s *Store) ListAttestations(ctx context.Context, tenantID string, f Attesta
 		last := rows[size-1]
 		next = base64.RawURLEncoding.EncodeToString([]byte(last.CreatedAt.UTC().Format(time.RFC3339Nano) + "|" + last.ID))
 	}
-	return rows, next, nil
+	out := make([]*Attestation, len(rows))
+	for i, a := range rows {
+		out[i] = attestationFromEnt(a)
+	}
+	return out, next, nil
 }
 
 func decodeAttestationToken(tok string) (time.Time, string, bool) {

@@ -45,7 +45,7 @@ func benchmarkSOC2Postgres(b *testing.B, format string) {
 		if _, err := demo.Seed(ctx, st, tn.ID, demo.Options{Events: size, From: from, To: to, Seed: 1}); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := st.DB.ExecContext(ctx, "ANALYZE audit_events"); err != nil {
+		if _, err := st.RawDB().ExecContext(ctx, "ANALYZE audit_events"); err != nil {
 			b.Fatal(err)
 		}
 		wm, err := st.LastSequence(ctx, tn.ID)

@@ -86,7 +86,7 @@ func TestSessionDefaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got string
-		err = st.DB.QueryRow("SHOW statement_timeout").Scan(&got)
+		err = st.RawDB().QueryRow("SHOW statement_timeout").Scan(&got)
 		st.Close()
 		if err != nil || got != c.want {
 			t.Errorf("statement_timeout = %q, %v; want %q", got, err, c.want)

@@ -44,7 +44,7 @@ func BenchmarkCopyBaseline(b *testing.B) {
 	}
 	b.ResetTimer()
 	for n := range b.N {
-		tx, err := st.DB.BeginTx(ctx, nil)
+		tx, err := st.db.BeginTx(ctx, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -39,6 +39,48 @@ type WebhookPayload struct {
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 }
 
+// DeliveryStatus is where a webhook delivery is.
+type DeliveryStatus string
+
+// The statuses of a delivery: PENDING until it is DELIVERED or, out of
+// attempts or refused, FAILED.
+const (
+	DeliveryPending   DeliveryStatus = "PENDING"
+	DeliveryDelivered DeliveryStatus = "DELIVERED"
+	DeliveryFailed    DeliveryStatus = "FAILED"
+)
+
+func (st DeliveryStatus) String() string { return string(st) }
+
+// WebhookDelivery is one event to deliver to one endpoint, with its attempts.
+type WebhookDelivery struct {
+	ID             string
+	TenantID       string
+	EndpointID     string
+	JobID          string
+	Event          string
+	Payload        []byte // the JSON of a WebhookPayload
+	Status         DeliveryStatus
+	Attempts       int
+	NextAttemptAt  time.Time
+	LeaseOwner     string
+	LeaseUntil     *time.Time
+	LastStatusCode int
+	LastError      string
+	CreatedAt      time.Time
+	DeliveredAt    *time.Time
+}
+
+func deliveryFromEnt(d *ent.WebhookDelivery) *WebhookDelivery {
+	if d == nil {
+		return nil
+	}
+	return &WebhookDelivery{ID: d.ID, TenantID: d.TenantID, EndpointID: d.EndpointID, JobID: d.JobID, Event: d.Event,
+		Payload: d.Payload, Status: DeliveryStatus(d.Status), Attempts: d.Attempts, NextAttemptAt: d.NextAttemptAt,
+		LeaseOwner: d.LeaseOwner, LeaseUntil: d.LeaseUntil, LastStatusCode: d.LastStatusCode, LastError: d.LastError,
+		CreatedAt: d.CreatedAt, DeliveredAt: d.DeliveredAt}
+}
+
 // enqueueWebhooks queues, in the transaction that made the job terminal, one
 // delivery of event per enabled endpoint of the tenant. The transition
 // happens once (it is fenced), and the unique index stops a second delivery
@@ -82,7 +124,7 @@ func (s *Store) enqueueWebhooks(ctx context.Context, tx *ent.Tx, jobID, event st
 
 // ClaimDelivery takes the lease of the oldest due webhook delivery for owner
 // and returns it with its endpoint; nil when there is none.
-func (s *Store) ClaimDelivery(ctx context.Context, owner string, lease time.Duration) (*ent.WebhookDelivery, *ent.Webhook, error) {
+func (s *Store) ClaimDelivery(ctx context.Context, owner string, lease time.Duration) (*WebhookDelivery, *Webhook, error) {
 	// The deliverer serves every tenant.
 	ctx = System(ctx)
 	var (
@@ -123,7 +165,7 @@ func (s *Store) ClaimDelivery(ctx context.Context, owner string, lease time.Dura
 	if err != nil || d == nil {
 		return nil, nil, err
 	}
-	return d, ep, nil
+	return deliveryFromEnt(d), webhookFromEnt(ep), nil
 }
 
 // DeliveryOutcome is what one delivery attempt got.
@@ -138,9 +180,9 @@ type DeliveryOutcome struct {
 
 // RecordDelivery logs an attempt of d (fenced on its attempt and owner) and
 // sets what happens next: DELIVERED, a retry at o.Next, or FAILED.
-func (s *Store) RecordDelivery(ctx context.Context, d *ent.WebhookDelivery, o DeliveryOutcome) error {
+func (s *Store) RecordDelivery(ctx context.Context, d *WebhookDelivery, o DeliveryOutcome) error {
 	ctx = scoped(ctx, d.TenantID)
-	u := s.Ent.WebhookDelivery.Update().
+	u := s.client.WebhookDelivery.Update().
 		Where(webhookdelivery.ID(d.ID), webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
 			webhookdelivery.Attempts(d.Attempts), webhookdelivery.LeaseOwner(d.LeaseOwner)).
 		SetLastStatusCode(o.StatusCode).
@@ -166,11 +208,15 @@ func (s *Store) RecordDelivery(ctx context.Context, d *ent.WebhookDelivery, o De
 }
 
 // Deliveries returns the delivery log of a job's webhooks, oldest first.
-func (s *Store) Deliveries(ctx context.Context, tenantID, jobID string) ([]*ent.WebhookDelivery, error) {
+func (s *Store) Deliveries(ctx context.Context, tenantID, jobID string) ([]*WebhookDelivery, error) {
 	ctx = scoped(ctx, tenantID)
-	ds, err := s.Ent.WebhookDelivery.Query().
+	ds, err := s.client.WebhookDelivery.Query().
 		Where(webhookdelivery.TenantID(tenantID), webhookdelivery.JobID(jobID)).
 		Order(webhookdelivery.ByCreatedAt(), webhookdelivery.ByID()).
 		All(ctx)
-	return ds, translate(err, "webhook deliveries")
+	out := make([]*WebhookDelivery, len(ds))
+	for i, d := range ds {
+		out[i] = deliveryFromEnt(d)
+	}
+	return out, translate(err, "webhook deliveries")
 }

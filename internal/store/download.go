@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"github.com/exportd/exportd/ent"
 	"github.com/exportd/exportd/ent/downloadrecord"
@@ -20,10 +21,34 @@ type Download struct {
 	Completed   bool
 }
 
+// DownloadRecord is a download on the record.
+type DownloadRecord struct {
+	ID          int64
+	JobID       string
+	TenantID    string
+	PrincipalID string
+	ClientIP    string
+	UserAgent   string
+	CreatedAt   time.Time
+	StartOffset int64
+	BytesSent   int64
+	Protocol    string // connect, grpc, grpc-web, rest, link
+	Completed   bool
+}
+
+func downloadFromEnt(r *ent.DownloadRecord) *DownloadRecord {
+	if r == nil {
+		return nil
+	}
+	return &DownloadRecord{ID: r.ID, JobID: r.JobID, TenantID: r.TenantID, PrincipalID: r.PrincipalID,
+		ClientIP: r.ClientIP, UserAgent: r.UserAgent, CreatedAt: r.CreatedAt, StartOffset: r.StartOffset,
+		BytesSent: r.BytesSent, Protocol: string(r.Protocol), Completed: r.Completed}
+}
+
 // RecordDownload stores a download record.
-func (s *Store) RecordDownload(ctx context.Context, d Download) (*ent.DownloadRecord, error) {
+func (s *Store) RecordDownload(ctx context.Context, d Download) (*DownloadRecord, error) {
 	ctx = scoped(ctx, d.TenantID)
-	r, err := s.Ent.DownloadRecord.Create().
+	r, err := s.client.DownloadRecord.Create().
 		SetJobID(d.JobID).
 		SetTenantID(d.TenantID).
 		SetPrincipalID(d.PrincipalID).
@@ -35,15 +60,19 @@ func (s *Store) RecordDownload(ctx context.Context, d Download) (*ent.DownloadRe
 		SetProtocol(downloadrecord.Protocol(d.Protocol)).
 		SetCompleted(d.Completed).
 		Save(ctx)
-	return r, translate(err, "download record")
+	return downloadFromEnt(r), translate(err, "download record")
 }
 
 // Downloads lists the downloads of one job, oldest first.
-func (s *Store) Downloads(ctx context.Context, tenantID, jobID string) ([]*ent.DownloadRecord, error) {
+func (s *Store) Downloads(ctx context.Context, tenantID, jobID string) ([]*DownloadRecord, error) {
 	ctx = scoped(ctx, tenantID)
-	rs, err := s.Ent.DownloadRecord.Query().
+	rs, err := s.client.DownloadRecord.Query().
 		Where(downloadrecord.TenantID(tenantID), downloadrecord.JobID(jobID)).
 		Order(downloadrecord.ByCreatedAt(), downloadrecord.ByID()).
 		All(ctx)
-	return rs, translate(err, "download records")
+	out := make([]*DownloadRecord, len(rs))
+	for i, r := range rs {
+		out[i] = downloadFromEnt(r)
+	}
+	return out, translate(err, "download records")
 }

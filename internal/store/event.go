@@ -116,7 +116,7 @@ func isClientIDConflict(err error) bool {
 // the batch is in the log yet.
 func (s *Store) ingest(ctx context.Context, tenantID string, evs []NewEvent, metas [][]byte, lookup bool) (Ingested, error) {
 	var r Ingested
-	tx, err := s.DB.BeginTx(ctx, nil)
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return r, fmt.Errorf("begin transaction: %w", err)
 	}
@@ -359,7 +359,7 @@ func (s *Store) ph(n int) string {
 // a report started now.
 func (s *Store) LastSequence(ctx context.Context, tenantID string) (int64, error) {
 	var n int64
-	err := s.DB.QueryRowContext(ctx, "SELECT event_seq FROM tenants WHERE id = "+s.ph(1), tenantID).Scan(&n)
+	err := s.db.QueryRowContext(ctx, "SELECT event_seq FROM tenants WHERE id = "+s.ph(1), tenantID).Scan(&n)
 	if err == sql.ErrNoRows {
 		return 0, fault.New(fault.NotFound, "tenant %s not found", tenantID)
 	}
@@ -397,7 +397,7 @@ func (src *source) where(f reports.EventFilter) (string, []any) {
 func (src *source) CountEvents(ctx context.Context, f reports.EventFilter) (int64, error) {
 	w, args := src.where(f)
 	var n int64
-	if err := src.s.DB.QueryRowContext(ctx, "SELECT count(*) FROM audit_events WHERE "+w, args...).Scan(&n); err != nil {
+	if err := src.s.db.QueryRowContext(ctx, "SELECT count(*) FROM audit_events WHERE "+w, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count events: %w", err)
 	}
 	return n, nil
@@ -408,7 +408,7 @@ func (src *source) CountEvents(ctx context.Context, f reports.EventFilter) (int6
 func (src *source) CountByCategory(ctx context.Context, f reports.EventFilter) (map[string]int64, error) {
 	f.Category = ""
 	w, args := src.where(f)
-	rows, err := src.s.DB.QueryContext(ctx, "SELECT category, count(*) FROM audit_events WHERE "+w+" GROUP BY category", args...)
+	rows, err := src.s.db.QueryContext(ctx, "SELECT category, count(*) FROM audit_events WHERE "+w+" GROUP BY category", args...)
 	if err != nil {
 		return nil, fmt.Errorf("count events: %w", err)
 	}
@@ -445,7 +445,7 @@ func (src *source) Events(ctx context.Context, f reports.EventFilter, fn func(*r
 	if pg {
 		at = "(extract(epoch from occurred_at) * 1000000)::bigint"
 	}
-	rows, err := src.s.DB.QueryContext(ctx,
+	rows, err := src.s.db.QueryContext(ctx,
 		"SELECT sequence, "+at+", actor_id, actor_type, action, resource_type, resource_id, outcome, category, phi, ip, user_agent, request_id, metadata FROM audit_events WHERE "+
 			w+" ORDER BY occurred_at, sequence", args...)
 	if err != nil {
@@ -500,7 +500,7 @@ func (src *source) Attestations(ctx context.Context, from, to time.Time, fn func
 	if s.Dialect == dialect.Postgres {
 		q = strings.ReplaceAll(q, "a.schema", `a."schema"`)
 	}
-	rows, err := s.DB.QueryContext(ctx, q, src.tenant, micro(from), micro(to))
+	rows, err := s.db.QueryContext(ctx, q, src.tenant, micro(from), micro(to))
 	if err != nil {
 		return fmt.Errorf("query attestations: %w", err)
 	}
@@ -551,7 +551,7 @@ func (s *Store) EstimateEvents(ctx context.Context, tenantID string, from, to ti
 			" ORDER BY occurred_at " + order + ", sequence " + order + " LIMIT 1)"
 	}
 	var first, last sql.NullInt64
-	if err := s.DB.QueryRowContext(ctx, "SELECT "+probe("ASC")+", "+probe("DESC"), tenantID, micro(from), micro(to)).Scan(&first, &last); err != nil {
+	if err := s.db.QueryRowContext(ctx, "SELECT "+probe("ASC")+", "+probe("DESC"), tenantID, micro(from), micro(to)).Scan(&first, &last); err != nil {
 		return 0, fmt.Errorf("estimate events: %w", err)
 	}
 	if !first.Valid || !last.Valid || first.Int64 == 0 {

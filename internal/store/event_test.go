@@ -245,7 +245,7 @@ func TestTamper(t *testing.T) {
 				if d == "sqlite" {
 					q = strings.ReplaceAll(q, "occurred_at + interval '1 second'", "strftime('%Y-%m-%d %H:%M:%f', occurred_at, '+1 second')")
 				}
-				if _, err := st.DB.ExecContext(ctx, q); err != nil {
+				if _, err := st.RawDB().ExecContext(ctx, q); err != nil {
 					t.Fatalf("%s: tamper: %v", c.name, err)
 				}
 				r, err := st.VerifyChain(ctx, tn, 0, 0)

@@ -44,6 +44,88 @@ type NewJob struct {
 	MaxQueued int
 }
 
+// JobStatus is where an export job is in its life.
+type JobStatus string
+
+// The statuses of a job. PENDING and RUNNING are live; the others are final,
+// except that COMPLETED becomes EXPIRED when its download window passes.
+// A cancelled job is FAILED.
+const (
+	JobPending   JobStatus = "PENDING"
+	JobRunning   JobStatus = "RUNNING"
+	JobCompleted JobStatus = "COMPLETED"
+	JobFailed    JobStatus = "FAILED"
+	JobExpired   JobStatus = "EXPIRED"
+)
+
+func (st JobStatus) String() string { return string(st) }
+
+// Job is an export job as the store keeps it.
+type Job struct {
+	ID                  string
+	TenantID            string
+	RequestedBy         string // principal id
+	RequestedByName     string
+	ReportType          string
+	Format              string
+	PeriodStart         time.Time // as requested
+	PeriodEnd           time.Time // as requested, inclusive
+	AppliedStart        time.Time
+	AppliedEnd          time.Time // exclusive
+	Status              JobStatus
+	Error               string
+	RowsDone            int64
+	RowsTotal           int64
+	EstimatedCompletion *time.Time
+	CreatedAt           time.Time
+	StartedAt           *time.Time
+	CompletedAt         *time.Time
+	ExpiresAt           *time.Time
+	// Attempt counts starts and Failures failed attempts (see RetryJob).
+	Attempt        int
+	Failures       int
+	LeaseOwner     string
+	LeaseUntil     *time.Time
+	IdempotencyKey *string
+	RequestHash    string
+	PolicyDecision string
+	ArtifactKey    string
+	ArtifactSize   int64
+	ArtifactSha256 string
+	Manifest       []byte
+	TraceParent    string
+	MaxAttempts    int
+	NextAttemptAt  *time.Time
+	CompletedBy    string
+}
+
+func jobFromEnt(j *ent.ExportJob) *Job {
+	if j == nil {
+		return nil
+	}
+	return &Job{
+		ID: j.ID, TenantID: j.TenantID, RequestedBy: j.RequestedBy, RequestedByName: j.RequestedByName,
+		ReportType: j.ReportType, Format: j.Format,
+		PeriodStart: j.PeriodStart, PeriodEnd: j.PeriodEnd, AppliedStart: j.AppliedStart, AppliedEnd: j.AppliedEnd,
+		Status: JobStatus(j.Status), Error: j.Error, RowsDone: j.RowsDone, RowsTotal: j.RowsTotal,
+		EstimatedCompletion: j.EstimatedCompletion, CreatedAt: j.CreatedAt, StartedAt: j.StartedAt,
+		CompletedAt: j.CompletedAt, ExpiresAt: j.ExpiresAt, Attempt: j.Attempt, Failures: j.Failures,
+		LeaseOwner: j.LeaseOwner, LeaseUntil: j.LeaseUntil, IdempotencyKey: j.IdempotencyKey,
+		RequestHash: j.RequestHash, PolicyDecision: j.PolicyDecision,
+		ArtifactKey: j.ArtifactKey, ArtifactSize: j.ArtifactSize, ArtifactSha256: j.ArtifactSha256,
+		Manifest: j.Manifest, TraceParent: j.TraceParent, MaxAttempts: j.MaxAttempts,
+		NextAttemptAt: j.NextAttemptAt, CompletedBy: j.CompletedBy,
+	}
+}
+
+func jobsFromEnt(js []*ent.ExportJob) []*Job {
+	out := make([]*Job, len(js))
+	for i, j := range js {
+		out[i] = jobFromEnt(j)
+	}
+	return out
+}
+
 // queuedRetryAfter is the retry delay of a create refused by the queue cap.
 const queuedRetryAfter = 10 * time.Second
 
@@ -54,7 +136,7 @@ const queuedRetryAfter = 10 * time.Second
 // With MaxQueued set, a tenant that already has that many PENDING jobs is
 // refused with ResourceExhausted; the count and the insert are serialised per
 // tenant so concurrent creates cannot overshoot.
-func (s *Store) CreateJob(ctx context.Context, nj NewJob) (job *ent.ExportJob, created bool, err error) {
+func (s *Store) CreateJob(ctx context.Context, nj NewJob) (job *Job, created bool, err error) {
 	ctx = scoped(ctx, nj.TenantID)
 	if nj.IdempotencyKey != "" {
 		if j, err := s.jobByIdempotencyKey(ctx, nj); j != nil || err != nil {
@@ -115,7 +197,7 @@ func (s *Store) CreateJob(ctx context.Context, nj NewJob) (job *ent.ExportJob, c
 	} else {
 		// Without a cap there is nothing to count: the insert alone, with
 		// no transaction around it (two round trips fewer).
-		err = create(s.Ent.ExportJob)
+		err = create(s.client.ExportJob)
 	}
 	if ent.IsConstraintError(err) && nj.IdempotencyKey != "" {
 		// Another request with the same key won the race.
@@ -126,7 +208,7 @@ func (s *Store) CreateJob(ctx context.Context, nj NewJob) (job *ent.ExportJob, c
 	if err != nil {
 		return nil, false, translate(err, "export job")
 	}
-	return j, true, nil
+	return jobFromEnt(j), true, nil
 }
 
 // lockTenant serialises, until tx ends, the transactions that count a
@@ -142,8 +224,8 @@ func (s *Store) lockTenant(ctx context.Context, tx *ent.Tx, tenantID string) err
 	return nil
 }
 
-func (s *Store) jobByIdempotencyKey(ctx context.Context, nj NewJob) (*ent.ExportJob, error) {
-	j, err := s.Ent.ExportJob.Query().
+func (s *Store) jobByIdempotencyKey(ctx context.Context, nj NewJob) (*Job, error) {
+	j, err := s.client.ExportJob.Query().
 		Where(exportjob.TenantID(nj.TenantID), exportjob.IdempotencyKey(nj.IdempotencyKey)).
 		Only(ctx)
 	if ent.IsNotFound(err) {
@@ -156,18 +238,18 @@ func (s *Store) jobByIdempotencyKey(ctx context.Context, nj NewJob) (*ent.Export
 		return nil, fault.New(fault.FailedPrecondition,
 			"Idempotency-Key %q was already used for a different request (job %s); use a new key for a new export", nj.IdempotencyKey, j.ID)
 	}
-	return j, nil
+	return jobFromEnt(j), nil
 }
 
 // Job returns a job of the tenant. A job of another tenant answers exactly as
 // a missing one.
-func (s *Store) Job(ctx context.Context, tenantID, jobID string) (*ent.ExportJob, error) {
+func (s *Store) Job(ctx context.Context, tenantID, jobID string) (*Job, error) {
 	ctx = scoped(ctx, tenantID)
-	j, err := s.Ent.ExportJob.Query().Where(exportjob.ID(jobID), exportjob.TenantID(tenantID)).Only(ctx)
+	j, err := s.client.ExportJob.Query().Where(exportjob.ID(jobID), exportjob.TenantID(tenantID)).Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil, JobNotFound(jobID)
 	}
-	return j, translate(err, "export job")
+	return jobFromEnt(j), translate(err, "export job")
 }
 
 // JobNotFound is the one answer for a missing, foreign or malformed job id.
@@ -185,7 +267,7 @@ type JobFilter struct {
 
 // ListJobs returns the tenant's jobs newest first, and the token of the next
 // page ("" on the last).
-func (s *Store) ListJobs(ctx context.Context, tenantID string, f JobFilter) ([]*ent.ExportJob, string, error) {
+func (s *Store) ListJobs(ctx context.Context, tenantID string, f JobFilter) ([]*Job, string, error) {
 	ctx = scoped(ctx, tenantID)
 	if f.PageSize <= 0 {
 		f.PageSize = 20
@@ -206,7 +288,7 @@ func (s *Store) ListJobs(ctx context.Context, tenantID string, f JobFilter) ([]*
 			exportjob.CreatedAtLT(at),
 			exportjob.And(exportjob.CreatedAtEQ(at), exportjob.IDLT(id))))
 	}
-	jobs, err := s.Ent.ExportJob.Query().Where(ps...).
+	jobs, err := s.client.ExportJob.Query().Where(ps...).
 		Order(exportjob.ByCreatedAt(entsql.OrderDesc()), exportjob.ByID(entsql.OrderDesc())).
 		Limit(f.PageSize + 1).
 		All(ctx)
@@ -219,7 +301,7 @@ func (s *Store) ListJobs(ctx context.Context, tenantID string, f JobFilter) ([]*
 		last := jobs[len(jobs)-1]
 		next = encodeToken(last.CreatedAt, last.ID)
 	}
-	return jobs, next, nil
+	return jobsFromEnt(jobs), next, nil
 }
 
 func encodeToken(at time.Time, id string) string {
@@ -243,7 +325,7 @@ func decodeToken(tok string) (time.Time, string, bool) {
 }
 
 // CancelJob ends a PENDING or RUNNING job as FAILED.
-func (s *Store) CancelJob(ctx context.Context, tenantID, jobID, by string) (*ent.ExportJob, error) {
+func (s *Store) CancelJob(ctx context.Context, tenantID, jobID, by string) (*Job, error) {
 	ctx = scoped(ctx, tenantID)
 	j, err := s.Job(ctx, tenantID, jobID)
 	if err != nil {
@@ -294,7 +376,7 @@ const StartsPerAttempt = 10
 // A due job that already had max_attempts × StartsPerAttempt starts is
 // FAILED instead. maxRunningPerTenant > 0 skips jobs of tenants that already
 // have that many running.
-func (s *Store) ClaimJob(ctx context.Context, owner string, lease time.Duration, maxRunningPerTenant int) (*ent.ExportJob, error) {
+func (s *Store) ClaimJob(ctx context.Context, owner string, lease time.Duration, maxRunningPerTenant int) (*Job, error) {
 	// Workers serve every tenant.
 	ctx = tenancy.System(ctx)
 	var claimed *ent.ExportJob
@@ -374,7 +456,7 @@ func (s *Store) ClaimJob(ctx context.Context, owner string, lease time.Duration,
 		}
 		return nil
 	})
-	return claimed, err
+	return jobFromEnt(claimed), err
 }
 
 // interruptedError is the error of a job FAILED because it was started too
@@ -389,7 +471,7 @@ func interruptedError(j *ent.ExportJob) string {
 
 // fenced selects the row only while attempt still holds the job: a worker
 // that lost its lease changes nothing.
-func fenced(j *ent.ExportJob) []predicate.ExportJob {
+func fenced(j *Job) []predicate.ExportJob {
 	return []predicate.ExportJob{
 		exportjob.ID(j.ID),
 		exportjob.StatusEQ(exportjob.StatusRUNNING),
@@ -402,9 +484,9 @@ func fenced(j *ent.ExportJob) []predicate.ExportJob {
 var ErrLeaseLost = fault.New(fault.FailedPrecondition, "lease lost")
 
 // Heartbeat renews the lease and records progress.
-func (s *Store) Heartbeat(ctx context.Context, j *ent.ExportJob, lease time.Duration, rowsDone, rowsTotal int64, eta time.Time) error {
+func (s *Store) Heartbeat(ctx context.Context, j *Job, lease time.Duration, rowsDone, rowsTotal int64, eta time.Time) error {
 	ctx = scoped(ctx, j.TenantID)
-	n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
+	n, err := s.client.ExportJob.Update().Where(fenced(j)...).
 		SetLeaseUntil(micro(s.now()).Add(lease)).
 		SetRowsDone(rowsDone).
 		SetRowsTotal(rowsTotal).
@@ -430,7 +512,7 @@ type Artifact struct {
 
 // CompleteJob marks the job COMPLETED with its artifact, if attempt still
 // holds it.
-func (s *Store) CompleteJob(ctx context.Context, j *ent.ExportJob, a Artifact, window time.Duration) error {
+func (s *Store) CompleteJob(ctx context.Context, j *Job, a Artifact, window time.Duration) error {
 	ctx = scoped(ctx, j.TenantID)
 	now := micro(s.now())
 	return s.tx(ctx, func(tx *ent.Tx) error {
@@ -462,7 +544,7 @@ func (s *Store) CompleteJob(ctx context.Context, j *ent.ExportJob, a Artifact, w
 
 // FailJob marks the job FAILED with a message a person can act on, and
 // counts the attempt as failed.
-func (s *Store) FailJob(ctx context.Context, j *ent.ExportJob, msg string) error {
+func (s *Store) FailJob(ctx context.Context, j *Job, msg string) error {
 	ctx = scoped(ctx, j.TenantID)
 	return s.tx(ctx, func(tx *ent.Tx) error {
 		n, err := tx.ExportJob.Update().Where(fenced(j)...).
@@ -487,9 +569,9 @@ func (s *Store) FailJob(ctx context.Context, j *ent.ExportJob, msg string) error
 // claimed again at next, if attempt still holds it, and counts the attempt
 // as failed: failures, not starts, decide when a job has used up its
 // attempts. msg says what failed.
-func (s *Store) RetryJob(ctx context.Context, j *ent.ExportJob, msg string, next time.Time) error {
+func (s *Store) RetryJob(ctx context.Context, j *Job, msg string, next time.Time) error {
 	ctx = scoped(ctx, j.TenantID)
-	n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
+	n, err := s.client.ExportJob.Update().Where(fenced(j)...).
 		SetStatus(exportjob.StatusPENDING).
 		SetError(msg).
 		AddFailures(1).
@@ -510,9 +592,9 @@ func (s *Store) RetryJob(ctx context.Context, j *ent.ExportJob, msg string, next
 // ReleaseJob gives the job up at once, if attempt still holds it, so that
 // another worker takes it over without waiting for the lease to lapse (on a
 // graceful shutdown).
-func (s *Store) ReleaseJob(ctx context.Context, j *ent.ExportJob) error {
+func (s *Store) ReleaseJob(ctx context.Context, j *Job) error {
 	ctx = scoped(ctx, j.TenantID)
-	n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
+	n, err := s.client.ExportJob.Update().Where(fenced(j)...).
 		SetLeaseUntil(micro(s.now()).Add(-time.Microsecond)).
 		Save(ctx)
 	if err != nil {
@@ -529,22 +611,22 @@ func (s *Store) ReleaseJob(ctx context.Context, j *ent.ExportJob) error {
 // process of the same replica held when it died. They become PENDING and
 // due now, with no failure counted, so that they need not wait for their
 // leases to lapse. It returns the jobs released.
-func (s *Store) ReleaseOwnerJobs(ctx context.Context, prefix, owner string) ([]*ent.ExportJob, error) {
+func (s *Store) ReleaseOwnerJobs(ctx context.Context, prefix, owner string) ([]*Job, error) {
 	// The replica worked for every tenant.
 	ctx = tenancy.System(ctx)
-	held, err := s.Ent.ExportJob.Query().
+	held, err := s.client.ExportJob.Query().
 		Where(exportjob.StatusEQ(exportjob.StatusRUNNING), exportjob.LeaseOwnerHasPrefix(prefix), exportjob.LeaseOwnerNEQ(owner)).
 		All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("find jobs of previous process: %w", err)
 	}
-	var out []*ent.ExportJob
-	for _, j := range held {
+	var out []*Job
+	for _, j := range jobsFromEnt(held) {
 		// LIKE ignores case on SQLite: compare exactly here.
 		if !strings.HasPrefix(j.LeaseOwner, prefix) {
 			continue
 		}
-		n, err := s.Ent.ExportJob.Update().Where(fenced(j)...).
+		n, err := s.client.ExportJob.Update().Where(fenced(j)...).
 			SetStatus(exportjob.StatusPENDING).
 			SetLeaseOwner("").
 			ClearLeaseUntil().
@@ -563,11 +645,11 @@ func (s *Store) ReleaseOwnerJobs(ctx context.Context, prefix, owner string) ([]*
 // ExpireJobs marks up to limit COMPLETED jobs whose download window has
 // passed EXPIRED and returns them, so the caller deletes their artifacts.
 // Downloads stop at once: they check the status.
-func (s *Store) ExpireJobs(ctx context.Context, limit int) ([]*ent.ExportJob, error) {
+func (s *Store) ExpireJobs(ctx context.Context, limit int) ([]*Job, error) {
 	// The sweeper serves every tenant.
 	ctx = tenancy.System(ctx)
 	now := micro(s.now())
-	due, err := s.Ent.ExportJob.Query().
+	due, err := s.client.ExportJob.Query().
 		Where(exportjob.StatusEQ(exportjob.StatusCOMPLETED), exportjob.ExpiresAtLTE(now)).
 		Order(exportjob.ByExpiresAt()).
 		Limit(limit).
@@ -575,9 +657,9 @@ func (s *Store) ExpireJobs(ctx context.Context, limit int) ([]*ent.ExportJob, er
 	if err != nil {
 		return nil, fmt.Errorf("find expired jobs: %w", err)
 	}
-	var out []*ent.ExportJob
-	for _, j := range due {
-		n, err := s.Ent.ExportJob.Update().
+	var out []*Job
+	for _, j := range jobsFromEnt(due) {
+		n, err := s.client.ExportJob.Update().
 			Where(exportjob.ID(j.ID), exportjob.StatusEQ(exportjob.StatusCOMPLETED)).
 			SetStatus(exportjob.StatusEXPIRED).
 			Save(ctx)
@@ -585,7 +667,7 @@ func (s *Store) ExpireJobs(ctx context.Context, limit int) ([]*ent.ExportJob, er
 			return out, fmt.Errorf("expire job: %w", err)
 		}
 		if n == 1 {
-			j.Status = exportjob.StatusEXPIRED
+			j.Status = JobExpired
 			out = append(out, j)
 		}
 	}
@@ -593,16 +675,16 @@ func (s *Store) ExpireJobs(ctx context.Context, limit int) ([]*ent.ExportJob, er
 }
 
 // JobByID returns a job whatever its tenant, for workers.
-func (s *Store) JobByID(ctx context.Context, id string) (*ent.ExportJob, error) {
+func (s *Store) JobByID(ctx context.Context, id string) (*Job, error) {
 	ctx = tenancy.System(ctx)
-	j, err := s.Ent.ExportJob.Get(ctx, id)
-	return j, translate(err, "export job")
+	j, err := s.client.ExportJob.Get(ctx, id)
+	return jobFromEnt(j), translate(err, "export job")
 }
 
 // CountJobs counts a tenant's jobs, for tests and limits.
 func (s *Store) CountJobs(ctx context.Context, tenantID string) (int, error) {
 	ctx = scoped(ctx, tenantID)
-	n, err := s.Ent.ExportJob.Query().Where(exportjob.TenantID(tenantID)).Count(ctx)
+	n, err := s.client.ExportJob.Query().Where(exportjob.TenantID(tenantID)).Count(ctx)
 	return n, translate(err, "export jobs")
 }
 
@@ -615,10 +697,10 @@ const jobsOfBatch = 500
 // JobsOf reads many jobs of possibly many tenants in few queries, for the
 // watches of WatchExport. A job is in the answer only under the tenant that
 // owns it: a ref naming another tenant's job is missing, as is a missing job.
-func (s *Store) JobsOf(ctx context.Context, refs []JobRef) (map[JobRef]*ent.ExportJob, error) {
+func (s *Store) JobsOf(ctx context.Context, refs []JobRef) (map[JobRef]*Job, error) {
 	// One query serves every tenant; the owner is checked below, per ref.
 	ctx = tenancy.System(ctx)
-	out := make(map[JobRef]*ent.ExportJob, len(refs))
+	out := make(map[JobRef]*Job, len(refs))
 	for len(refs) > 0 {
 		batch := refs[:min(len(refs), jobsOfBatch)]
 		refs = refs[len(batch):]
@@ -626,7 +708,7 @@ func (s *Store) JobsOf(ctx context.Context, refs []JobRef) (map[JobRef]*ent.Expo
 		for i, r := range batch {
 			ids[i] = r.ID
 		}
-		jobs, err := s.Ent.ExportJob.Query().Where(exportjob.IDIn(ids...)).All(ctx)
+		jobs, err := s.client.ExportJob.Query().Where(exportjob.IDIn(ids...)).All(ctx)
 		if err != nil {
 			return out, translate(err, "export jobs")
 		}
@@ -636,7 +718,7 @@ func (s *Store) JobsOf(ctx context.Context, refs []JobRef) (map[JobRef]*ent.Expo
 		}
 		for _, r := range batch {
 			if j := byID[r.ID]; j != nil && j.TenantID == r.TenantID {
-				out[r] = j
+				out[r] = jobFromEnt(j)
 			}
 		}
 	}

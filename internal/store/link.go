@@ -28,12 +28,33 @@ type NewLink struct {
 	ExpiresAt time.Time
 }
 
+// Link is a single-use download link; the table keeps only its token's hash.
+type Link struct {
+	ID          int64
+	TokenHash   string
+	JobID       string
+	TenantID    string
+	PrincipalID string
+	KeyID       string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	UsedAt      *time.Time
+}
+
+func linkFromEnt(l *ent.DownloadLink) *Link {
+	if l == nil {
+		return nil
+	}
+	return &Link{ID: l.ID, TokenHash: l.TokenHash, JobID: l.JobID, TenantID: l.TenantID, PrincipalID: l.PrincipalID,
+		KeyID: l.KeyID, CreatedAt: l.CreatedAt, ExpiresAt: l.ExpiresAt, UsedAt: l.UsedAt}
+}
+
 // CreateLink stores a new single-use link and returns its token, which exists
 // only in this answer: the table keeps its SHA-256.
-func (s *Store) CreateLink(ctx context.Context, nl NewLink) (string, *ent.DownloadLink, error) {
+func (s *Store) CreateLink(ctx context.Context, nl NewLink) (string, *Link, error) {
 	ctx = scoped(ctx, nl.TenantID)
 	token := apikey.RandomID(linkTokenPrefix, 52)
-	l, err := s.Ent.DownloadLink.Create().
+	l, err := s.client.DownloadLink.Create().
 		SetTokenHash(hashToken(token)).
 		SetJobID(nl.JobID).
 		SetTenantID(nl.TenantID).
@@ -45,7 +66,7 @@ func (s *Store) CreateLink(ctx context.Context, nl NewLink) (string, *ent.Downlo
 	if err != nil {
 		return "", nil, translate(err, "download link")
 	}
-	return token, l, nil
+	return token, linkFromEnt(l), nil
 }
 
 func hashToken(token string) string {
@@ -57,16 +78,17 @@ func hashToken(token string) string {
 // token is not_found; a used or expired one is failed_precondition saying
 // which, and when, and is returned beside the error so that the refusal can
 // be filed in its tenant's audit log.
-func (s *Store) Link(ctx context.Context, token string) (*ent.DownloadLink, error) {
+func (s *Store) Link(ctx context.Context, token string) (*Link, error) {
 	// The token is the only key a link request carries; it names the tenant.
 	ctx = System(ctx)
-	l, err := s.Ent.DownloadLink.Query().Where(downloadlink.TokenHash(hashToken(token))).Only(ctx)
+	row, err := s.client.DownloadLink.Query().Where(downloadlink.TokenHash(hashToken(token))).Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil, fault.New(fault.NotFound, "download link not found; ask for a new link")
 	}
 	if err != nil {
 		return nil, translate(err, "download link")
 	}
+	l := linkFromEnt(row)
 	if l.UsedAt != nil {
 		return l, linkUsed(*l.UsedAt)
 	}
@@ -84,9 +106,9 @@ func linkUsed(at time.Time) error {
 
 // UseLink marks the link used. Only one caller wins: the row is updated only
 // while used_at is still empty, so a link raced by two clients serves one.
-func (s *Store) UseLink(ctx context.Context, l *ent.DownloadLink) error {
+func (s *Store) UseLink(ctx context.Context, l *Link) error {
 	ctx = scoped(ctx, l.TenantID)
-	n, err := s.Ent.DownloadLink.Update().
+	n, err := s.client.DownloadLink.Update().
 		Where(downloadlink.ID(l.ID), downloadlink.UsedAtIsNil()).
 		SetUsedAt(micro(s.now())).
 		Save(ctx)
@@ -94,7 +116,7 @@ func (s *Store) UseLink(ctx context.Context, l *ent.DownloadLink) error {
 		return translate(err, "download link")
 	}
 	if n == 0 {
-		cur, err := s.Ent.DownloadLink.Get(ctx, l.ID)
+		cur, err := s.client.DownloadLink.Get(ctx, l.ID)
 		if err != nil {
 			return translate(err, "download link")
 		}
@@ -114,7 +136,7 @@ func (s *Store) PrincipalNames(ctx context.Context, tenantID string, ids []strin
 	if len(ids) == 0 {
 		return out, nil
 	}
-	ps, err := s.Ent.Principal.Query().Where(principal.TenantID(tenantID), principal.IDIn(ids...)).All(ctx)
+	ps, err := s.client.Principal.Query().Where(principal.TenantID(tenantID), principal.IDIn(ids...)).All(ctx)
 	if err != nil {
 		return nil, translate(err, "principals")
 	}

@@ -15,7 +15,7 @@ import (
 func (s *Store) TryLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
 	ctx = System(ctx) // maintenance leases belong to the installation
 	now := micro(s.now())
-	n, err := s.Ent.MaintenanceLease.Update().
+	n, err := s.client.MaintenanceLease.Update().
 		Where(maintenancelease.ID(name), maintenancelease.Or(
 			maintenancelease.LeaseUntilLT(now), maintenancelease.Owner(owner))).
 		SetOwner(owner).
@@ -27,7 +27,7 @@ func (s *Store) TryLease(ctx context.Context, name, owner string, ttl time.Durat
 	if n == 1 {
 		return true, nil
 	}
-	err = s.Ent.MaintenanceLease.Create().SetID(name).SetOwner(owner).SetLeaseUntil(now.Add(ttl)).Exec(ctx)
+	err = s.client.MaintenanceLease.Create().SetID(name).SetOwner(owner).SetLeaseUntil(now.Add(ttl)).Exec(ctx)
 	if ent.IsConstraintError(err) {
 		return false, nil // held by another replica
 	}

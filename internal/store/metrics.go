@@ -11,7 +11,7 @@ var JobStatuses = []string{"PENDING", "RUNNING", "COMPLETED", "FAILED", "EXPIRED
 // JobCounts counts export jobs per status across every tenant, for the
 // operator's metrics; it never reaches a client.
 func (s *Store) JobCounts(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.DB.QueryContext(ctx, "SELECT status, COUNT(*) FROM export_jobs GROUP BY status")
+	rows, err := s.db.QueryContext(ctx, "SELECT status, COUNT(*) FROM export_jobs GROUP BY status")
 	if err != nil {
 		return nil, fmt.Errorf("count jobs: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -35,6 +36,61 @@ type PolicyUpdate struct {
 	Enabled     *bool
 }
 
+// Policy is an issuance policy: which issuers, by name or trust tier, may
+// (or may not) take part in one kind of action.
+type Policy struct {
+	ID          string
+	TenantID    string
+	Name        string
+	Kind        PolicyKind
+	Effect      PolicyEffect
+	IssuerMatch string // a glob over issuer names
+	TrustTiers  []string
+	Enabled     bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// PolicyKind is the action a policy governs: BUNDLE_EXPORT, MINT or VERIFY.
+type PolicyKind string
+
+func (k PolicyKind) String() string { return string(k) }
+
+// PolicyEffect is what a matching policy decides: allow or deny.
+type PolicyEffect string
+
+func (e PolicyEffect) String() string { return string(e) }
+
+func policyFromEnt(p *ent.IssuancePolicy) *Policy {
+	if p == nil {
+		return nil
+	}
+	return &Policy{ID: p.ID, TenantID: p.TenantID, Name: p.Name, Kind: PolicyKind(p.Kind), Effect: PolicyEffect(p.Effect),
+		IssuerMatch: p.IssuerMatch, TrustTiers: p.TrustTiers, Enabled: p.Enabled, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
+}
+
+// Issuer is an issuer of attestations the tenant knows.
+type Issuer struct {
+	ID        string
+	TenantID  string
+	Name      string
+	URI       string
+	TrustTier TrustTier
+	CreatedAt time.Time
+}
+
+// TrustTier is how far the tenant trusts an issuer: TIER_1 (most) to TIER_3.
+type TrustTier string
+
+func (t TrustTier) String() string { return string(t) }
+
+func issuerFromEnt(i *ent.Issuer) *Issuer {
+	if i == nil {
+		return nil
+	}
+	return &Issuer{ID: i.ID, TenantID: i.TenantID, Name: i.Name, URI: i.URI, TrustTier: TrustTier(i.TrustTier), CreatedAt: i.CreatedAt}
+}
+
 // PolicyNotFound is the one answer for a missing or foreign policy id.
 func PolicyNotFound(id string) error {
 	return fault.New(fault.NotFound, "policy %s not found", fault.Echo(id))
@@ -49,7 +105,7 @@ func checkGlob(match string) error {
 }
 
 // CreatePolicy adds an issuance policy to the tenant.
-func (s *Store) CreatePolicy(ctx context.Context, np NewPolicy) (*ent.IssuancePolicy, error) {
+func (s *Store) CreatePolicy(ctx context.Context, np NewPolicy) (*Policy, error) {
 	ctx = scoped(ctx, np.TenantID)
 	if err := checkGlob(np.IssuerMatch); err != nil {
 		return nil, err
@@ -73,32 +129,36 @@ func (s *Store) CreatePolicy(ctx context.Context, np NewPolicy) (*ent.IssuancePo
 		if err != nil {
 			return translate(err, "policy "+strconv.Quote(np.Name))
 		}
-		_, err = authz.BumpVersion(ctx, tx.Client())
+		_, err = bumpAuthzVersion(ctx, tx.Client())
 		return err
 	})
-	return p, err
+	return policyFromEnt(p), err
 }
 
 // Policies lists the tenant's issuance policies by name.
-func (s *Store) Policies(ctx context.Context, tenantID string) ([]*ent.IssuancePolicy, error) {
+func (s *Store) Policies(ctx context.Context, tenantID string) ([]*Policy, error) {
 	ctx = scoped(ctx, tenantID)
-	ps, err := s.Ent.IssuancePolicy.Query().Where(issuancepolicy.TenantID(tenantID)).
+	ps, err := s.client.IssuancePolicy.Query().Where(issuancepolicy.TenantID(tenantID)).
 		Order(issuancepolicy.ByName(), issuancepolicy.ByID()).All(ctx)
-	return ps, translate(err, "policies")
+	out := make([]*Policy, len(ps))
+	for i, p := range ps {
+		out[i] = policyFromEnt(p)
+	}
+	return out, translate(err, "policies")
 }
 
 // Policy returns one policy of the tenant.
-func (s *Store) Policy(ctx context.Context, tenantID, id string) (*ent.IssuancePolicy, error) {
+func (s *Store) Policy(ctx context.Context, tenantID, id string) (*Policy, error) {
 	ctx = scoped(ctx, tenantID)
-	p, err := s.Ent.IssuancePolicy.Query().Where(issuancepolicy.ID(id), issuancepolicy.TenantID(tenantID)).Only(ctx)
+	p, err := s.client.IssuancePolicy.Query().Where(issuancepolicy.ID(id), issuancepolicy.TenantID(tenantID)).Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil, PolicyNotFound(id)
 	}
-	return p, translate(err, "policy")
+	return policyFromEnt(p), translate(err, "policy")
 }
 
 // UpdatePolicy changes a policy of the tenant.
-func (s *Store) UpdatePolicy(ctx context.Context, tenantID, id string, u PolicyUpdate) (*ent.IssuancePolicy, error) {
+func (s *Store) UpdatePolicy(ctx context.Context, tenantID, id string, u PolicyUpdate) (*Policy, error) {
 	ctx = scoped(ctx, tenantID)
 	if u.IssuerMatch != nil {
 		if err := checkGlob(*u.IssuerMatch); err != nil {
@@ -130,7 +190,7 @@ func (s *Store) UpdatePolicy(ctx context.Context, tenantID, id string, u PolicyU
 		if n == 0 {
 			return PolicyNotFound(id)
 		}
-		_, err = authz.BumpVersion(ctx, tx.Client())
+		_, err = bumpAuthzVersion(ctx, tx.Client())
 		return err
 	})
 	if err != nil {
@@ -150,7 +210,7 @@ func (s *Store) DeletePolicy(ctx context.Context, tenantID, id string) error {
 		if n == 0 {
 			return PolicyNotFound(id)
 		}
-		_, err = authz.BumpVersion(ctx, tx.Client())
+		_, err = bumpAuthzVersion(ctx, tx.Client())
 		return err
 	})
 }
@@ -159,7 +219,7 @@ func (s *Store) DeletePolicy(ctx context.Context, tenantID, id string) error {
 // takes them.
 func (s *Store) ExportPolicies(ctx context.Context, tenantID string) ([]authz.IssuancePolicy, error) {
 	ctx = scoped(ctx, tenantID)
-	ps, err := s.Ent.IssuancePolicy.Query().
+	ps, err := s.client.IssuancePolicy.Query().
 		Where(issuancepolicy.TenantID(tenantID), issuancepolicy.KindEQ(issuancepolicy.KindBUNDLE_EXPORT), issuancepolicy.Enabled(true)).
 		All(ctx)
 	if err != nil {
@@ -179,7 +239,7 @@ func IssuerNotFound(id string) error {
 }
 
 // CreateIssuer adds an attestation issuer to the tenant.
-func (s *Store) CreateIssuer(ctx context.Context, tenantID, name, uri, tier string) (*ent.Issuer, error) {
+func (s *Store) CreateIssuer(ctx context.Context, tenantID, name, uri, tier string) (*Issuer, error) {
 	ctx = scoped(ctx, tenantID)
 	var is *ent.Issuer
 	err := s.tx(ctx, func(tx *ent.Tx) error {
@@ -190,27 +250,31 @@ func (s *Store) CreateIssuer(ctx context.Context, tenantID, name, uri, tier stri
 		if err != nil {
 			return translate(err, "issuer "+strconv.Quote(name))
 		}
-		_, err = authz.BumpVersion(ctx, tx.Client())
+		_, err = bumpAuthzVersion(ctx, tx.Client())
 		return err
 	})
-	return is, err
+	return issuerFromEnt(is), err
 }
 
 // Issuers lists the tenant's issuers by name.
-func (s *Store) Issuers(ctx context.Context, tenantID string) ([]*ent.Issuer, error) {
+func (s *Store) Issuers(ctx context.Context, tenantID string) ([]*Issuer, error) {
 	ctx = scoped(ctx, tenantID)
-	is, err := s.Ent.Issuer.Query().Where(issuer.TenantID(tenantID)).Order(issuer.ByName(), issuer.ByID()).All(ctx)
-	return is, translate(err, "issuers")
+	is, err := s.client.Issuer.Query().Where(issuer.TenantID(tenantID)).Order(issuer.ByName(), issuer.ByID()).All(ctx)
+	out := make([]*Issuer, len(is))
+	for i, x := range is {
+		out[i] = issuerFromEnt(x)
+	}
+	return out, translate(err, "issuers")
 }
 
 // Issuer returns one issuer of the tenant.
-func (s *Store) Issuer(ctx context.Context, tenantID, id string) (*ent.Issuer, error) {
+func (s *Store) Issuer(ctx context.Context, tenantID, id string) (*Issuer, error) {
 	ctx = scoped(ctx, tenantID)
-	is, err := s.Ent.Issuer.Query().Where(issuer.ID(id), issuer.TenantID(tenantID)).Only(ctx)
+	is, err := s.client.Issuer.Query().Where(issuer.ID(id), issuer.TenantID(tenantID)).Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil, IssuerNotFound(id)
 	}
-	return is, translate(err, "issuer")
+	return issuerFromEnt(is), translate(err, "issuer")
 }
 
 // KeyIssuer describes the issuer a key acts for, as the BUNDLE_EXPORT

@@ -72,7 +72,7 @@ func TestPurgeEvents(t *testing.T) {
 				t.Fatalf("third purge = %d, %v", n, err)
 			}
 			// Deleting the first remaining event is still caught.
-			if _, err := st.DB.ExecContext(ctx, "DELETE FROM audit_events WHERE tenant_id = '"+tn+"' AND sequence = 101"); err != nil {
+			if _, err := st.RawDB().ExecContext(ctx, "DELETE FROM audit_events WHERE tenant_id = '"+tn+"' AND sequence = 101"); err != nil {
 				t.Fatal(err)
 			}
 			if r, err := st.VerifyChain(ctx, tn, 0, 0); err != nil || r.OK || r.BrokenAt != 101 {

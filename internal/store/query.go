@@ -182,7 +182,7 @@ func (s *Store) scanEvents(ctx context.Context, tenantID string, q EventQuery, a
 	args = append(args, limit)
 	query := "SELECT " + storedColumns + " FROM audit_events WHERE " + strings.Join(where, " AND ") +
 		" ORDER BY sequence " + order + " LIMIT " + s.ph(len(args))
-	rows, err := s.DB.QueryContext(ctx, query, args...)
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("query events: %w", err)
 	}

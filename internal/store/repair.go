@@ -94,7 +94,7 @@ func (l *linker) matches(prev [sha256.Size]byte, tenantID string, e *StoredEvent
 // chainRepairs reads the recorded repairs of the tenant's events in
 // [from, to], by sequence.
 func (s *Store) chainRepairs(ctx context.Context, tenantID string, from, to int64) (map[int64][]byte, error) {
-	rs, err := s.Ent.ChainRepair.Query().
+	rs, err := s.client.ChainRepair.Query().
 		Where(entrepair.TenantID(tenantID), entrepair.SequenceGTE(from), entrepair.SequenceLTE(to)).
 		All(scoped(ctx, tenantID))
 	if err != nil {
@@ -115,7 +115,7 @@ func (s *Store) chainRepairs(ctx context.Context, tenantID string, from, to int6
 func (s *Store) RepairChain(ctx context.Context, tenantID, by string, apply bool) (RepairReport, error) {
 	ctx = scoped(ctx, tenantID)
 	var r RepairReport
-	c, err := s.chainState(ctx, s.DB, tenantID, "")
+	c, err := s.chainState(ctx, s.db, tenantID, "")
 	if err != nil {
 		return r, err
 	}
@@ -128,7 +128,7 @@ func (s *Store) RepairChain(ctx context.Context, tenantID, by string, apply bool
 	if err != nil {
 		return r, fault.New(fault.FailedPrecondition, "the tenant's chain base hash is malformed")
 	}
-	rows, err := s.DB.QueryContext(ctx, "SELECT "+storedColumns+" FROM audit_events WHERE tenant_id = "+s.ph(1)+
+	rows, err := s.db.QueryContext(ctx, "SELECT "+storedColumns+" FROM audit_events WHERE tenant_id = "+s.ph(1)+
 		" AND sequence > "+s.ph(2)+" ORDER BY sequence", tenantID, c.baseSeq)
 	if err != nil {
 		return r, fmt.Errorf("read events: %w", err)

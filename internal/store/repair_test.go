@@ -38,7 +38,7 @@ func breakWithNegativeZero(t *testing.T, st *store.Store, tenantID string, seq i
 	old := hex.EncodeToString(h.Sum(nil))
 	for _, q := range []string{"UPDATE audit_events SET hash = '" + old + "' WHERE tenant_id = '" + tenantID + "' AND sequence = " + strconv.FormatInt(seq, 10),
 		"UPDATE tenants SET chain_head = '" + old + "' WHERE id = '" + tenantID + "'"} {
-		if _, err := st.DB.ExecContext(ctx, q); err != nil {
+		if _, err := st.RawDB().ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -107,7 +107,7 @@ func TestChainRepair(t *testing.T) {
 			if _, _, err := st.AppendEvents(ctx, other, []reports.Event{e, event(2)}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := st.DB.ExecContext(ctx, "UPDATE audit_events SET actor_id = 'someone-else' WHERE tenant_id = '"+other+"' AND sequence = 1"); err != nil {
+			if _, err := st.RawDB().ExecContext(ctx, "UPDATE audit_events SET actor_id = 'someone-else' WHERE tenant_id = '"+other+"' AND sequence = 1"); err != nil {
 				t.Fatal(err)
 			}
 			tampered, err := st.RepairChain(ctx, other, "operator", true)

@@ -15,7 +15,7 @@ import (
 // SigningKeys returns every published key, the active one first.
 func (s *Store) SigningKeys(ctx context.Context) (reports.KeySet, error) {
 	ctx = System(ctx) // signing keys belong to the installation, not a tenant
-	rows, err := s.Ent.SigningKey.Query().
+	rows, err := s.client.SigningKey.Query().
 		Order(signingkey.ByActive(), signingkey.ByCreatedAt()).
 		All(ctx)
 	if err != nil {
@@ -102,7 +102,7 @@ func (s *Store) RotateSigningKey(ctx context.Context) (string, error) {
 // it signed no longer verify. The active key cannot be removed.
 func (s *Store) RemoveSigningKey(ctx context.Context, id string) error {
 	ctx = System(ctx) // signing keys belong to the installation, not a tenant
-	n, err := s.Ent.SigningKey.Delete().Where(signingkey.ID(id), signingkey.Active(false)).Exec(ctx)
+	n, err := s.client.SigningKey.Delete().Where(signingkey.ID(id), signingkey.Active(false)).Exec(ctx)
 	if err != nil {
 		return translate(err, "signing key")
 	}

@@ -1,5 +1,7 @@
 // Package store is exportd's data layer over ent: it opens SQLite or
-// PostgreSQL, migrates the schema, and turns ent errors into domain errors.
+// PostgreSQL, migrates the schema, and turns ent errors into domain errors
+// and ent rows into the types its methods take and return (Job, Webhook,
+// Attestation…), so that no other package depends on the generated code.
 package store
 
 import (
@@ -30,8 +32,11 @@ import (
 
 // Store is the database behind one exportd process.
 type Store struct {
-	Ent     *ent.Client
-	DB      *sql.DB
+	// client and db are the same database: ent for the aggregates, SQL for
+	// the event log's bulk paths. Neither leaves the package, so that no
+	// consumer depends on the schema's generated types.
+	client  *ent.Client
+	db      *sql.DB
 	Dialect string // dialect.SQLite or dialect.Postgres
 	now     func() time.Time
 }
@@ -124,12 +129,12 @@ func OpenDB(ctx context.Context, d string, db *sql.DB) (*Store, error) {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	s := &Store{
-		Ent:     ent.NewClient(ent.Driver(entsql.OpenDB(d, db))),
-		DB:      db,
+		client:  ent.NewClient(ent.Driver(entsql.OpenDB(d, db))),
+		db:      db,
 		Dialect: d,
 		now:     func() time.Time { return time.Now().UTC() },
 	}
-	isolate(s.Ent)
+	isolate(s.client)
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -154,7 +159,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	defer migrateMu.Unlock()
 	if s.Dialect == dialect.Postgres {
 		// Replicas may start together; one migrates at a time.
-		conn, err := s.DB.Conn(ctx)
+		conn, err := s.db.Conn(ctx)
 		if err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
@@ -172,14 +177,14 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(7301)") //nolint:errcheck // released with the session anyway
 	}
-	if err := s.Ent.Schema.Create(ctx); err != nil {
+	if err := s.client.Schema.Create(ctx); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}
 	return nil
 }
 
 // Close releases the database.
-func (s *Store) Close() error { return s.Ent.Close() }
+func (s *Store) Close() error { return s.client.Close() }
 
 // Now is the store's clock, UTC.
 func (s *Store) Now() time.Time { return s.now() }
@@ -188,11 +193,21 @@ func (s *Store) Now() time.Time { return s.now() }
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
 // Ping checks the database answers.
-func (s *Store) Ping(ctx context.Context) error { return s.DB.PingContext(ctx) }
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// DBStats reports the connection pool, for metrics and for tests that check
+// connections go back to it.
+func (s *Store) DBStats() sql.DBStats { return s.db.Stats() }
+
+// RawDB is the database under the store, for tests and operator tools that
+// must reach past it: to change a row behind the store's back and see
+// verification catch it, or to scan every table. The service never uses it:
+// it bypasses tenant isolation and every invariant the store keeps.
+func (s *Store) RawDB() *sql.DB { return s.db }
 
 // tx runs fn in a transaction, committing when it returns nil.
 func (s *Store) tx(ctx context.Context, fn func(tx *ent.Tx) error) error {
-	tx, err := s.Ent.Tx(ctx)
+	tx, err := s.client.Tx(ctx)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}

@@ -94,8 +94,8 @@ func scoped(ctx context.Context, tenantID string) context.Context {
 	return tenancy.WithTenant(ctx, tenantID)
 }
 
-// WithTenant returns ctx scoped to tenant id, for callers that use the ent
-// client directly.
+// WithTenant returns ctx scoped to tenant id, for callers that work for one
+// tenant outside a request (seeding demo data).
 func WithTenant(ctx context.Context, id string) context.Context { return tenancy.WithTenant(ctx, id) }
 
 // System returns ctx marked as cross-tenant system work (workers, the

@@ -35,36 +35,36 @@ func TestTenantIsolation(t *testing.T) {
 			}
 
 			var noTenant *store.ErrNoTenant
-			if _, err := st.Ent.IssuancePolicy.Query().All(ctx); !errors.As(err, &noTenant) {
+			if _, err := st.EntClient().IssuancePolicy.Query().All(ctx); !errors.As(err, &noTenant) {
 				t.Fatalf("a query without a tenant: %v", err)
 			}
-			if _, err := st.Ent.Tenant.Get(ctx, a.ID); !errors.As(err, &noTenant) {
+			if _, err := st.EntClient().Tenant.Get(ctx, a.ID); !errors.As(err, &noTenant) {
 				t.Fatalf("a tenant read without a tenant: %v", err)
 			}
-			if err := st.Ent.IssuancePolicy.DeleteOneID(pb.ID).Exec(ctx); !errors.As(err, &noTenant) {
+			if err := st.EntClient().IssuancePolicy.DeleteOneID(pb.ID).Exec(ctx); !errors.As(err, &noTenant) {
 				t.Fatalf("a delete without a tenant: %v", err)
 			}
 
 			inA := store.WithTenant(ctx, a.ID)
-			if n, err := st.Ent.IssuancePolicy.Query().Count(inA); err != nil || n != 0 {
+			if n, err := st.EntClient().IssuancePolicy.Query().Count(inA); err != nil || n != 0 {
 				t.Fatalf("tenant A sees %d of B's policies (%v)", n, err)
 			}
-			if _, err := st.Ent.IssuancePolicy.Get(inA, pb.ID); !ent.IsNotFound(err) {
+			if _, err := st.EntClient().IssuancePolicy.Get(inA, pb.ID); !ent.IsNotFound(err) {
 				t.Fatalf("tenant A reads B's policy by id: %v", err)
 			}
-			if _, err := st.Ent.Tenant.Get(inA, b.ID); !ent.IsNotFound(err) {
+			if _, err := st.EntClient().Tenant.Get(inA, b.ID); !ent.IsNotFound(err) {
 				t.Fatalf("tenant A reads tenant B: %v", err)
 			}
-			if n, err := st.Ent.IssuancePolicy.Update().Where(issuancepolicy.ID(pb.ID)).SetEnabled(false).Save(inA); err != nil || n != 0 {
+			if n, err := st.EntClient().IssuancePolicy.Update().Where(issuancepolicy.ID(pb.ID)).SetEnabled(false).Save(inA); err != nil || n != 0 {
 				t.Fatalf("tenant A changed %d of B's policies (%v)", n, err)
 			}
-			if err := st.Ent.IssuancePolicy.UpdateOneID(pb.ID).SetEnabled(false).Exec(inA); !ent.IsNotFound(err) {
+			if err := st.EntClient().IssuancePolicy.UpdateOneID(pb.ID).SetEnabled(false).Exec(inA); !ent.IsNotFound(err) {
 				t.Fatalf("tenant A changes B's policy by id: %v", err)
 			}
-			if n, err := st.Ent.IssuancePolicy.Delete().Exec(inA); err != nil || n != 0 {
+			if n, err := st.EntClient().IssuancePolicy.Delete().Exec(inA); err != nil || n != 0 {
 				t.Fatalf("tenant A deleted %d of B's policies (%v)", n, err)
 			}
-			err = st.Ent.Issuer.Create().SetID("iss").SetTenantID(b.ID).SetName("planted").Exec(inA)
+			err = st.EntClient().Issuer.Create().SetID("iss").SetTenantID(b.ID).SetName("planted").Exec(inA)
 			if err == nil {
 				t.Fatal("tenant A created a row of tenant B")
 			}

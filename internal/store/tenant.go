@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -11,42 +12,86 @@ import (
 	"github.com/exportd/exportd/internal/tenancy"
 )
 
+// Tenant is a customer of the service, with its settings and the head of its
+// audit chain.
+type Tenant struct {
+	ID                 string
+	Name               string
+	Sandbox            bool
+	CompliancePack     bool
+	AuditRetentionDays int
+	DownloadWindowDays int
+	GdprProfile        map[string]any
+	HipaaProfile       map[string]any
+	EventSeq           int64
+	ChainHead          string
+	ChainBaseSeq       int64
+	ChainBaseHash      string
+	CreatedAt          time.Time
+}
+
+func tenantFromEnt(t *ent.Tenant) *Tenant {
+	if t == nil {
+		return nil
+	}
+	return &Tenant{ID: t.ID, Name: t.Name, Sandbox: t.Sandbox, CompliancePack: t.CompliancePack,
+		AuditRetentionDays: t.AuditRetentionDays, DownloadWindowDays: t.DownloadWindowDays,
+		GdprProfile: t.GdprProfile, HipaaProfile: t.HipaaProfile, EventSeq: t.EventSeq, ChainHead: t.ChainHead,
+		ChainBaseSeq: t.ChainBaseSeq, ChainBaseHash: t.ChainBaseHash, CreatedAt: t.CreatedAt}
+}
+
+// Principal is a person (by email) or a service acting in a tenant.
+type Principal struct {
+	ID        string
+	TenantID  string
+	Kind      string // user or service
+	Name      string
+	CreatedAt time.Time
+}
+
+func principalFromEnt(p *ent.Principal) *Principal {
+	if p == nil {
+		return nil
+	}
+	return &Principal{ID: p.ID, TenantID: p.TenantID, Kind: string(p.Kind), Name: p.Name, CreatedAt: p.CreatedAt}
+}
+
 // CreateTenant creates a tenant; compliancePack enables the add-on at once.
-func (s *Store) CreateTenant(ctx context.Context, name string, compliancePack, sandbox bool) (*ent.Tenant, error) {
+func (s *Store) CreateTenant(ctx context.Context, name string, compliancePack, sandbox bool) (*Tenant, error) {
 	ctx = tenancy.System(ctx)
-	t, err := s.Ent.Tenant.Create().
+	t, err := s.client.Tenant.Create().
 		SetID(uuid.NewString()).
 		SetName(name).
 		SetCompliancePack(compliancePack).
 		SetSandbox(sandbox).
 		SetCreatedAt(s.now()).
 		Save(ctx)
-	return t, translate(err, "tenant")
+	return tenantFromEnt(t), translate(err, "tenant")
 }
 
 // Tenant returns one tenant.
-func (s *Store) Tenant(ctx context.Context, id string) (*ent.Tenant, error) {
+func (s *Store) Tenant(ctx context.Context, id string) (*Tenant, error) {
 	ctx = scoped(ctx, id)
-	t, err := s.Ent.Tenant.Get(ctx, id)
-	return t, translate(err, "tenant "+id)
+	t, err := s.client.Tenant.Get(ctx, id)
+	return tenantFromEnt(t), translate(err, "tenant "+id)
 }
 
 // SetCompliancePack enables or disables the Compliance Pack add-on.
 func (s *Store) SetCompliancePack(ctx context.Context, tenantID string, on bool) error {
 	ctx = scoped(ctx, tenantID)
-	err := s.Ent.Tenant.UpdateOneID(tenantID).SetCompliancePack(on).Exec(ctx)
+	err := s.client.Tenant.UpdateOneID(tenantID).SetCompliancePack(on).Exec(ctx)
 	return translate(err, "tenant "+tenantID)
 }
 
 // EnsurePrincipal returns the principal named name in the tenant, creating it
 // (as a user when name looks like an email, else a service) when missing.
-func (s *Store) EnsurePrincipal(ctx context.Context, tenantID, name string) (*ent.Principal, error) {
+func (s *Store) EnsurePrincipal(ctx context.Context, tenantID, name string) (*Principal, error) {
 	ctx = scoped(ctx, tenantID)
-	p, err := s.Ent.Principal.Query().
+	p, err := s.client.Principal.Query().
 		Where(principal.TenantID(tenantID), principal.Name(name)).
 		Only(ctx)
 	if err == nil {
-		return p, nil
+		return principalFromEnt(p), nil
 	}
 	if !ent.IsNotFound(err) {
 		return nil, translate(err, "principal")
@@ -57,7 +102,7 @@ func (s *Store) EnsurePrincipal(ctx context.Context, tenantID, name string) (*en
 			kind = principal.KindUser
 		}
 	}
-	p, err = s.Ent.Principal.Create().
+	p, err = s.client.Principal.Create().
 		SetID(uuid.NewString()).
 		SetTenantID(tenantID).
 		SetName(name).
@@ -65,13 +110,14 @@ func (s *Store) EnsurePrincipal(ctx context.Context, tenantID, name string) (*en
 		SetCreatedAt(s.now()).
 		Save(ctx)
 	if ent.IsConstraintError(err) { // created concurrently
-		return s.Ent.Principal.Query().Where(principal.TenantID(tenantID), principal.Name(name)).Only(ctx)
+		p, err = s.client.Principal.Query().Where(principal.TenantID(tenantID), principal.Name(name)).Only(ctx)
+		return principalFromEnt(p), err
 	}
-	return p, translate(err, "principal")
+	return principalFromEnt(p), translate(err, "principal")
 }
 
 // requireTenant fails with NotFound when the tenant does not exist.
-func (s *Store) requireTenant(ctx context.Context, id string) (*ent.Tenant, error) {
+func (s *Store) requireTenant(ctx context.Context, id string) (*Tenant, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, fault.New(fault.NotFound, "tenant %s not found", id)
 	}

@@ -57,7 +57,7 @@ func (s *Store) chainState(ctx context.Context, q interface {
 // starts. It is "" for seq 0.
 func (s *Store) ChainHash(ctx context.Context, tenantID string, seq int64) (string, error) {
 	ctx = scoped(ctx, tenantID)
-	c, err := s.chainState(ctx, s.DB, tenantID, "")
+	c, err := s.chainState(ctx, s.db, tenantID, "")
 	if err != nil {
 		return "", err
 	}
@@ -65,7 +65,7 @@ func (s *Store) ChainHash(ctx context.Context, tenantID string, seq int64) (stri
 		return c.baseHash, nil
 	}
 	var h string
-	err = s.DB.QueryRowContext(ctx, "SELECT hash FROM audit_events WHERE tenant_id = "+s.ph(1)+" AND sequence = "+s.ph(2), tenantID, seq).Scan(&h)
+	err = s.db.QueryRowContext(ctx, "SELECT hash FROM audit_events WHERE tenant_id = "+s.ph(1)+" AND sequence = "+s.ph(2), tenantID, seq).Scan(&h)
 	if err == sql.ErrNoRows {
 		return "", fault.New(fault.NotFound, "audit event %d not found", seq)
 	}
@@ -84,7 +84,7 @@ func (s *Store) ChainHash(ctx context.Context, tenantID string, seq int64) (stri
 // from the start anchors everything.
 func (s *Store) VerifyChain(ctx context.Context, tenantID string, from, to int64) (ChainReport, error) {
 	ctx = scoped(ctx, tenantID)
-	c, err := s.chainState(ctx, s.DB, tenantID, "")
+	c, err := s.chainState(ctx, s.db, tenantID, "")
 	if err != nil {
 		return ChainReport{}, err
 	}
@@ -124,7 +124,7 @@ func (s *Store) VerifyChain(ctx context.Context, tenantID string, from, to int64
 	if err != nil {
 		return r, err
 	}
-	rows, err := s.DB.QueryContext(ctx, "SELECT "+storedColumns+" FROM audit_events WHERE tenant_id = "+s.ph(1)+
+	rows, err := s.db.QueryContext(ctx, "SELECT "+storedColumns+" FROM audit_events WHERE tenant_id = "+s.ph(1)+
 		" AND sequence >= "+s.ph(2)+" AND sequence <= "+s.ph(3)+" ORDER BY sequence", tenantID, from, to)
 	if err != nil {
 		return r, fmt.Errorf("read events: %w", err)
@@ -175,7 +175,7 @@ func (s *Store) VerifyChain(ctx context.Context, tenantID string, from, to int64
 // one chain: the tenant row records the sequence and hash it starts from.
 func (s *Store) PurgeEvents(ctx context.Context, tenantID string) (int64, error) {
 	ctx = scoped(ctx, tenantID)
-	tx, err := s.DB.BeginTx(ctx, nil)
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("begin transaction: %w", err)
 	}
@@ -240,7 +240,7 @@ func (s *Store) PurgeEvents(ctx context.Context, tenantID string) (int64, error)
 // PurgeAll applies PurgeEvents to every tenant and returns how many events
 // it removed in all.
 func (s *Store) PurgeAll(ctx context.Context) (int64, error) {
-	rows, err := s.DB.QueryContext(ctx, "SELECT id FROM tenants ORDER BY id")
+	rows, err := s.db.QueryContext(ctx, "SELECT id FROM tenants ORDER BY id")
 	if err != nil {
 		return 0, fmt.Errorf("list tenants: %w", err)
 	}

@@ -5,12 +5,36 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"net/url"
+	"time"
 
 	"github.com/exportd/exportd/ent"
 	"github.com/exportd/exportd/ent/webhook"
 	"github.com/exportd/exportd/internal/apikey"
 	"github.com/exportd/exportd/internal/fault"
 )
+
+// Webhook is an endpoint the tenant asked to be told about its exports.
+type Webhook struct {
+	ID          string
+	TenantID    string
+	URL         string
+	Description string
+	Events      []string // empty: every event
+	Enabled     bool
+	// Secret signs the deliveries; it never leaves the service after
+	// CreateWebhook.
+	Secret    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+func webhookFromEnt(w *ent.Webhook) *Webhook {
+	if w == nil {
+		return nil
+	}
+	return &Webhook{ID: w.ID, TenantID: w.TenantID, URL: w.URL, Description: w.Description, Events: w.Events,
+		Enabled: w.Enabled, Secret: w.Secret, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
+}
 
 // WebhookChange is what CreateWebhook and UpdateWebhook set.
 type WebhookChange struct {
@@ -22,7 +46,7 @@ type WebhookChange struct {
 
 // CreateWebhook adds a webhook with a fresh 32-byte signing secret, which
 // it returns; nothing returns it again.
-func (s *Store) CreateWebhook(ctx context.Context, tenantID string, c WebhookChange) (*ent.Webhook, string, error) {
+func (s *Store) CreateWebhook(ctx context.Context, tenantID string, c WebhookChange) (*Webhook, string, error) {
 	ctx = scoped(ctx, tenantID)
 	if err := checkWebhookURL(c.URL); err != nil {
 		return nil, "", err
@@ -33,29 +57,33 @@ func (s *Store) CreateWebhook(ctx context.Context, tenantID string, c WebhookCha
 	}
 	secret := "whsec_" + base64.RawURLEncoding.EncodeToString(b)
 	now := s.now()
-	w, err := s.Ent.Webhook.Create().
+	w, err := s.client.Webhook.Create().
 		SetID(apikey.RandomID("wh_", 20)).SetTenantID(tenantID).SetURL(c.URL).SetDescription(c.Description).
 		SetEvents(c.Events).SetEnabled(true).SetSecret(secret).SetCreatedAt(now).SetUpdatedAt(now).
 		Save(ctx)
 	if err != nil {
 		return nil, "", translate(err, "webhook")
 	}
-	return w, secret, nil
+	return webhookFromEnt(w), secret, nil
 }
 
 // Webhooks lists the tenant's webhooks, oldest first.
-func (s *Store) Webhooks(ctx context.Context, tenantID string) ([]*ent.Webhook, error) {
+func (s *Store) Webhooks(ctx context.Context, tenantID string) ([]*Webhook, error) {
 	ctx = scoped(ctx, tenantID)
-	ws, err := s.Ent.Webhook.Query().Where(webhook.TenantID(tenantID)).
+	ws, err := s.client.Webhook.Query().Where(webhook.TenantID(tenantID)).
 		Order(ent.Asc(webhook.FieldCreatedAt), ent.Asc(webhook.FieldID)).All(ctx)
-	return ws, translate(err, "webhooks")
+	out := make([]*Webhook, len(ws))
+	for i, w := range ws {
+		out[i] = webhookFromEnt(w)
+	}
+	return out, translate(err, "webhooks")
 }
 
 // UpdateWebhook changes one of the tenant's webhooks; another tenant's is
 // not found.
-func (s *Store) UpdateWebhook(ctx context.Context, tenantID, id string, c WebhookChange) (*ent.Webhook, error) {
+func (s *Store) UpdateWebhook(ctx context.Context, tenantID, id string, c WebhookChange) (*Webhook, error) {
 	ctx = scoped(ctx, tenantID)
-	n, err := s.Ent.Webhook.Update().Where(webhook.ID(id), webhook.TenantID(tenantID)).
+	n, err := s.client.Webhook.Update().Where(webhook.ID(id), webhook.TenantID(tenantID)).
 		SetURL(c.URL).SetDescription(c.Description).SetEvents(c.Events).SetEnabled(c.Enabled).SetUpdatedAt(s.now()).
 		Save(ctx)
 	if err != nil {
@@ -64,14 +92,14 @@ func (s *Store) UpdateWebhook(ctx context.Context, tenantID, id string, c Webhoo
 	if n == 0 {
 		return nil, translate(&ent.NotFoundError{}, "webhook "+fault.Echo(id))
 	}
-	w, err := s.Ent.Webhook.Get(ctx, id)
-	return w, translate(err, "webhook "+fault.Echo(id))
+	w, err := s.client.Webhook.Get(ctx, id)
+	return webhookFromEnt(w), translate(err, "webhook "+fault.Echo(id))
 }
 
 // DeleteWebhook removes one of the tenant's webhooks.
 func (s *Store) DeleteWebhook(ctx context.Context, tenantID, id string) error {
 	ctx = scoped(ctx, tenantID)
-	n, err := s.Ent.Webhook.Delete().Where(webhook.ID(id), webhook.TenantID(tenantID)).Exec(ctx)
+	n, err := s.client.Webhook.Delete().Where(webhook.ID(id), webhook.TenantID(tenantID)).Exec(ctx)
 	if err != nil {
 		return translate(err, "webhook "+fault.Echo(id))
 	}

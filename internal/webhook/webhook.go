@@ -21,7 +21,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/exportd/exportd/ent"
 	"github.com/exportd/exportd/internal/apikey"
 	"github.com/exportd/exportd/internal/jobs"
 	"github.com/exportd/exportd/internal/store"
@@ -53,15 +52,23 @@ type Config struct {
 	Owner        string        // lease owner; default host/pid/random
 }
 
+// Store is what the deliverer needs of the delivery queue; *store.Store is
+// one.
+type Store interface {
+	Now() time.Time
+	ClaimDelivery(ctx context.Context, owner string, lease time.Duration) (*store.WebhookDelivery, *store.Webhook, error)
+	RecordDelivery(ctx context.Context, d *store.WebhookDelivery, o store.DeliveryOutcome) error
+}
+
 // Deliverer sends queued webhook deliveries.
 type Deliverer struct {
-	store *store.Store
+	store Store
 	log   *slog.Logger
 	cfg   Config
 }
 
 // New returns a deliverer; call Run to start it.
-func New(st *store.Store, log *slog.Logger, cfg Config) *Deliverer {
+func New(st Store, log *slog.Logger, cfg Config) *Deliverer {
 	cfg.Client = NewGuard(cfg.Allow).Client(cfg.Client)
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 8
@@ -112,7 +119,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 }
 
 // deliver makes one attempt and records its outcome.
-func (d *Deliverer) deliver(ctx context.Context, dl *ent.WebhookDelivery, ep *ent.Webhook) {
+func (d *Deliverer) deliver(ctx context.Context, dl *store.WebhookDelivery, ep *store.Webhook) {
 	log := d.log.With("delivery_id", dl.ID, "job_id", dl.JobID, "endpoint_id", ep.ID, "attempt", dl.Attempts)
 	var o store.DeliveryOutcome
 	if !ep.Enabled {
@@ -142,7 +149,7 @@ func (d *Deliverer) deliver(ctx context.Context, dl *ent.WebhookDelivery, ep *en
 }
 
 // post sends the payload once; a 2xx answer is success.
-func (d *Deliverer) post(ctx context.Context, dl *ent.WebhookDelivery, ep *ent.Webhook) (int, string) {
+func (d *Deliverer) post(ctx context.Context, dl *store.WebhookDelivery, ep *store.Webhook) (int, string) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Lease)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(dl.Payload))

@@ -96,7 +96,7 @@ func StartWith(t testing.TB, st *store.Store, o Options) *Env {
 	}
 	logs := &LogBuffer{}
 	log := telemetry.NewLogger(logs, "text", slog.LevelDebug)
-	en, err := authz.Open(ctx, st.Ent)
+	en, err := authz.Open(ctx, st)
 	if err != nil {
 		t.Fatal(err)
 	}

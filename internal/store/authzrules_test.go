@@ -1,4 +1,4 @@
-package authz_test
+package store_test
 
 import (
 	"context"
@@ -20,11 +20,11 @@ func TestCustomRolesPersist(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			st := storetest.Open(t, dialect)
-			a, err := authz.Open(ctx, st.Ent)
+			a, err := authz.Open(ctx, st)
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := authz.Open(ctx, st.Ent)
+			b, err := authz.Open(ctx, st)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,7 +80,7 @@ func TestCustomRolesPersist(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ad := authz.NewAdapter(st.Ent)
+			ad := authz.NewAdapter(st)
 			if err := ad.LoadFilteredPolicy(m, authz.Filter{Tenants: []string{"t2"}}); err != nil {
 				t.Fatal(err)
 			}
