@@ -12,7 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-		"time"
+	"time"
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
