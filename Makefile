@@ -56,6 +56,15 @@ check-generate: generate ## Fail when generated code is not up to date
 	@git add -N gen ent >/dev/null 2>&1 || true
 	@git diff --exit-code --stat -- gen ent || { echo "generated code is stale: run make generate and commit"; exit 1; }
 
+.PHONY: migration
+migration: ## Write the next schema migration of each store from ent/schema (NAME=what_changed; needs a PostgreSQL in EXPORTD_TEST_DATABASE_URL)
+	@[ -n "$(NAME)" ] || { echo "usage: make migration NAME=what_changed"; exit 2; }
+	$(GO) run ./internal/migrations/gen -name $(NAME)
+
+.PHONY: check-migrations
+check-migrations: ## Fail when internal/migrations and ent/schema differ, or atlas.sum does not match
+	$(GO) run ./internal/migrations/gen -check
+
 $(GOLANGCI): tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../$(GOLANGCI) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 

@@ -24,6 +24,7 @@ import (
 	"github.com/exportd/exportd/internal/config"
 	"github.com/exportd/exportd/internal/demo"
 	"github.com/exportd/exportd/internal/jobs"
+	"github.com/exportd/exportd/internal/migrations"
 	"github.com/exportd/exportd/internal/signing"
 	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/telemetry"
@@ -36,6 +37,7 @@ const usage = `exportd turns a tenant's audit logs into SOC 2, GDPR and HIPAA re
 
 Usage:
   exportd serve [flags]                                   run the API and workers
+  exportd migrate [--status]                              apply pending schema migrations (serve does too, unless --migrate=false)
   exportd tenant create --name NAME [--compliance-pack] [--sandbox]
   exportd tenant addon enable|disable compliance-pack --tenant ID
   exportd apikey create --tenant ID --role ROLE [--principal EMAIL] [--name N] [--issuer ID] [--expires-in 720h]
@@ -86,6 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "serve":
 		return serve(ctx, rest, stderr)
+	case "migrate":
+		return migrateCmd(ctx, rest, stdout, stderr)
 	case "tenant create":
 		return tenantCreate(ctx, rest, stdout, stderr)
 	case "tenant addon enable", "tenant addon disable":
@@ -164,11 +168,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Warn("flush telemetry", "err", err)
 		}
 	}()
-	st, err := store.OpenWith(ctx, cfg.DatabaseURL, cfg.DataDir, store.Options{TracerProvider: tel.Tracer, MeterProvider: tel.Meter})
+	st, err := store.OpenWith(ctx, cfg.DatabaseURL, cfg.DataDir, store.Options{TracerProvider: tel.Tracer, MeterProvider: tel.Meter, NoMigrate: !cfg.Migrate})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	logMigration(log, st.Migration())
 	if err := tel.Metrics.ObserveJobs(st.JobCounts, store.JobStatuses...); err != nil {
 		return err
 	}
@@ -293,6 +298,54 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 // version is the module version this binary was built from, for the
 // service.version resource attribute.
+// migrateCmd applies the pending migrations, or with --status lists them.
+func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg config.Config
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	cfg.Storage(fs)
+	status := fs.Bool("status", false, "list the schema version and the pending migrations; change nothing")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	if *status {
+		current, pending, err := store.MigrationStatus(ctx, cfg.DatabaseURL, cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "schema version %d; %d pending\n", current, len(pending))
+		for _, p := range pending {
+			fmt.Fprintln(stdout, "pending", p)
+		}
+		return nil
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	res := st.Migration()
+	if res.Adopted {
+		fmt.Fprintln(stdout, "adopted a database from before versioned migrations: its schema is the baseline")
+	}
+	for _, a := range res.Applied {
+		fmt.Fprintln(stdout, "applied", a)
+	}
+	fmt.Fprintf(stdout, "schema version %d\n", res.To)
+	return nil
+}
+
+func logMigration(log *slog.Logger, res migrations.Result) {
+	if res.Adopted {
+		log.Info("adopted a database from before versioned migrations", "baseline", res.From)
+	}
+	if len(res.Applied) > 0 {
+		log.Info("applied schema migrations", "from", res.From, "to", res.To, "migrations", res.Applied)
+	}
+}
+
 func version() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		return bi.Main.Version

@@ -45,6 +45,9 @@ type Config struct {
 	MaxBatchBytes  int64
 	// WebhookAllow lists the inside networks webhooks may reach anyway.
 	WebhookAllow []netip.Prefix
+	// Migrate applies pending schema migrations at start; off, serve
+	// refuses to start while any are pending.
+	Migrate bool
 
 	trustedProxies string
 	signingKeyFile string
@@ -64,6 +67,7 @@ func (c *Config) Storage(fs *flag.FlagSet) {
 func (c *Config) Serve(fs *flag.FlagSet) {
 	c.Storage(fs)
 	fs.StringVar(&c.Addr, "addr", env("EXPORTD_ADDR", ":8080"), "listen address (env EXPORTD_ADDR)")
+	fs.BoolVar(&c.Migrate, "migrate", env("EXPORTD_MIGRATE", "true") != "false", "apply pending schema migrations at start, under a lock so replicas starting together apply each once; with --migrate=false serve refuses to start while migrations are pending, and an operator runs exportd migrate (env EXPORTD_MIGRATE)")
 	fs.IntVar(&c.Workers, "workers", c.envInt("EXPORTD_WORKERS", 2), "export jobs run at once by this process (env EXPORTD_WORKERS)")
 	fs.DurationVar(&c.Lease, "lease", c.envDuration("EXPORTD_LEASE", 30*time.Second), "job lease: a crashed worker's job is taken over after this (env EXPORTD_LEASE)")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", c.envInt("EXPORTD_MAX_ATTEMPTS", 5), "attempts an export gets before it is FAILED (env EXPORTD_MAX_ATTEMPTS)")

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/exportd/exportd/ent"
 	"github.com/exportd/exportd/internal/fault"
+	"github.com/exportd/exportd/internal/migrations"
 )
 
 // Store is the database behind one exportd process.
@@ -39,6 +39,8 @@ type Store struct {
 	db      *sql.DB
 	Dialect string // dialect.SQLite or dialect.Postgres
 	now     func() time.Time
+
+	migration migrations.Result
 }
 
 // Options tune Open.
@@ -50,6 +52,9 @@ type Options struct {
 	// MeterProvider, when set with TracerProvider, receives otelsql's
 	// database latency metrics.
 	MeterProvider metric.MeterProvider
+	// NoMigrate leaves the schema alone: Open fails, naming them, when
+	// migrations are pending (an operator applies them with exportd migrate).
+	NoMigrate bool
 }
 
 // Open connects to PostgreSQL when databaseURL is set, otherwise to the SQLite
@@ -117,13 +122,17 @@ func OpenWith(ctx context.Context, databaseURL, dataDir string, o Options) (*Sto
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}
 	}
-	return OpenDB(ctx, d, db)
+	return openDB(ctx, d, db, o)
 }
 
 // OpenDB builds a store over an open database of dialect d and migrates the
 // schema; the store owns db from then on. Tests use it to put an
 // instrumented driver underneath.
 func OpenDB(ctx context.Context, d string, db *sql.DB) (*Store, error) {
+	return openDB(ctx, d, db, Options{})
+}
+
+func openDB(ctx context.Context, d string, db *sql.DB, o Options) (*Store, error) {
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
@@ -135,7 +144,7 @@ func OpenDB(ctx context.Context, d string, db *sql.DB) (*Store, error) {
 		now:     func() time.Time { return time.Now().UTC() },
 	}
 	isolate(s.client)
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, o.NoMigrate); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -150,38 +159,48 @@ func SQLiteDSN(path string) string {
 	return "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
 }
 
-// migrateMu serialises migrations within the process: ent's schema tables are
-// package-level values that a migration mutates while it runs.
-var migrateMu sync.Mutex
-
-func (s *Store) migrate(ctx context.Context) error {
-	migrateMu.Lock()
-	defer migrateMu.Unlock()
-	if s.Dialect == dialect.Postgres {
-		// Replicas may start together; one migrates at a time.
-		conn, err := s.db.Conn(ctx)
+func (s *Store) migrate(ctx context.Context, check bool) error {
+	if check {
+		_, pending, err := migrations.Pending(ctx, s.db, s.Dialect)
 		if err != nil {
-			return fmt.Errorf("migrate: %w", err)
+			return err
 		}
-		defer conn.Close()
-		// Waiting for another replica's migration is expected, however
-		// long it takes: the statement timeout does not apply to the wait
-		// (the session's default comes back before the connection goes back
-		// to the pool).
-		if _, err := conn.ExecContext(ctx, "SET statement_timeout = 0"); err != nil {
-			return fmt.Errorf("migrate lock: %w", err)
+		if len(pending) > 0 {
+			return fmt.Errorf("the database needs %d migration(s) (%s) and migrating at start is turned off: run exportd migrate with the same --database-url, then start again", len(pending), strings.Join(pending, ", "))
 		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), "RESET statement_timeout") //nolint:errcheck // a broken session is discarded anyway
-		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(7301)"); err != nil {
-			return fmt.Errorf("migrate lock: %w", err)
-		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(7301)") //nolint:errcheck // released with the session anyway
+		return nil
 	}
-	if err := s.client.Schema.Create(ctx); err != nil {
-		return fmt.Errorf("migrate schema: %w", err)
+	res, err := migrations.Apply(ctx, s.db, s.Dialect)
+	if err != nil {
+		return err
 	}
+	s.migration = res
 	return nil
 }
+
+// MigrationStatus opens the database like Open, changing nothing, and
+// returns its schema version and the migrations still to apply.
+func MigrationStatus(ctx context.Context, databaseURL, dataDir string) (int64, []string, error) {
+	var (
+		db  *sql.DB
+		d   = dialect.SQLite
+		err error
+	)
+	if databaseURL != "" {
+		d = dialect.Postgres
+		db, err = sql.Open("postgres", withSessionDefaults(databaseURL))
+	} else {
+		db, err = sql.Open("sqlite", SQLiteDSN(filepath.Join(dataDir, "exportd.db")))
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	defer db.Close()
+	return migrations.Pending(ctx, db, d)
+}
+
+// Migration says what opening the store did to the schema.
+func (s *Store) Migration() migrations.Result { return s.migration }
 
 // Close releases the database.
 func (s *Store) Close() error { return s.client.Close() }
