@@ -65,7 +65,7 @@ func Drift(ctx context.Context, d, dir, devURL string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }()
 	if err := os.CopyFS(tmp, os.DirFS(dir)); err != nil {
 		return "", fmt.Errorf("copy %s: %w", dir, err)
 	}
@@ -135,10 +135,10 @@ func open(ctx context.Context, d, devURL string) (*sql.DB, string, string, func(
 		}
 		db, err := sql.Open("sqlite", "file:"+filepath.Join(tmp, "dev.db")+"?_pragma=foreign_keys(1)")
 		if err != nil {
-			os.RemoveAll(tmp)
+			_ = os.RemoveAll(tmp)
 			return nil, "", "", nil, err
 		}
-		return db, "", dialect.SQLite, func() { db.Close(); os.RemoveAll(tmp) }, nil
+		return db, "", dialect.SQLite, func() { db.Close(); _ = os.RemoveAll(tmp) }, nil
 	case "postgres":
 		if devURL == "" {
 			return nil, "", "", nil, errors.New("no PostgreSQL to plan on: set EXPORTD_DEV_DATABASE_URL")
