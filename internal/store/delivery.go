@@ -7,9 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"entgo.io/ent/dialect"
-	entsql "entgo.io/ent/dialect/sql"
-
 	"github.com/exportd/exportd/ent"
 	"github.com/exportd/exportd/ent/exportjob"
 	"github.com/exportd/exportd/ent/webhook"
@@ -122,50 +119,44 @@ func (s *Store) enqueueWebhooks(ctx context.Context, tx *ent.Tx, jobID, event st
 	return nil
 }
 
+// deliveryQueue is the webhook delivery table as a queue: a PENDING delivery
+// is due at its next attempt unless a live lease holds it.
+var deliveryQueue = queue{
+	table:   webhookdelivery.Table,
+	columns: webhookdelivery.Columns,
+	due:     "q.status = 'PENDING' AND q.next_attempt_at <= $1 AND (q.lease_until IS NULL OR q.lease_until < $1)",
+	order:   "q.next_attempt_at, q.id",
+	claim:   "attempts = q.attempts + 1, lease_owner = $2, lease_until = $3",
+	leased:  webhookdelivery.StatusPENDING.String(),
+	attempt: webhookdelivery.FieldAttempts,
+}
+
+// claimedDelivery is a row of a delivery claim.
+type claimedDelivery struct {
+	ent.WebhookDelivery
+	Held bool `json:"held"`
+}
+
 // ClaimDelivery takes the lease of the oldest due webhook delivery for owner
 // and returns it with its endpoint; nil when there is none.
 func (s *Store) ClaimDelivery(ctx context.Context, owner string, lease time.Duration) (*WebhookDelivery, *Webhook, error) {
 	// The deliverer serves every tenant.
 	ctx = System(ctx)
-	var (
-		d  *ent.WebhookDelivery
-		ep *ent.Webhook
-	)
-	err := s.tx(ctx, func(tx *ent.Tx) error {
-		now := micro(s.now())
-		q := tx.WebhookDelivery.Query().
-			Where(webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING), webhookdelivery.NextAttemptAtLTE(now),
-				webhookdelivery.Or(webhookdelivery.LeaseUntilIsNil(), webhookdelivery.LeaseUntilLT(now))).
-			Order(webhookdelivery.ByNextAttemptAt(), webhookdelivery.ByID()).
-			Limit(1)
-		if s.Dialect == dialect.Postgres {
-			q = q.ForUpdate(entsql.WithLockAction(entsql.SkipLocked))
-		}
-		due, err := q.First(ctx)
-		if ent.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("find webhook delivery: %w", err)
-		}
-		d, err = tx.WebhookDelivery.UpdateOne(due).
-			SetAttempts(due.Attempts + 1).
-			SetLeaseOwner(owner).
-			SetLeaseUntil(now.Add(lease)).
-			Save(ctx)
-		if err != nil {
-			return fmt.Errorf("claim webhook delivery: %w", err)
-		}
-		ep, err = tx.Webhook.Get(ctx, d.EndpointID)
-		if err != nil {
-			return fmt.Errorf("load webhook endpoint: %w", err)
-		}
-		return nil
-	})
-	if err != nil || d == nil {
-		return nil, nil, err
+	now := micro(s.now())
+	c, err := claimRow[claimedDelivery](ctx, s.db, s.Dialect, deliveryQueue, claimFilter{}, []any{now, owner, now.Add(lease)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("claim webhook delivery: %w", err)
 	}
-	return deliveryFromEnt(d), webhookFromEnt(ep), nil
+	if c == nil {
+		return nil, nil, nil
+	}
+	d := c.WebhookDelivery
+	ep, err := s.client.Webhook.Get(ctx, d.EndpointID)
+	if err != nil {
+		// The lease lapses and the delivery is tried again then.
+		return nil, nil, fmt.Errorf("load webhook endpoint: %w", err)
+	}
+	return deliveryFromEnt(&d), webhookFromEnt(ep), nil
 }
 
 // DeliveryOutcome is what one delivery attempt got.
@@ -183,8 +174,7 @@ type DeliveryOutcome struct {
 func (s *Store) RecordDelivery(ctx context.Context, d *WebhookDelivery, o DeliveryOutcome) error {
 	ctx = scoped(ctx, d.TenantID)
 	u := s.client.WebhookDelivery.Update().
-		Where(webhookdelivery.ID(d.ID), webhookdelivery.StatusEQ(webhookdelivery.StatusPENDING),
-			webhookdelivery.Attempts(d.Attempts), webhookdelivery.LeaseOwner(d.LeaseOwner)).
+		Where(deliveryQueue.fence(d.ID, d.Attempts, d.LeaseOwner)).
 		SetLastStatusCode(o.StatusCode).
 		SetLastError(o.Error).
 		SetLeaseOwner("").

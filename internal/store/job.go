@@ -10,6 +10,7 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
+	"github.com/lib/pq"
 
 	"github.com/exportd/exportd/ent"
 	"github.com/exportd/exportd/ent/exportjob"
@@ -211,6 +212,9 @@ func (s *Store) CreateJob(ctx context.Context, nj NewJob) (job *Job, created boo
 	return jobFromEnt(j), true, nil
 }
 
+// tenantLockPrefix prefixes the tenant id in the key of its advisory lock.
+const tenantLockPrefix = "exportd.tenant:"
+
 // lockTenant serialises, until tx ends, the transactions that count a
 // tenant's jobs against a limit (PostgreSQL; SQLite's immediate transactions
 // are serial already).
@@ -218,7 +222,7 @@ func (s *Store) lockTenant(ctx context.Context, tx *ent.Tx, tenantID string) err
 	if s.Dialect != dialect.Postgres {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "exportd.tenant:"+tenantID); err != nil {
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", tenantLockPrefix+tenantID); err != nil {
 		return fmt.Errorf("lock tenant: %w", err)
 	}
 	return nil
@@ -356,9 +360,10 @@ func (s *Store) CancelJob(ctx context.Context, tenantID, jobID, by string) (*Job
 	return s.Job(ctx, tenantID, jobID)
 }
 
-// claimBatch is how many due jobs one claim looks at, so that a tenant at
-// its running limit does not hide the jobs of others behind it.
-const claimBatch = 16
+// claimTries bounds the rounds of one ClaimJob: failing a job started too
+// often, or finding a tenant at its running limit only when re-checking it,
+// costs a round and the claim goes on with the next due job.
+const claimTries = 16
 
 // StartsPerAttempt bounds how often a job may be started at all, as a
 // multiple of its max_attempts. A worker that dies (its lease lapses) costs
@@ -367,6 +372,36 @@ const claimBatch = 16
 // forever, so after max_attempts × StartsPerAttempt starts a lapsed job is
 // FAILED when it is due again.
 const StartsPerAttempt = 10
+
+// jobQueue is the export job table as a queue. Due means PENDING with its
+// retry time reached, or RUNNING with a lapsed lease; a due job already
+// started max_attempts × StartsPerAttempt times is held, to be FAILED.
+var jobQueue = queue{
+	table:   exportjob.Table,
+	columns: exportjob.Columns,
+	due:     "(q.status = 'PENDING' AND (q.next_attempt_at IS NULL OR q.next_attempt_at <= $1)) OR (q.status = 'RUNNING' AND q.lease_until < $1)",
+	order:   "q.created_at, q.id",
+	claim:   "status = 'RUNNING', attempt = q.attempt + 1, lease_owner = $2, lease_until = $3, started_at = $1, next_attempt_at = NULL, rows_done = 0",
+	held:    fmt.Sprintf("q.attempt >= q.max_attempts * %d", StartsPerAttempt),
+	leased:  exportjob.StatusRUNNING.String(),
+	attempt: exportjob.FieldAttempt,
+}
+
+// runningBelow admits jobs of tenants with fewer than $4 jobs running under
+// a live lease.
+const runningBelow = "(SELECT count(*) FROM export_jobs r WHERE r.tenant_id = q.tenant_id AND r.status = 'RUNNING' AND r.lease_until >= $1) < $4"
+
+// tenantLock is the advisory lock, on PostgreSQL, of the transactions that
+// count a tenant's jobs against a limit; lockTenant takes the same.
+const tenantLock = "pg_advisory_xact_lock(hashtext('" + tenantLockPrefix + "' || q.tenant_id))"
+
+// claimedJob is a row of a job claim.
+type claimedJob struct {
+	ent.ExportJob
+	Held bool `json:"held"`
+	// full: the tenant was at its limit after all (see claimJob).
+	full bool
+}
 
 // ClaimJob takes the lease of the oldest due job for owner and returns it;
 // nil when there is none. Due means PENDING with its retry time reached, or
@@ -377,86 +412,125 @@ const StartsPerAttempt = 10
 // FAILED instead. maxRunningPerTenant > 0 skips jobs of tenants that already
 // have that many running.
 func (s *Store) ClaimJob(ctx context.Context, owner string, lease time.Duration, maxRunningPerTenant int) (*Job, error) {
-	// Workers serve every tenant.
+	// Workers serve every tenant: the claim reads and writes the jobs of all.
 	ctx = tenancy.System(ctx)
-	var claimed *ent.ExportJob
-	err := s.tx(ctx, func(tx *ent.Tx) error {
-		now := micro(s.now())
-		due := exportjob.Or(
-			exportjob.And(exportjob.StatusEQ(exportjob.StatusPENDING),
-				exportjob.Or(exportjob.NextAttemptAtIsNil(), exportjob.NextAttemptAtLTE(now))),
-			exportjob.And(exportjob.StatusEQ(exportjob.StatusRUNNING), exportjob.LeaseUntilLT(now)),
-		)
-		ids, err := tx.ExportJob.Query().Where(due).
-			Order(exportjob.ByCreatedAt(), exportjob.ByID()).
-			Limit(claimBatch).
-			IDs(ctx)
-		if err != nil {
-			return fmt.Errorf("find job to claim: %w", err)
+	var full []string
+	for range claimTries {
+		c, err := s.claimJob(ctx, owner, lease, maxRunningPerTenant, full)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("claim job: %w", err)
+		case c == nil:
+			return nil, nil
+		case c.Held:
+			if err := s.failExhausted(ctx, c.ID); err != nil {
+				return nil, err
+			}
+		case c.full:
+			full = append(full, c.TenantID)
+		default:
+			j := c.ExportJob
+			return jobFromEnt(&j), nil
 		}
-		for _, id := range ids {
-			// Lock one row at a time: locking the whole batch would make
-			// concurrent claimers skip all of it and take younger jobs first.
-			q := tx.ExportJob.Query().Where(exportjob.ID(id), due)
-			if s.Dialect == dialect.Postgres {
-				q = q.ForUpdate(entsql.WithLockAction(entsql.SkipLocked))
-			}
-			j, err := q.Only(ctx)
-			if ent.IsNotFound(err) {
-				continue // claimed by another worker meanwhile
-			}
-			if err != nil {
-				return fmt.Errorf("lock job to claim: %w", err)
-			}
-			// Whatever its status: a job released by a restarted replica is
-			// PENDING, and a job that crashes its replica each time must stop.
-			if j.Attempt >= j.MaxAttempts*StartsPerAttempt {
-				err := tx.ExportJob.UpdateOne(j).
-					SetStatus(exportjob.StatusFAILED).
-					SetError(interruptedError(j)).
-					SetCompletedAt(now).
-					SetLeaseOwner("").
-					ClearLeaseUntil().
-					Exec(ctx)
-				if err != nil {
-					return fmt.Errorf("fail exhausted job: %w", err)
-				}
-				if err := s.enqueueWebhooks(ctx, tx, j.ID, EventExportFailed); err != nil {
-					return err
-				}
-				continue
-			}
-			if maxRunningPerTenant > 0 {
-				if err := s.lockTenant(ctx, tx, j.TenantID); err != nil {
-					return err
-				}
-				n, err := tx.ExportJob.Query().
-					Where(exportjob.TenantID(j.TenantID), exportjob.StatusEQ(exportjob.StatusRUNNING), exportjob.LeaseUntilGTE(now)).
-					Count(ctx)
-				if err != nil {
-					return fmt.Errorf("count running jobs: %w", err)
-				}
-				if n >= maxRunningPerTenant {
-					continue
-				}
-			}
-			claimed, err = tx.ExportJob.UpdateOne(j).
-				SetStatus(exportjob.StatusRUNNING).
-				SetAttempt(j.Attempt + 1).
-				SetLeaseOwner(owner).
-				SetLeaseUntil(now.Add(lease)).
-				SetStartedAt(now).
-				ClearNextAttemptAt().
-				SetRowsDone(0).
-				Save(ctx)
-			if err != nil {
-				return fmt.Errorf("claim job: %w", err)
-			}
+	}
+	return nil, nil
+}
+
+// claimJob runs one claim statement, skipping the tenants in full.
+//
+// Under a running limit on PostgreSQL, the count in the statement comes from
+// the statement's snapshot: two claimers that start together both see the
+// tenant one below its limit and would both claim. No lock taken within the
+// statement helps, since its snapshot predates the lock. So the statement
+// also takes the tenant's advisory lock on the row it claims, held until the
+// transaction ends, and a second statement counts again: it starts after
+// every earlier claimer of the tenant committed, sees their jobs, and undoes
+// the claim (full) if they already fill the limit. SQLite runs one writing
+// statement at a time, so its count is current.
+func (s *Store) claimJob(ctx context.Context, owner string, lease time.Duration, limit int, full []string) (*claimedJob, error) {
+	now := micro(s.now())
+	args := []any{now, owner, now.Add(lease)}
+	var f claimFilter
+	if limit > 0 {
+		f.where = runningBelow
+		args = append(args, limit)
+	}
+	if limit <= 0 || s.Dialect != dialect.Postgres {
+		return claimRow[claimedJob](ctx, s.db, s.Dialect, jobQueue, f, args)
+	}
+	f.lock = tenantLock
+	if len(full) > 0 {
+		f.where += " AND q.tenant_id <> ALL($5)"
+		args = append(args, pq.Array(full))
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin transaction: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it does nothing
+	c, err := claimRow[claimedJob](ctx, tx, s.Dialect, jobQueue, f, args)
+	if err != nil || c == nil || c.Held {
+		return c, err
+	}
+	var others int
+	err = tx.QueryRowContext(ctx,
+		"SELECT count(*) FROM export_jobs WHERE tenant_id = $1 AND status = 'RUNNING' AND lease_until >= $2 AND id <> $3",
+		c.TenantID, now, c.ID).Scan(&others)
+	if err != nil {
+		return nil, fmt.Errorf("count running jobs: %w", err)
+	}
+	if others >= limit {
+		c.full = true
+		return c, nil // rolled back
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return c, nil
+}
+
+// jobDue selects the jobs a claim may take at now (jobQueue.due).
+func jobDue(now time.Time) predicate.ExportJob {
+	return exportjob.Or(
+		exportjob.And(exportjob.StatusEQ(exportjob.StatusPENDING),
+			exportjob.Or(exportjob.NextAttemptAtIsNil(), exportjob.NextAttemptAtLTE(now))),
+		exportjob.And(exportjob.StatusEQ(exportjob.StatusRUNNING), exportjob.LeaseUntilLT(now)),
+	)
+}
+
+// failExhausted ends job id FAILED, with its webhooks, if it is still due and
+// started too often: whatever its status, since a job released by a
+// restarted replica is PENDING, and a job that crashes its replica each time
+// must stop.
+func (s *Store) failExhausted(ctx context.Context, id string) error {
+	return s.tx(ctx, func(tx *ent.Tx) error {
+		now := micro(s.now())
+		q := tx.ExportJob.Query().Where(exportjob.ID(id), jobDue(now))
+		if s.Dialect == dialect.Postgres {
+			q = q.ForUpdate(entsql.WithLockAction(entsql.SkipLocked))
+		}
+		j, err := q.Only(ctx)
+		if ent.IsNotFound(err) {
+			return nil // another worker got there first
+		}
+		if err != nil {
+			return fmt.Errorf("lock exhausted job: %w", err)
+		}
+		if j.Attempt < j.MaxAttempts*StartsPerAttempt {
 			return nil
 		}
-		return nil
+		err = tx.ExportJob.UpdateOne(j).
+			SetStatus(exportjob.StatusFAILED).
+			SetError(interruptedError(j)).
+			SetCompletedAt(now).
+			SetLeaseOwner("").
+			ClearLeaseUntil().
+			Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("fail exhausted job: %w", err)
+		}
+		return s.enqueueWebhooks(ctx, tx, j.ID, EventExportFailed)
 	})
-	return jobFromEnt(claimed), err
 }
 
 // interruptedError is the error of a job FAILED because it was started too
@@ -472,12 +546,7 @@ func interruptedError(j *ent.ExportJob) string {
 // fenced selects the row only while attempt still holds the job: a worker
 // that lost its lease changes nothing.
 func fenced(j *Job) []predicate.ExportJob {
-	return []predicate.ExportJob{
-		exportjob.ID(j.ID),
-		exportjob.StatusEQ(exportjob.StatusRUNNING),
-		exportjob.Attempt(j.Attempt),
-		exportjob.LeaseOwner(j.LeaseOwner),
-	}
+	return []predicate.ExportJob{jobQueue.fence(j.ID, j.Attempt, j.LeaseOwner)}
 }
 
 // ErrLeaseLost says a worker no longer holds the job.
