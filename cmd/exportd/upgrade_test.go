@@ -30,6 +30,7 @@ type fixture struct {
 	Key            string `json:"key"`
 	JobID          string `json:"job_id"`
 	ArtifactSHA256 string `json:"artifact_sha256"`
+	dialect        string
 }
 
 // TestUpgrade opens every database an earlier release left behind
@@ -70,6 +71,7 @@ func restoreFixture(t *testing.T, dir, dialect string) (fixture, []string) {
 	if err := json.Unmarshal(b, &fx); err != nil {
 		t.Fatal(err)
 	}
+	fx.dialect = dialect
 	var (
 		flags []string
 		db    *sql.DB
@@ -147,6 +149,14 @@ func upgrade(t *testing.T, fx fixture, flags []string) {
 	out := admin(t, flags, "migrate")
 	if !strings.Contains(out, "adopted a database from before versioned migrations") {
 		t.Errorf("exportd migrate on the %s database printed %q; want it adopted", fx.Revision, out)
+	}
+	// Every migration after the baseline runs on the adopted database.
+	later, err := filepath.Glob(filepath.Join(repoRoot(t), "internal", "migrations", fx.dialect, "*.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out, "applied "); n != len(later)-1 {
+		t.Errorf("exportd migrate applied %d migrations after the baseline, want %d:\n%s", n, len(later)-1, out)
 	}
 	if again := admin(t, flags, "migrate", "--status"); !strings.Contains(again, "0 pending") {
 		t.Errorf("after migrate, status says %q", again)

@@ -291,6 +291,11 @@ var (
 				Unique:  true,
 				Columns: []*schema.Column{ExportJobsColumns[1], ExportJobsColumns[23]},
 			},
+			{
+				Name:    "exportjob_tenant_id_status_lease_until",
+				Unique:  false,
+				Columns: []*schema.Column{ExportJobsColumns[1], ExportJobsColumns[10], ExportJobsColumns[22]},
+			},
 		},
 	}
 	// IssuancePoliciesColumns holds the columns for the "issuance_policies" table.

@@ -60,5 +60,7 @@ func (ExportJob) Indexes() []ent.Index {
 		index.Fields("tenant_id", "created_at"),
 		index.Fields("status", "created_at"),
 		index.Fields("tenant_id", "idempotency_key").Unique(),
+		// The claim counts a tenant's live RUNNING jobs against its limit.
+		index.Fields("tenant_id", "status", "lease_until"),
 	}
 }

@@ -14,14 +14,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"syscall"
 
-	entsql "entgo.io/ent/dialect/sql"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/database"
-
-	"github.com/exportd/exportd/ent/migrate"
 )
 
 //go:embed postgres/*.sql sqlite/*.sql
@@ -77,10 +75,9 @@ var migrateMu sync.Mutex
 // Apply brings db (dialect "postgres" or "sqlite") to the newest migration.
 // It holds a lock meanwhile: PostgreSQL's advisory lock, or a file lock
 // beside the SQLite database. A database created by a release before
-// versioned migrations (tables, but no version table) is adopted: the
-// automatic migration those releases ran at every start brings it to the
-// baseline (it only adds what is missing), the baseline is recorded as
-// applied, and the migrations after it run as usual. A database migrated by
+// versioned migrations (tables, but no version table) is adopted: those
+// releases created exactly the first migration's schema at every start, so
+// it is recorded as applied and the migrations after it run as usual. A database migrated by
 // a newer exportd than this one is refused.
 func Apply(ctx context.Context, db *sql.DB, dialect string) (Result, error) {
 	migrateMu.Lock()
@@ -152,11 +149,7 @@ func provider(dialect string, db *sql.DB) (*goose.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	name := "postgres"
-	if d == database.DialectSQLite3 {
-		name = "sqlite"
-	}
-	dir, err := fs.Sub(files, name)
+	dir, err := fs.Sub(files, sourceDir(dialect))
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +158,14 @@ func provider(dialect string, db *sql.DB) (*goose.Provider, error) {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
 	return p, nil
+}
+
+// sourceDir is the embedded directory of dialect's migrations.
+func sourceDir(dialect string) string {
+	if dialect == "postgres" {
+		return "postgres"
+	}
+	return "sqlite"
 }
 
 func gooseDialect(dialect string) (database.Dialect, error) {
@@ -177,25 +178,30 @@ func gooseDialect(dialect string) (database.Dialect, error) {
 	return "", fmt.Errorf("no migrations for dialect %q", dialect)
 }
 
-// adopt brings a database of a release before versioned migrations to the
-// baseline and records the baseline as applied, in the version table goose
-// would have created.
+// adopt records the baseline as applied on a database of a release before
+// versioned migrations: those releases created exactly the baseline's schema
+// at every start. A database that lacks one of the baseline's tables was
+// last opened by an older release still, and is refused: that release, or
+// the last one before versioned migrations, upgrades it first.
 func adopt(ctx context.Context, db *sql.DB, dialect string) error {
-	entDialect := dialect
-	if dialect == "sqlite" {
-		entDialect = "sqlite3"
-	}
-	// Additive only: the same call those releases made at every start.
-	if err := migrate.NewSchema(entsql.OpenDB(entDialect, db)).Create(ctx, migrate.WithForeignKeys(true)); err != nil {
-		return err
-	}
-	// The first migration (the baseline) is the schema every release
-	// before versioned migrations created at start.
 	p, err := provider(dialect, db)
 	if err != nil {
 		return err
 	}
-	baseline := p.ListSources()[0].Version
+	first := p.ListSources()[0]
+	ddl, err := fs.ReadFile(files, sourceDir(dialect)+"/"+filepath.Base(first.Path))
+	if err != nil {
+		return err
+	}
+	for _, m := range createTable.FindAllStringSubmatch(string(ddl), -1) {
+		ok, err := hasTable(ctx, db, dialect, m[1])
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("the database has no table %q, which every release since the first migration (%s) creates: it was last opened by an older exportd; start the last release before versioned migrations on it once, then this one", m[1], filepath.Base(first.Path))
+		}
+	}
 	d, err := gooseDialect(dialect)
 	if err != nil {
 		return err
@@ -212,13 +218,17 @@ func adopt(ctx context.Context, db *sql.DB, dialect string) error {
 	if err := store.CreateVersionTable(ctx, tx); err != nil {
 		return err
 	}
-	for _, v := range []int64{0, baseline} {
+	for _, v := range []int64{0, first.Version} {
 		if err := store.Insert(ctx, tx, database.InsertRequest{Version: v}); err != nil {
 			return err
 		}
 	}
 	return tx.Commit()
 }
+
+// createTable finds the tables a migration creates (Atlas quotes names with
+// " on PostgreSQL and ` on SQLite).
+var createTable = regexp.MustCompile("(?m)^CREATE TABLE [\"`]([a-z0-9_]+)[\"`]")
 
 func hasVersionTable(ctx context.Context, db *sql.DB, dialect string) (bool, error) {
 	return hasTable(ctx, db, dialect, VersionTable)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/exportd/exportd/internal/migrations"
@@ -73,5 +74,23 @@ func TestApplyIsIdempotent(t *testing.T) {
 				t.Fatalf("pending after apply: %v %v", pending, err)
 			}
 		})
+	}
+}
+
+// TestAdoptRefusesOlderSchema: a database without a version table whose
+// schema lacks tables of the baseline was made by an older release than the
+// baseline describes; adopting it would record DDL that never ran.
+func TestAdoptRefusesOlderSchema(t *testing.T) {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "old.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE TABLE tenants (id text PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = migrations.Apply(context.Background(), db, "sqlite")
+	if err == nil || !strings.Contains(err.Error(), "last opened by an older exportd") {
+		t.Fatalf("Apply on a pre-baseline schema: %v", err)
 	}
 }
