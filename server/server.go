@@ -29,7 +29,6 @@ import (
 
 	"github.com/exportd/exportd/authz"
 	"github.com/exportd/exportd/gen/go/audit/v1/auditv1connect"
-	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/internal/telemetry"
 	"github.com/exportd/exportd/internal/webhook"
 	"github.com/exportd/exportd/reports"
@@ -94,7 +93,7 @@ type Waker interface{ Wake() }
 
 // Server holds what the handlers share.
 type Server struct {
-	store    *store.Store
+	store    Store
 	enforcer *authz.Enforcer
 	bucket   *blob.Bucket
 	runner   Waker
@@ -122,7 +121,7 @@ type KeySource interface {
 func (s *Server) PublishKeys(ks KeySource) { s.keys = ks }
 
 // New returns the API server.
-func New(st *store.Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker, log *slog.Logger, cfg Config) *Server {
+func New(st Store, en *authz.Enforcer, bucket *blob.Bucket, runner Waker, log *slog.Logger, cfg Config) *Server {
 	if cfg.MaxPeriod <= 0 {
 		cfg.MaxPeriod = 366 * 24 * time.Hour
 	}

@@ -15,7 +15,7 @@ import (
 // whichever replica runs it; sharing the poll keeps hundreds of idle
 // watches from holding hundreds of database connections.
 type watchHub struct {
-	store    *store.Store
+	store    JobStore
 	interval time.Duration
 	log      *slog.Logger
 	// kick asks for a poll now, of the jobs not polled yet, so that a new
@@ -42,7 +42,7 @@ type jobSnapshot struct {
 	err error
 }
 
-func newWatchHub(st *store.Store, interval time.Duration, log *slog.Logger) *watchHub {
+func newWatchHub(st JobStore, interval time.Duration, log *slog.Logger) *watchHub {
 	return &watchHub{store: st, interval: interval, log: log, kick: make(chan struct{}, 1), jobs: map[store.JobRef]*watchedJob{}}
 }
 
