@@ -26,6 +26,7 @@ var Columns = []string{
 	"third_party_disclosures", "international_transfers", "retention_period", "security_measures",
 	"attestation_id", "issuer_id", "issuer_name", "subject", "schema", "status",
 	"created_at", "revoked_at", "superseded_by", "superseded_at", "in_period",
+	"title", "log_evidence", "evidence_basis", "tls", "tls_min_version",
 }
 
 // Column indexes into Columns.
@@ -88,6 +89,11 @@ const (
 	colSupersededBy
 	colSupersededAt
 	colInPeriod
+	colTitle
+	colLogEvidence
+	colEvidenceBasis
+	colTLS
+	colTLSMinVersion
 	numColumns
 )
 

@@ -35,7 +35,7 @@ var csvRecordType = map[string]string{
 var jsonSections = map[string][]string{
 	reports.TypeSOC2:  {"audit_entries", "access_entries", "controls", "audit_log", "access_log", "control_evidence"},
 	reports.TypeGDPR:  {"controller", "processing_activities", "data_categories", "legal_basis", "retention_periods", "third_party_disclosures", "attestation_records", "attestation_counts"},
-	reports.TypeHIPAA: {"covered_entity", "audit_entries", "controls", "audit_trail", "control_evidence"},
+	reports.TypeHIPAA: {"covered_entity", "audit_entries", "controls", "audit_trail", "evidence_events", "control_evidence"},
 }
 
 // TestReportMatrix runs every report type in every format on both stores,

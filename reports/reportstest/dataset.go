@@ -150,6 +150,7 @@ func Request(reportType, format string) reports.Request {
 		GeneratedAt: GeneratedAt, Watermark: Watermark,
 		GDPR: GDPRProfile(), HIPAA: HIPAAProfile(),
 		RetentionDays: 365, DownloadWindowDays: 7,
+		Transport: reports.Transport{TLS: true, MinVersion: "TLS 1.2"},
 	}
 }
 
