@@ -49,6 +49,9 @@ func Generate(ctx context.Context, w io.Writer, req Request, src Source, progres
 	if req.Format != FormatJSON && req.Format != FormatCSV {
 		return Summary{}, fmt.Errorf("generate report: format %q: %w", req.Format, ErrUnsupported)
 	}
+	if err := RequireProfile(req.ReportType, req.GDPR, req.HIPAA); err != nil {
+		return Summary{}, fmt.Errorf("generate report: %w", err)
+	}
 	if req.GeneratedAt.IsZero() {
 		req.GeneratedAt = time.Now()
 	}

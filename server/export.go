@@ -36,6 +36,9 @@ func (h exportService) CreateExport(ctx context.Context, req *connect.Request[au
 	if err := s.checkPeriod(start, end); err != nil {
 		return nil, err
 	}
+	if err := s.requireProfile(ctx, c.TenantID, m.GetReportType()); err != nil {
+		return nil, err
+	}
 	from, to := reports.AppliedPeriod(start, end)
 	idem := req.Header().Get("Idempotency-Key")
 	if len(idem) > 255 {

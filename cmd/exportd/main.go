@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -198,6 +199,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		RetryBase:           cfg.RetryBase,
 		SweepInterval:       cfg.SweepInterval,
 		ReplicaID:           cfg.ReplicaID,
+		Transport:           transport(&cfg),
 	})
 	runner.SignWith(keys)
 	rate := cfg.RateLimit
@@ -351,6 +353,14 @@ func version() string {
 		return bi.Main.Version
 	}
 	return ""
+}
+
+// transport is how this process serves its API, as reports state it.
+func transport(cfg *config.Config) reports.Transport {
+	if cfg.TLSCert == "" {
+		return reports.Transport{}
+	}
+	return reports.Transport{TLS: true, MinVersion: tls.VersionName(certfile.MinVersion)}
 }
 
 func dbKind(cfg *config.Config) string {
