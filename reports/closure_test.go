@@ -101,7 +101,7 @@ func jsonClosure(t *testing.T, out []byte) (map[int64]string, map[int64][]string
 // each evidence row gives them.
 func csvClosure(t *testing.T, out []byte) (map[int64]string, map[int64][]string) {
 	t.Helper()
-	r := csv.NewReader(bytes.NewReader(out))
+	r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(out, []byte(reports.CSVBOM))))
 	r.FieldsPerRecord = len(reports.Columns)
 	rows, err := r.ReadAll()
 	if err != nil {

@@ -97,6 +97,11 @@ const (
 	numColumns
 )
 
+// CSVBOM is the UTF-8 byte-order mark every CSV report begins with, before
+// the header row; CSV readers that do not skip it see it at the start of
+// the first column name.
+const CSVBOM = "\uFEFF"
+
 // ListSeparator joins list values (data categories, recipients, …) inside
 // one CSV cell.
 const ListSeparator = ";"

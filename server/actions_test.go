@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/exportd/exportd/internal/store"
 	"github.com/exportd/exportd/reports"
 )
 
@@ -97,5 +99,22 @@ func TestAuditActionsRegistered(t *testing.T) {
 	}
 	if seen < 10 {
 		t.Errorf("found %d calls writing actions; the scan is no longer looking at the right functions", seen)
+	}
+}
+
+// TestFilenameUniquePerJob: two exports of the same type, tenant, period
+// and format are saved under different names.
+func TestFilenameUniquePerJob(t *testing.T) {
+	t.Parallel()
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	to := time.Date(2026, 3, 31, 23, 59, 59, 0, time.UTC)
+	a := &store.Job{ID: "job_a1", TenantID: "tenant-7f3c-long", ReportType: "soc2", Format: "csv", PeriodStart: from, PeriodEnd: to}
+	b := *a
+	b.ID = "job_b2"
+	if got, want := filename(a), "soc2-tenant-7-job_a1-20260101-to-20260331.csv"; got != want {
+		t.Errorf("filename = %q, want %q", got, want)
+	}
+	if filename(a) == filename(&b) {
+		t.Errorf("two jobs share the file name %q", filename(a))
 	}
 }

@@ -279,9 +279,11 @@ func jobProto(j *store.Job) *auditv1.ExportJob {
 	return out
 }
 
-// filename names an artifact after its type, tenant and period.
+// filename names an artifact after its type, tenant, job and period.
 func filename(j *store.Job) string {
-	return fmt.Sprintf("%s-%s-%s-to-%s.%s", j.ReportType, shortID(j.TenantID),
+	// The job id makes the name unique: two exports of one period (another
+	// format, a later as-of) must not overwrite each other in a folder.
+	return fmt.Sprintf("%s-%s-%s-%s-to-%s.%s", j.ReportType, shortID(j.TenantID), j.ID,
 		j.PeriodStart.UTC().Format("20060102"), j.PeriodEnd.UTC().Format("20060102"), j.Format)
 }
 
