@@ -10,7 +10,7 @@ import (
 // GeneratorVersion identifies the report generator; it changes whenever the
 // bytes a given input produces change, so a manifest can say which generator
 // wrote a report and which schemas apply.
-const GeneratorVersion = "1.0.0"
+const GeneratorVersion = "1.1.0"
 
 //go:embed catalog/controls.json
 var catalogJSON []byte
