@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -86,5 +87,31 @@ func TestExportNeedsProfile(t *testing.T) {
 	}
 	if !check.Msg.GetAllowed() || strings.Contains(check.Msg.GetReason(), "refused") {
 		t.Errorf("CheckExport with profiles set: allowed=%v reason %q", check.Msg.GetAllowed(), check.Msg.GetReason())
+	}
+}
+
+// TestQueuedJobWithoutProfileFails: a HIPAA job queued without the profile
+// (as one queued before profiles were required) fails at once, saying what
+// to set, rather than producing a report that names no covered entity.
+func TestQueuedJobWithoutProfileFails(t *testing.T) {
+	t.Parallel()
+	env := servertest.Start(t, "sqlite", servertest.Options{})
+	ctx := context.Background()
+	tn := env.Tenant(t, "Acme", true)
+	key := env.Key(t, tn, "admin", "ann@example.com")
+	from, to := periodFrom, periodTo
+	j, _, err := env.Store.CreateJob(ctx, store.NewJob{TenantID: tn, RequestedBy: "usr_ann", RequestedByName: "ann@example.com",
+		ReportType: "hipaa", Format: "json", PeriodStart: from, PeriodEnd: to.Add(-time.Second), AppliedStart: from, AppliedEnd: to,
+		RequestHash: "queued-before-profiles", Estimate: from})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Runner.Wake()
+	f := &fixture{env: env, tenant: tn, key: key,
+		exports: auditv1connect.NewExportServiceClient(env.Client, env.URL, withKey(key))}
+	job := f.watch(t, j.ID)
+	want := "a HIPAA report needs the tenant's HIPAA profile with name and type (covered_entity or business_associate) set; set it, then create the export again"
+	if job.GetStatus() != auditv1.ExportStatus_FAILED || job.GetAttempt() != 1 || !strings.Contains(job.GetError(), want) {
+		t.Errorf("job ended %s at attempt %d: %q; want FAILED at once saying %q", job.GetStatus(), job.GetAttempt(), job.GetError(), want)
 	}
 }
