@@ -143,6 +143,11 @@ func (p HIPAAProfile) Validate() error {
 	if p.Type != EntityCovered && p.Type != EntityBusinessAssociate {
 		errs = append(errs, fmt.Errorf("type must be %q or %q", EntityCovered, EntityBusinessAssociate))
 	}
+	for i, id := range p.Identifiers {
+		if id.Type == "" || id.Value == "" {
+			errs = append(errs, fmt.Errorf("identifiers[%d] needs a type and a value", i))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("validate hipaa profile: %w", err)
 	}

@@ -48,6 +48,10 @@ func TestParseProfiles(t *testing.T) {
 				"processing_activities": []any{map[string]any{"purpose": "p"}}})
 			return err
 		}},
+		{"hipaa identifier without a value", func() error {
+			_, err := reports.ParseHIPAAProfile(map[string]any{"name": "x", "type": "covered_entity", "identifiers": []any{map[string]any{"type": "NPI"}}})
+			return err
+		}},
 		{"hipaa bad type", func() error {
 			_, err := reports.ParseHIPAAProfile(map[string]any{"name": "x", "type": "hospital"})
 			return err
