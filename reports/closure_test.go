@@ -111,7 +111,7 @@ func csvClosure(t *testing.T, out []byte) (map[int64]string, map[int64][]string)
 	seqCol := col("sequence")
 	says := func(row []string) string {
 		var b []byte
-		for _, c := range []string{"action", "outcome", "actor_id", "actor_type", "resource_type", "resource_id"} {
+		for _, c := range []string{"action", "outcome", "actor_id", "actor_type", "resource_type", "resource_id", "actor_name"} {
 			b = fmt.Appendf(b, "%s|", reports.DecodeCell(row[col(c)]))
 		}
 		return string(b)

@@ -196,7 +196,9 @@ func (g *gen) controlEvidence(controls []Control, ev *evidence) error {
 				b = appendCSVField(b, c.Framework)
 				b = append(b, ',')
 				b = appendTextCell(b, c.ID)
-				b = commas(b, colControlID, numColumns-1)
+				b = commas(b, colControlID, colActorName)
+				b = appendTextCell(b, string(e.actorName))
+				b = commas(b, colActorName, numColumns-1)
 				if err := g.csv.flush(b); err != nil {
 					return err
 				}

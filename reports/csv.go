@@ -27,6 +27,7 @@ var Columns = []string{
 	"attestation_id", "issuer_id", "issuer_name", "subject", "schema", "status",
 	"created_at", "revoked_at", "superseded_by", "superseded_at", "in_period",
 	"title", "log_evidence", "evidence_basis", "tls", "tls_min_version",
+	"actor_name",
 }
 
 // Column indexes into Columns.
@@ -94,6 +95,7 @@ const (
 	colEvidenceBasis
 	colTLS
 	colTLSMinVersion
+	colActorName
 	numColumns
 )
 
@@ -227,6 +229,8 @@ func (g *gen) csvEvent(recordType string, e *Event) error {
 		}
 		b = appendTextCell(b, m)
 	}
-	b = commas(b, colMetadata, numColumns-1)
+	b = commas(b, colMetadata, colActorName)
+	b = appendTextCell(b, ActorName(e))
+	b = commas(b, colActorName, numColumns-1)
 	return g.csv.flush(b)
 }

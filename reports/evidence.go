@@ -79,7 +79,7 @@ func (s *spool) add(pass int, e *Event) error {
 		return fmt.Errorf("write evidence spool: %w", err)
 	}
 	s.written += int64(n)
-	for _, f := range [...]string{e.Action, e.Outcome, e.ActorID, e.ActorType, e.ResourceType, e.ResourceID} {
+	for _, f := range [...]string{e.Action, e.Outcome, e.ActorID, e.ActorType, e.ResourceType, e.ResourceID, ActorName(e)} {
 		n := binary.PutUvarint(s.buf[:], uint64(len(f)))
 		if _, err := s.w.Write(s.buf[:n]); err != nil {
 			return fmt.Errorf("write evidence spool: %w", err)
@@ -103,9 +103,9 @@ func (s *spool) add(pass int, e *Event) error {
 // cited is one evidence entry read back: the event's sequence and time and
 // the fields that make it readable where it is cited.
 type cited struct {
-	seq                                                           int64
-	at                                                            time.Time
-	action, outcome, actorID, actorType, resourceType, resourceID []byte
+	seq                                                                      int64
+	at                                                                       time.Time
+	action, outcome, actorID, actorType, resourceType, resourceID, actorName []byte
 }
 
 // each calls fn for every evidence entry of control i in (occurred_at,
@@ -176,7 +176,7 @@ func (h *segReader) next() error {
 	}
 	h.micro += dm
 	h.seq += ds
-	for _, f := range [...]*[]byte{&h.c.action, &h.c.outcome, &h.c.actorID, &h.c.actorType, &h.c.resourceType, &h.c.resourceID} {
+	for _, f := range [...]*[]byte{&h.c.action, &h.c.outcome, &h.c.actorID, &h.c.actorType, &h.c.resourceType, &h.c.resourceID, &h.c.actorName} {
 		if *f, err = readField(h.r, *f); err != nil {
 			return fmt.Errorf("read evidence spool: %w", err)
 		}
