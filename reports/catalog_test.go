@@ -1,6 +1,10 @@
 package reports_test
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"strconv"
 	"testing"
 
 	"github.com/exportd/exportd/reports"
@@ -77,5 +81,90 @@ func TestPatternMatch(t *testing.T) {
 		if got := tt.p.Match(e); got != tt.want {
 			t.Errorf("%+v.Match = %v, want %v", tt.p, got, tt.want)
 		}
+	}
+}
+
+// TestCatalogDecidesEveryAction: every action exportd writes is either cited
+// by a control's action pattern or listed as deliberately unmapped with a
+// reason, and the unmapped list names only real actions. Actions is checked
+// against the constants of actions.go, so a new constant left out of the
+// list fails here too.
+func TestCatalogDecidesEveryAction(t *testing.T) {
+	t.Parallel()
+	c := reports.DefaultCatalog()
+	known := map[string]bool{}
+	for _, a := range reports.Actions {
+		if known[a] {
+			t.Errorf("action %s listed twice in reports.Actions", a)
+		}
+		known[a] = true
+		mapped, reason := c.Decides(a)
+		if !mapped && reason == "" {
+			t.Errorf("action %s is written by exportd but the catalog neither maps it to a control nor lists it as unmapped", a)
+		}
+	}
+	for _, u := range c.Unmapped {
+		if !known[u.Action] {
+			t.Errorf("catalog lists %s as unmapped, but exportd writes no such action", u.Action)
+		}
+	}
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "actions.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consts := 0
+	for _, d := range f.Decls {
+		gd, ok := d.(*ast.GenDecl)
+		if !ok || gd.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			for _, v := range spec.(*ast.ValueSpec).Values {
+				lit, ok := v.(*ast.BasicLit)
+				if !ok {
+					continue
+				}
+				a, _ := strconv.Unquote(lit.Value)
+				consts++
+				if !known[a] {
+					t.Errorf("constant %s is not in reports.Actions", a)
+				}
+			}
+		}
+	}
+	if consts != len(reports.Actions) {
+		t.Errorf("%d action constants, %d in reports.Actions", consts, len(reports.Actions))
+	}
+}
+
+// TestCatalogOutcomes: a request refused for bad input is not a security
+// event; an authorization refusal is.
+func TestCatalogOutcomes(t *testing.T) {
+	t.Parallel()
+	var cc72 reports.Control
+	for _, c := range reports.DefaultCatalog().Framework(reports.TypeSOC2) {
+		if c.ID == "CC7.2" {
+			cc72 = c
+		}
+	}
+	cites := func(e reports.Event) bool {
+		for _, p := range cc72.Evidence {
+			if p.Match(&e) {
+				return true
+			}
+		}
+		return false
+	}
+	invalid := reports.Event{Category: "access", Action: reports.ActionAPIKeyCreate, Outcome: "failure", Metadata: map[string]any{"code": "invalid_argument"}}
+	if cites(invalid) {
+		t.Error("CC7.2 cites an apikey.create refused for invalid input")
+	}
+	denied := reports.Event{Category: "access", Action: reports.ActionAPIKeyCreate, Outcome: "denied", Metadata: map[string]any{"code": "permission_denied"}}
+	if !cites(denied) {
+		t.Error("CC7.2 does not cite an apikey.create refused for a missing permission")
+	}
+	if !cites(reports.Event{Category: "access", Action: reports.ActionAPIKeyAuthFailed, Outcome: "denied"}) {
+		t.Error("CC7.2 does not cite a refused authentication")
 	}
 }

@@ -104,27 +104,6 @@ func (g *gen) rowSection(section, recordType, oldType string, read func(func([]b
 	return nil
 }
 
-// evidenceOnly feeds the events f selects to ev without writing them,
-// skipping those skip reports as already seen.
-func (g *gen) evidenceOnly(f EventFilter, ev *evidence, skip func(*Event) bool) error {
-	var n int64
-	err := g.src.Events(g.ctx, f, func(e *Event) error {
-		if n++; n%progressEvery == 0 {
-			if err := g.ctx.Err(); err != nil {
-				return err
-			}
-		}
-		if skip(e) {
-			return nil
-		}
-		return ev.add(e)
-	})
-	if err != nil {
-		return fmt.Errorf("read evidence: %w", err)
-	}
-	return nil
-}
-
 // controls writes the id → statement map, in catalog order.
 func (g *gen) controls(controls []Control) error {
 	g.sum.Counts["controls"] = int64(len(controls))
@@ -134,6 +113,7 @@ func (g *gen) controls(controls []Control) error {
 			g.rec[colFramework] = c.Framework
 			g.text(colControlID, c.ID)
 			g.text(colStatement, c.Statement)
+			g.controlColumns(c)
 			if err := g.flushRow(); err != nil {
 				return err
 			}
@@ -191,22 +171,34 @@ func (g *gen) controlEvidence(controls []Control, ev *evidence) error {
 			g.num(colCount, s.count)
 			g.when(colFirst, first)
 			g.when(colLast, last)
+			g.controlColumns(c)
 			if err := g.flushRow(); err != nil {
 				return err
 			}
 			// Evidence rows are as many as the events they cite: written
 			// in column order straight into the line, as csvEvent does.
-			err := ev.each(i, func(seq int64, at time.Time) error {
+			// Each row carries action, outcome, actor and resource, so
+			// that it reads without looking the sequence up.
+			err := ev.each(i, func(e *cited) error {
 				b := append(g.csv.line[:0], "evidence"...)
 				b = commas(b, colRecordType, colSequence)
-				b = strconv.AppendInt(b, seq, 10)
+				b = strconv.AppendInt(b, e.seq, 10)
 				b = append(b, ',')
-				b = appendTime(b, at)
-				b = commas(b, colOccurredAt, colFramework)
+				b = appendTime(b, e.at)
+				b = commas(b, colOccurredAt, colAction)
+				for j, f := range [...][]byte{e.action, e.outcome, e.actorID, e.actorType, e.resourceType, e.resourceID} {
+					if j > 0 {
+						b = append(b, ',')
+					}
+					b = appendTextCell(b, string(f))
+				}
+				b = commas(b, colResourceID, colFramework)
 				b = appendCSVField(b, c.Framework)
 				b = append(b, ',')
 				b = appendTextCell(b, c.ID)
-				b = commas(b, colControlID, numColumns-1)
+				b = commas(b, colControlID, colActorName)
+				b = appendTextCell(b, string(e.actorName))
+				b = commas(b, colActorName, numColumns-1)
 				if err := g.csv.flush(b); err != nil {
 					return err
 				}
@@ -225,6 +217,19 @@ func (g *gen) controlEvidence(controls []Control, ev *evidence) error {
 		b = appendString(b, c.ID)
 		b = append(b, `: {"statement": `...)
 		b = appendString(b, c.Statement)
+		b = append(b, `, "title": `...)
+		b = appendString(b, c.Title)
+		b = append(b, `, "log_evidence": `...)
+		b = appendString(b, c.Kind())
+		b = append(b, `, "evidence_basis": `...)
+		b = appendString(b, c.EvidenceBasis)
+		if c.Kind() == LogConfiguration {
+			b = append(b, `, "transport": {"tls": `...)
+			b = strconv.AppendBool(b, g.req.Transport.TLS)
+			b = append(b, `, "min_version": `...)
+			b = appendString(b, g.req.Transport.MinVersion)
+			b = append(b, '}')
+		}
 		b = append(b, `, "count": `...)
 		b = strconv.AppendInt(b, s.count, 10)
 		b = append(b, `, "first_occurrence": `...)
@@ -236,13 +241,13 @@ func (g *gen) controlEvidence(controls []Control, ev *evidence) error {
 			return err
 		}
 		sep := false
-		err := ev.each(i, func(seq int64, _ time.Time) error {
+		err := ev.each(i, func(e *cited) error {
 			b := g.buf[:0]
 			if sep {
 				b = append(b, ", "...)
 			}
 			sep = true
-			b = strconv.AppendInt(b, seq, 10)
+			b = strconv.AppendInt(b, e.seq, 10)
 			return g.rowWrite(b)
 		})
 		if err != nil {
@@ -258,6 +263,19 @@ func (g *gen) controlEvidence(controls []Control, ev *evidence) error {
 	}
 	g.sum.Counts["control_evidence"] = total
 	return nil
+}
+
+// controlColumns fills what a control and control_evidence row say about
+// the control beyond its id and statement; the transport columns only for
+// a control whose evidence is exportd's configuration.
+func (g *gen) controlColumns(c Control) {
+	g.text(colTitle, c.Title)
+	g.rec[colLogEvidence] = c.Kind()
+	g.text(colEvidenceBasis, c.EvidenceBasis)
+	if c.Kind() == LogConfiguration {
+		g.rec[colTLS] = strconv.FormatBool(g.req.Transport.TLS)
+		g.text(colTLSMinVersion, g.req.Transport.MinVersion)
+	}
 }
 
 // rowWrite writes b as the bytes of one row (JSON's counterpart of a CSV row).

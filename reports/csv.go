@@ -26,6 +26,8 @@ var Columns = []string{
 	"third_party_disclosures", "international_transfers", "retention_period", "security_measures",
 	"attestation_id", "issuer_id", "issuer_name", "subject", "schema", "status",
 	"created_at", "revoked_at", "superseded_by", "superseded_at", "in_period",
+	"title", "log_evidence", "evidence_basis", "tls", "tls_min_version",
+	"actor_name",
 }
 
 // Column indexes into Columns.
@@ -88,8 +90,19 @@ const (
 	colSupersededBy
 	colSupersededAt
 	colInPeriod
+	colTitle
+	colLogEvidence
+	colEvidenceBasis
+	colTLS
+	colTLSMinVersion
+	colActorName
 	numColumns
 )
+
+// CSVBOM is the UTF-8 byte-order mark every CSV report begins with, before
+// the header row; CSV readers that do not skip it see it at the start of
+// the first column name.
+const CSVBOM = "\uFEFF"
 
 // ListSeparator joins list values (data categories, recipients, …) inside
 // one CSV cell.
@@ -216,6 +229,8 @@ func (g *gen) csvEvent(recordType string, e *Event) error {
 		}
 		b = appendTextCell(b, m)
 	}
-	b = commas(b, colMetadata, numColumns-1)
+	b = commas(b, colMetadata, colActorName)
+	b = appendTextCell(b, ActorName(e))
+	b = commas(b, colActorName, numColumns-1)
 	return g.csv.flush(b)
 }

@@ -13,8 +13,10 @@ import (
 // evidence collects, per control, the events that are its evidence. Only
 // count and first/last occurrence stay in memory; the (occurred_at,
 // sequence) pairs go to one temporary file per control, delta-encoded as
-// varints, so a report over millions of events keeps flat memory and reads
-// the events from the Source once.
+// varints, each followed by what a reader needs to recognise the event
+// without looking it up (action, outcome, actor, resource), so a report over
+// millions of events keeps flat memory and reads the events from the Source
+// once.
 //
 // A report may feed evidence in several passes (HIPAA reads PHI events, then
 // access events); each pass is ordered by (occurred_at, sequence) and is
@@ -77,6 +79,16 @@ func (s *spool) add(pass int, e *Event) error {
 		return fmt.Errorf("write evidence spool: %w", err)
 	}
 	s.written += int64(n)
+	for _, f := range [...]string{e.Action, e.Outcome, e.ActorID, e.ActorType, e.ResourceType, e.ResourceID, ActorName(e)} {
+		n := binary.PutUvarint(s.buf[:], uint64(len(f)))
+		if _, err := s.w.Write(s.buf[:n]); err != nil {
+			return fmt.Errorf("write evidence spool: %w", err)
+		}
+		if _, err := s.w.WriteString(f); err != nil {
+			return fmt.Errorf("write evidence spool: %w", err)
+		}
+		s.written += int64(n + len(f))
+	}
 	s.prevMicro, s.prevSeq = micro, e.Sequence
 	if s.count == 0 || micro < s.first {
 		s.first = micro
@@ -88,9 +100,17 @@ func (s *spool) add(pass int, e *Event) error {
 	return nil
 }
 
+// cited is one evidence entry read back: the event's sequence and time and
+// the fields that make it readable where it is cited.
+type cited struct {
+	seq                                                                      int64
+	at                                                                       time.Time
+	action, outcome, actorID, actorType, resourceType, resourceID, actorName []byte
+}
+
 // each calls fn for every evidence entry of control i in (occurred_at,
-// sequence) order.
-func (ev *evidence) each(i int, fn func(seq int64, at time.Time) error) error {
+// sequence) order. The entry's byte slices are reused between calls.
+func (ev *evidence) each(i int, fn func(c *cited) error) error {
 	s := &ev.spools[i]
 	if s.f == nil {
 		return nil
@@ -124,7 +144,8 @@ func (ev *evidence) each(i int, fn func(seq int64, at time.Time) error) error {
 			return nil
 		}
 		h := &heads[best]
-		if err := fn(h.seq, time.UnixMicro(h.micro).UTC()); err != nil {
+		h.c.seq, h.c.at = h.seq, time.UnixMicro(h.micro).UTC()
+		if err := fn(&h.c); err != nil {
 			return err
 		}
 		if err := h.next(); err != nil {
@@ -137,6 +158,7 @@ type segReader struct {
 	r          *bufio.Reader
 	micro, seq int64
 	done       bool
+	c          cited
 }
 
 func (h *segReader) next() error {
@@ -154,6 +176,11 @@ func (h *segReader) next() error {
 	}
 	h.micro += dm
 	h.seq += ds
+	for _, f := range [...]*[]byte{&h.c.action, &h.c.outcome, &h.c.actorID, &h.c.actorType, &h.c.resourceType, &h.c.resourceID, &h.c.actorName} {
+		if *f, err = readField(h.r, *f); err != nil {
+			return fmt.Errorf("read evidence spool: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -49,6 +49,9 @@ func Generate(ctx context.Context, w io.Writer, req Request, src Source, progres
 	if req.Format != FormatJSON && req.Format != FormatCSV {
 		return Summary{}, fmt.Errorf("generate report: format %q: %w", req.Format, ErrUnsupported)
 	}
+	if err := RequireProfile(req.ReportType, req.GDPR, req.HIPAA); err != nil {
+		return Summary{}, fmt.Errorf("generate report: %w", err)
+	}
 	if req.GeneratedAt.IsZero() {
 		req.GeneratedAt = time.Now()
 	}
@@ -69,6 +72,12 @@ func Generate(ctx context.Context, w io.Writer, req Request, src Source, progres
 		// Spreadsheets and CSV readers accept either.
 		g.csv = &csvWriter{w: g.w}
 		g.rec = make([]string, len(Columns))
+		// Spreadsheet programs opened by double-click read a CSV without
+		// a byte-order mark in the system's legacy code page, which garbles
+		// every non-ASCII name; with it they read UTF-8.
+		if _, err := g.w.WriteString(CSVBOM); err != nil {
+			return Summary{}, fmt.Errorf("generate %s report: write: %w", req.ReportType, err)
+		}
 	}
 	if err := body(g); err != nil {
 		return Summary{}, fmt.Errorf("generate %s report: %w", req.ReportType, err)

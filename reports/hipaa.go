@@ -7,9 +7,10 @@ package reports
 // Evidence is drawn from the audit trail and from every access and api
 // event of the period, PHI or not: log-in monitoring, authentication and
 // incident procedures are shown by logins, failed keys and denials, and
-// activity review by audit exports, which rarely touch PHI themselves. Such
-// events are cited by sequence in control_evidence without being repeated
-// in audit_trail. Non-PHI data events (the bulk of most logs) are not read.
+// activity review by audit exports, which rarely touch PHI themselves. The
+// non-PHI events a control cites are written in evidence_events, so that
+// every sequence control_evidence cites is in the report. Non-PHI data
+// events (the bulk of most logs) are not read.
 func (g *gen) hipaa() error {
 	phi := g.filter()
 	phi.PHIOnly = true
@@ -55,13 +56,8 @@ func (g *gen) hipaa() error {
 	if err := g.events("audit_trail", "audit_entry", phi, ev, nPHI); err != nil {
 		return err
 	}
-	for _, category := range []string{"access", "api"} {
-		f := g.filter()
-		f.Category = category
-		ev.nextPass()
-		if err := g.evidenceOnly(f, ev, func(e *Event) bool { return e.PHI }); err != nil {
-			return err
-		}
+	if err := g.eventSection("evidence_events", "evidence_event", g.citedEvents(ev), ev, nil, -1); err != nil {
+		return err
 	}
 	if err := g.controlEvidence(controls, ev); err != nil {
 		return err
@@ -72,6 +68,35 @@ func (g *gen) hipaa() error {
 		}
 	}
 	return ev.close()
+}
+
+// citedEvents reads the period's access events, then its api events, and
+// passes on the non-PHI ones some control cites (PHI events are in the
+// audit trail already). Each category is one evidence pass.
+func (g *gen) citedEvents(ev *evidence) func(func(*Event) error) error {
+	return func(fn func(*Event) error) error {
+		var n int64
+		for _, category := range []string{"access", "api"} {
+			f := g.filter()
+			f.Category = category
+			ev.nextPass()
+			err := g.src.Events(g.ctx, f, func(e *Event) error {
+				if n++; n%progressEvery == 0 {
+					if err := g.ctx.Err(); err != nil {
+						return err
+					}
+				}
+				if e.PHI || len(ev.match.match(e)) == 0 {
+					return nil
+				}
+				return fn(e)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 func (g *gen) csvEntity(p HIPAAProfile) error {

@@ -1,10 +1,37 @@
 package reports
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
 )
+
+// principalKey is how the principal's name appears in canonical metadata.
+var principalKey = []byte(`"principal":`)
+
+// ActorName is the readable name of an event's actor shown beside its id:
+// the principal's name exportd records in the metadata of its own events
+// (metadata.principal, e.g. the e-mail address behind a key), which writers
+// of ingested events may set too; "" when there is none. Only a top-level
+// string counts.
+func ActorName(e *Event) string {
+	if e.RawMetadata == nil {
+		s, _ := e.Metadata["principal"].(string)
+		return s
+	}
+	if !bytes.Contains(e.RawMetadata, principalKey) { // most events: no decode
+		return ""
+	}
+	var m struct {
+		Principal json.RawMessage `json:"principal"`
+	}
+	var s string
+	if json.Unmarshal(e.RawMetadata, &m) != nil || json.Unmarshal(m.Principal, &s) != nil {
+		return ""
+	}
+	return s
+}
 
 // Events are encoded by hand rather than through encoding/json: the audit
 // log is the bulk of every report and reflection would dominate the time the
@@ -79,6 +106,8 @@ func appendEvent(b []byte, e *Event) ([]byte, error) {
 	b = appendString(b, e.ActorID)
 	b = append(b, `, "type": `...)
 	b = appendString(b, e.ActorType)
+	b = append(b, `, "name": `...)
+	b = appendString(b, ActorName(e))
 	b = append(b, `}, "resource": {"type": `...)
 	b = appendString(b, e.ResourceType)
 	b = append(b, `, "id": `...)

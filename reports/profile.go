@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // GDPRProfile is the shape of a tenant's GDPR profile (Request.GDPR): what
@@ -142,6 +143,11 @@ func (p HIPAAProfile) Validate() error {
 	if p.Type != EntityCovered && p.Type != EntityBusinessAssociate {
 		errs = append(errs, fmt.Errorf("type must be %q or %q", EntityCovered, EntityBusinessAssociate))
 	}
+	for i, id := range p.Identifiers {
+		if id.Type == "" || id.Value == "" {
+			errs = append(errs, fmt.Errorf("identifiers[%d] needs a type and a value", i))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("validate hipaa profile: %w", err)
 	}
@@ -195,4 +201,44 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// ProfileError says that a report needs a tenant profile that is missing or
+// incomplete: which report, which profile and which fields.
+type ProfileError struct {
+	ReportType string   // TypeGDPR or TypeHIPAA
+	Profile    string   // "GDPR profile" or "HIPAA profile"
+	Missing    []string // fields to set, e.g. "controller.name"
+}
+
+func (e *ProfileError) Error() string {
+	return fmt.Sprintf("a %s report needs the tenant's %s with %s set", strings.ToUpper(e.ReportType), e.Profile, strings.Join(e.Missing, " and "))
+}
+
+// RequireProfile checks that req has the profile its report type needs: a
+// GDPR record of processing names its controller (Article 30(1)(a)); a HIPAA
+// report names the covered entity or business associate and says which it
+// is. A report without them would not say whose record it is, so it is
+// refused rather than produced with empty fields. It returns a
+// *ProfileError, or nil.
+func RequireProfile(reportType string, gdpr, hipaa map[string]any) error {
+	switch reportType {
+	case TypeGDPR:
+		if p := lenientGDPR(gdpr); strings.TrimSpace(p.Controller.Name) == "" {
+			return &ProfileError{ReportType: TypeGDPR, Profile: "GDPR profile", Missing: []string{"controller.name"}}
+		}
+	case TypeHIPAA:
+		p := lenientHIPAA(hipaa)
+		var missing []string
+		if strings.TrimSpace(p.Name) == "" {
+			missing = append(missing, "name")
+		}
+		if p.Type != EntityCovered && p.Type != EntityBusinessAssociate {
+			missing = append(missing, "type ("+EntityCovered+" or "+EntityBusinessAssociate+")")
+		}
+		if len(missing) > 0 {
+			return &ProfileError{ReportType: TypeHIPAA, Profile: "HIPAA profile", Missing: missing}
+		}
+	}
+	return nil
 }

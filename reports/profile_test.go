@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/exportd/exportd/reports"
@@ -45,6 +48,10 @@ func TestParseProfiles(t *testing.T) {
 				"processing_activities": []any{map[string]any{"purpose": "p"}}})
 			return err
 		}},
+		{"hipaa identifier without a value", func() error {
+			_, err := reports.ParseHIPAAProfile(map[string]any{"name": "x", "type": "covered_entity", "identifiers": []any{map[string]any{"type": "NPI"}}})
+			return err
+		}},
 		{"hipaa bad type", func() error {
 			_, err := reports.ParseHIPAAProfile(map[string]any{"name": "x", "type": "hospital"})
 			return err
@@ -57,15 +64,16 @@ func TestParseProfiles(t *testing.T) {
 	}
 }
 
-// TestBrokenProfilesStillRender: a stored profile of the wrong shape must
-// not stop a report; the sections it feeds come out empty.
+// TestBrokenProfilesStillRender: a stored profile partly of the wrong shape
+// must not stop a report that has what it requires (the controller's or the
+// entity's name); the sections the broken parts feed come out empty.
 func TestBrokenProfilesStillRender(t *testing.T) {
 	t.Parallel()
 	for _, typ := range []string{reports.TypeGDPR, reports.TypeHIPAA} {
 		for _, format := range allFormats {
 			req := reportstest.Request(typ, format)
-			req.GDPR = map[string]any{"controller": 42, "processing_activities": "none"}
-			req.HIPAA = map[string]any{"identifiers": "NPI", "privacy_officer": []any{1}}
+			req.GDPR = map[string]any{"controller": map[string]any{"name": "Acme", "dpo": 42}, "processing_activities": "none"}
+			req.HIPAA = map[string]any{"name": "Acme", "type": reports.EntityCovered, "identifiers": "NPI", "privacy_officer": []any{1}}
 			var buf bytes.Buffer
 			if _, err := reports.Generate(context.Background(), &buf, req, reportstest.Dataset(), nil); err != nil {
 				t.Errorf("%s/%s: %v", typ, format, err)
@@ -105,5 +113,33 @@ func TestValidatorRejects(t *testing.T) {
 	}
 	if !bytes.Contains(reports.CSVColumns(), []byte("record_type")) {
 		t.Error("CSVColumns lacks record_type")
+	}
+}
+
+// TestGenerateNeedsProfile: a GDPR report without a controller and a HIPAA
+// report without the entity's name and type are refused, naming what is
+// missing, rather than produced with empty fields.
+func TestGenerateNeedsProfile(t *testing.T) {
+	t.Parallel()
+	for typ, want := range map[string]string{
+		reports.TypeGDPR:  "a GDPR report needs the tenant's GDPR profile with controller.name set",
+		reports.TypeHIPAA: "a HIPAA report needs the tenant's HIPAA profile with name and type (covered_entity or business_associate) set",
+	} {
+		req := reportstest.Request(typ, reports.FormatJSON)
+		req.GDPR, req.HIPAA = map[string]any{"controller": map[string]any{"name": " "}}, map[string]any{"name": "Acme"}
+		if typ == reports.TypeHIPAA {
+			req.HIPAA = nil
+		}
+		_, err := reports.Generate(context.Background(), io.Discard, req, reportstest.Dataset(), nil)
+		var pe *reports.ProfileError
+		if !errors.As(err, &pe) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s without a profile: %v, want %q", typ, err, want)
+		}
+	}
+	if err := reports.RequireProfile(reports.TypeSOC2, nil, nil); err != nil {
+		t.Errorf("SOC 2 needs no profile: %v", err)
+	}
+	if err := reports.RequireProfile(reports.TypeHIPAA, nil, map[string]any{"name": "Acme"}); err == nil || !strings.Contains(err.Error(), "with type") {
+		t.Errorf("HIPAA profile without a type: %v", err)
 	}
 }

@@ -118,6 +118,17 @@ type Request struct {
 	// RetentionDays and DownloadWindowDays are the tenant's retention policy.
 	RetentionDays      int
 	DownloadWindowDays int
+	// Transport is the generating exportd's own transport configuration,
+	// which the HIPAA transmission-security control states.
+	Transport Transport
+}
+
+// Transport is how exportd serves its API: whether it terminates TLS
+// itself and the lowest version it accepts ("TLS 1.2"; empty without TLS).
+// TLS terminated in front of exportd is not visible here.
+type Transport struct {
+	TLS        bool
+	MinVersion string
 }
 
 // Summary is what a generated report holds, for its manifest.

@@ -74,11 +74,7 @@ func TestJSONMatchesSchema(t *testing.T) {
 		for name, src := range map[string]reports.Source{"dataset": reportstest.Dataset(), "empty": empty} {
 			t.Run(typ+"/"+name, func(t *testing.T) {
 				t.Parallel()
-				req := reportstest.Request(typ, reports.FormatJSON)
-				if name == "empty" {
-					req.GDPR, req.HIPAA = nil, nil
-				}
-				out, _ := generate(t, req, src)
+				out, _ := generate(t, reportstest.Request(typ, reports.FormatJSON), src)
 				if !json.Valid(out) {
 					t.Fatalf("not valid JSON:\n%s", out)
 				}
@@ -107,7 +103,7 @@ func TestJSONKeyOrder(t *testing.T) {
 	}{
 		{reports.TypeSOC2, []string{"audit_entries", "access_entries", "controls", "audit_log", "access_log", "control_evidence"}},
 		{reports.TypeGDPR, []string{"controller", "processing_activities", "data_categories", "legal_basis", "retention_periods", "third_party_disclosures", "attestation_records", "attestation_counts"}},
-		{reports.TypeHIPAA, []string{"covered_entity", "audit_entries", "controls", "audit_trail", "control_evidence"}},
+		{reports.TypeHIPAA, []string{"covered_entity", "audit_entries", "controls", "audit_trail", "evidence_events", "control_evidence"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ, func(t *testing.T) {
@@ -153,11 +149,12 @@ type soc2Doc struct {
 		Sequence int64 `json:"sequence"`
 	} `json:"access_log"`
 	ControlEvidence map[string]struct {
-		Statement string  `json:"statement"`
-		Count     int64   `json:"count"`
-		First     *string `json:"first_occurrence"`
-		Last      *string `json:"last_occurrence"`
-		Sequences []int64 `json:"sequences"`
+		Statement   string  `json:"statement"`
+		LogEvidence string  `json:"log_evidence"`
+		Count       int64   `json:"count"`
+		First       *string `json:"first_occurrence"`
+		Last        *string `json:"last_occurrence"`
+		Sequences   []int64 `json:"sequences"`
 	} `json:"control_evidence"`
 }
 
@@ -197,12 +194,20 @@ func TestSOC2Content(t *testing.T) {
 		}
 	}
 	for id, ce := range doc.ControlEvidence {
+		if ce.LogEvidence == reports.LogNone {
+			if id != "CC1.1" || ce.Count != 0 || len(ce.Sequences) != 0 {
+				t.Errorf("control %s says the log cannot evidence it: %+v", id, ce)
+			}
+			continue
+		}
 		if ce.Count == 0 || int64(len(ce.Sequences)) != ce.Count || ce.First == nil || ce.Last == nil {
 			t.Errorf("control %s has no usable evidence: %+v", id, ce)
 		}
 	}
-	if got := doc.ControlEvidence["CC7.2"].Sequences; !slices.Equal(got, []int64{3, 12, 13}) {
-		t.Errorf("CC7.2 evidence %v, want [3 12 13]", got)
+	// Security events: the failed login, the denials (PHI or not) and the
+	// failed key; no event refused for bad input.
+	if got := doc.ControlEvidence["CC7.2"].Sequences; !slices.Equal(got, []int64{3, 12, 13, 21}) {
+		t.Errorf("CC7.2 evidence %v, want [3 12 13 21]", got)
 	}
 	if sum.FirstSequence != 2 || sum.LastSequence != 24 {
 		t.Errorf("summary sequences %d…%d, want 2…24", sum.FirstSequence, sum.LastSequence)
@@ -223,6 +228,10 @@ func TestHIPAAEvidenceCoversAccessEvents(t *testing.T) {
 		ControlEvidence map[string]struct {
 			Count     int64   `json:"count"`
 			Sequences []int64 `json:"sequences"`
+			Transport *struct {
+				TLS        bool   `json:"tls"`
+				MinVersion string `json:"min_version"`
+			} `json:"transport"`
 		} `json:"control_evidence"`
 	}
 	if err := json.Unmarshal(out, &doc); err != nil {
@@ -240,9 +249,20 @@ func TestHIPAAEvidenceCoversAccessEvents(t *testing.T) {
 		t.Errorf("%d HIPAA controls, want 10", len(doc.ControlEvidence))
 	}
 	for id, ce := range doc.ControlEvidence {
+		if id == "164.312(e)(1)" {
+			// Transmission security states the transport, counts nothing.
+			if ce.Count != 0 || ce.Transport == nil || !ce.Transport.TLS || ce.Transport.MinVersion != "TLS 1.2" {
+				t.Errorf("transmission security %+v, want the request's transport and no events", ce)
+			}
+			continue
+		}
 		if ce.Count == 0 {
 			t.Errorf("control %s has no evidence", id)
 		}
+	}
+	// Integrity counts changes to PHI records only: the update and the write.
+	if got := doc.ControlEvidence["164.312(c)(1)"].Sequences; !slices.Equal(got, []int64{7, 9}) {
+		t.Errorf("integrity evidence %v, want [7 9]", got)
 	}
 	// Log-in monitoring merges PHI-pass and access-pass evidence in time order.
 	if got := doc.ControlEvidence["164.308(a)(5)(ii)(C)"].Sequences; !slices.Equal(got, []int64{2, 3, 13}) {
@@ -299,16 +319,19 @@ func TestGDPRContent(t *testing.T) {
 	}
 }
 
-// TestEmptyPeriod: no events, no attestations, no profiles still gives a
-// complete report with zero counts, in both formats.
+// TestEmptyPeriod: no events and no attestations still gives a complete
+// report with zero counts, in both formats.
 func TestEmptyPeriod(t *testing.T) {
 	t.Parallel()
 	for _, typ := range allTypes {
 		for _, format := range allFormats {
 			t.Run(typ+"/"+format, func(t *testing.T) {
 				t.Parallel()
+				// Only what the profiles require: sections from the log and the
+				// profiles' lists are empty.
 				req := reportstest.Request(typ, format)
-				req.GDPR, req.HIPAA = nil, nil
+				req.GDPR = map[string]any{"controller": map[string]any{"name": "Acme"}}
+				req.HIPAA = map[string]any{"name": "Acme", "type": reports.EntityCovered}
 				out, sum := generate(t, req, reportstest.NewSource(nil, nil))
 				if sum.FirstSequence != 0 || sum.LastSequence != 0 {
 					t.Errorf("sequences %d…%d, want 0", sum.FirstSequence, sum.LastSequence)

@@ -6,11 +6,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // validate checks doc against the subset of JSON Schema 2020-12 the
 // published schemas use: type, properties, required, additionalProperties,
-// items, enum, const, minimum, pattern, format date-time, $ref to #/$defs
+// items, enum, const, minimum, minLength, pattern, format date-time, $ref to #/$defs
 // and anyOf. It returns one message per violation, naming the JSON path.
 func validate(root, schema map[string]any, doc any, at string) []string {
 	if ref, ok := schema["$ref"].(string); ok {
@@ -60,6 +61,9 @@ func validate(root, schema map[string]any, doc any, at string) []string {
 		}
 	}
 	if s, ok := doc.(string); ok {
+		if min, ok := schema["minLength"].(float64); ok && float64(utf8.RuneCountInString(s)) < min {
+			errs = append(errs, fmt.Sprintf("%s: %q is shorter than minLength %v", at, s, min))
+		}
 		if p, ok := schema["pattern"].(string); ok && !regexp.MustCompile(p).MatchString(s) {
 			errs = append(errs, fmt.Sprintf("%s: %q does not match %s", at, s, p))
 		}

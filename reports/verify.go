@@ -111,7 +111,7 @@ func explain(b []byte, m Manifest) error {
 			}
 		}
 	case FormatCSV:
-		r := csv.NewReader(bytes.NewReader(b))
+		r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(b, []byte(CSVBOM))))
 		r.FieldsPerRecord = -1
 		recs, err := r.ReadAll()
 		if err != nil || len(recs) < 2 {

@@ -305,7 +305,7 @@ func decode(t *testing.T, resp *http.Response, status int, v any) {
 func checkReport(t *testing.T, format string, b []byte, tenant string) {
 	t.Helper()
 	if format == "csv" {
-		if !bytes.HasPrefix(b, []byte("record_type,")) || bytes.Count(b, []byte("\naudit_entry,")) != seeded {
+		if !bytes.HasPrefix(b, []byte(reports.CSVBOM+"record_type,")) || bytes.Count(b, []byte("\naudit_entry,")) != seeded {
 			t.Fatalf("CSV report lacks its header or its %d audit entries:\n%.400s", seeded, b)
 		}
 		return

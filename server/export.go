@@ -36,6 +36,9 @@ func (h exportService) CreateExport(ctx context.Context, req *connect.Request[au
 	if err := s.checkPeriod(start, end); err != nil {
 		return nil, err
 	}
+	if err := s.requireProfile(ctx, c.TenantID, m.GetReportType()); err != nil {
+		return nil, err
+	}
 	from, to := reports.AppliedPeriod(start, end)
 	idem := req.Header().Get("Idempotency-Key")
 	if len(idem) > 255 {
@@ -276,9 +279,11 @@ func jobProto(j *store.Job) *auditv1.ExportJob {
 	return out
 }
 
-// filename names an artifact after its type, tenant and period.
+// filename names an artifact after its type, tenant, job and period.
 func filename(j *store.Job) string {
-	return fmt.Sprintf("%s-%s-%s-to-%s.%s", j.ReportType, shortID(j.TenantID),
+	// The job id makes the name unique: two exports of one period (another
+	// format, a later as-of) must not overwrite each other in a folder.
+	return fmt.Sprintf("%s-%s-%s-%s-to-%s.%s", j.ReportType, shortID(j.TenantID), j.ID,
 		j.PeriodStart.UTC().Format("20060102"), j.PeriodEnd.UTC().Format("20060102"), j.Format)
 }
 

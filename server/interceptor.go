@@ -31,57 +31,57 @@ type rule struct {
 }
 
 var rules = map[string]rule{
-	auditv1connect.ExportServiceCreateExportProcedure:         {"export.create", authz.PermExport, true, "api", true},
-	auditv1connect.ExportServiceGetExportProcedure:            {"export.get", authz.PermRead, false, "api", false},
-	auditv1connect.ExportServiceListExportsProcedure:          {"export.list", authz.PermRead, false, "api", false},
-	auditv1connect.ExportServiceWatchExportProcedure:          {"export.watch", authz.PermRead, false, "api", false},
-	auditv1connect.ExportServiceCancelExportProcedure:         {"export.cancel", authz.PermExport, false, "api", false},
-	auditv1connect.ExportServiceWhoAmIProcedure:               {"auth.whoami", "", false, "api", false},
-	auditv1connect.DownloadServiceDownloadProcedure:           {"export.download", authz.PermExport, false, "access", false},
-	auditv1connect.DownloadServiceCreateDownloadLinkProcedure: {"export.link", authz.PermExport, true, "access", true},
-	auditv1connect.DownloadServiceListDownloadsProcedure:      {"export.downloads", authz.PermRead, false, "api", false},
-	restDownloadProcedure:                                     {"export.download", authz.PermExport, false, "access", false},
-	restManifestProcedure:                                     {"export.manifest", authz.PermExport, false, "api", false},
+	auditv1connect.ExportServiceCreateExportProcedure:         {reports.ActionExportCreate, authz.PermExport, true, "api", true},
+	auditv1connect.ExportServiceGetExportProcedure:            {reports.ActionExportGet, authz.PermRead, false, "api", false},
+	auditv1connect.ExportServiceListExportsProcedure:          {reports.ActionExportList, authz.PermRead, false, "api", false},
+	auditv1connect.ExportServiceWatchExportProcedure:          {reports.ActionExportWatch, authz.PermRead, false, "api", false},
+	auditv1connect.ExportServiceCancelExportProcedure:         {reports.ActionExportCancel, authz.PermExport, false, "api", false},
+	auditv1connect.ExportServiceWhoAmIProcedure:               {reports.ActionAuthWhoAmI, "", false, "api", false},
+	auditv1connect.DownloadServiceDownloadProcedure:           {reports.ActionExportDownload, authz.PermExport, false, "access", false},
+	auditv1connect.DownloadServiceCreateDownloadLinkProcedure: {reports.ActionExportLink, authz.PermExport, true, "access", true},
+	auditv1connect.DownloadServiceListDownloadsProcedure:      {reports.ActionExportDownloads, authz.PermRead, false, "api", false},
+	restDownloadProcedure:                                     {reports.ActionExportDownload, authz.PermExport, false, "access", false},
+	restManifestProcedure:                                     {reports.ActionExportManifest, authz.PermExport, false, "api", false},
 	// A link carries its own authority (the minting principal's); the
 	// handler checks the link instead of a key.
-	linkDownloadProcedure: {"export.download", "", false, "access", false},
+	linkDownloadProcedure: {reports.ActionExportDownload, "", false, "access", false},
 
-	auditv1connect.ApiKeyServiceCreateApiKeyProcedure: {"apikey.create", authz.PermAPIKeyManage, false, "access", false},
-	auditv1connect.ApiKeyServiceListApiKeysProcedure:  {"apikey.list", authz.PermAPIKeyManage, false, "api", false},
-	auditv1connect.ApiKeyServiceRevokeApiKeyProcedure: {"apikey.revoke", authz.PermAPIKeyManage, false, "access", false},
-	auditv1connect.ApiKeyServiceCreateRoleProcedure:   {"role.create", authz.PermAPIKeyManage, false, "access", false},
-	auditv1connect.ApiKeyServiceListRolesProcedure:    {"role.list", authz.PermAPIKeyManage, false, "api", false},
-	auditv1connect.ApiKeyServiceDeleteRoleProcedure:   {"role.delete", authz.PermAPIKeyManage, false, "access", false},
+	auditv1connect.ApiKeyServiceCreateApiKeyProcedure: {reports.ActionAPIKeyCreate, authz.PermAPIKeyManage, false, "access", false},
+	auditv1connect.ApiKeyServiceListApiKeysProcedure:  {reports.ActionAPIKeyList, authz.PermAPIKeyManage, false, "api", false},
+	auditv1connect.ApiKeyServiceRevokeApiKeyProcedure: {reports.ActionAPIKeyRevoke, authz.PermAPIKeyManage, false, "access", false},
+	auditv1connect.ApiKeyServiceCreateRoleProcedure:   {reports.ActionRoleCreate, authz.PermAPIKeyManage, false, "access", false},
+	auditv1connect.ApiKeyServiceListRolesProcedure:    {reports.ActionRoleList, authz.PermAPIKeyManage, false, "api", false},
+	auditv1connect.ApiKeyServiceDeleteRoleProcedure:   {reports.ActionRoleDelete, authz.PermAPIKeyManage, false, "access", false},
 
-	auditv1connect.PolicyServiceCreatePolicyProcedure: {"policy.create", authz.PermPolicyManage, false, "access", false},
-	auditv1connect.PolicyServiceListPoliciesProcedure: {"policy.list", authz.PermPolicyManage, false, "api", false},
-	auditv1connect.PolicyServiceGetPolicyProcedure:    {"policy.get", authz.PermPolicyManage, false, "api", false},
-	auditv1connect.PolicyServiceUpdatePolicyProcedure: {"policy.update", authz.PermPolicyManage, false, "access", false},
-	auditv1connect.PolicyServiceDeletePolicyProcedure: {"policy.delete", authz.PermPolicyManage, false, "access", false},
-	auditv1connect.PolicyServiceCreateIssuerProcedure: {"issuer.create", authz.PermPolicyManage, false, "access", false},
-	auditv1connect.PolicyServiceListIssuersProcedure:  {"issuer.list", authz.PermPolicyManage, false, "api", false},
-	auditv1connect.PolicyServiceCheckExportProcedure:  {"export.check", authz.PermRead, false, "api", false},
+	auditv1connect.PolicyServiceCreatePolicyProcedure: {reports.ActionPolicyCreate, authz.PermPolicyManage, false, "access", false},
+	auditv1connect.PolicyServiceListPoliciesProcedure: {reports.ActionPolicyList, authz.PermPolicyManage, false, "api", false},
+	auditv1connect.PolicyServiceGetPolicyProcedure:    {reports.ActionPolicyGet, authz.PermPolicyManage, false, "api", false},
+	auditv1connect.PolicyServiceUpdatePolicyProcedure: {reports.ActionPolicyUpdate, authz.PermPolicyManage, false, "access", false},
+	auditv1connect.PolicyServiceDeletePolicyProcedure: {reports.ActionPolicyDelete, authz.PermPolicyManage, false, "access", false},
+	auditv1connect.PolicyServiceCreateIssuerProcedure: {reports.ActionIssuerCreate, authz.PermPolicyManage, false, "access", false},
+	auditv1connect.PolicyServiceListIssuersProcedure:  {reports.ActionIssuerList, authz.PermPolicyManage, false, "api", false},
+	auditv1connect.PolicyServiceCheckExportProcedure:  {reports.ActionExportCheck, authz.PermRead, false, "api", false},
 
-	auditv1connect.AuditLogServiceWriteEventsProcedure:             {"audit.write", authz.PermWrite, false, "api", false},
-	auditv1connect.AuditLogServiceQueryEventsProcedure:             {"audit.query", authz.PermRead, false, "api", false},
-	auditv1connect.AuditLogServiceStreamEventsProcedure:            {"audit.stream", authz.PermRead, false, "api", false},
-	auditv1connect.AuditLogServiceVerifyChainProcedure:             {"audit.verify_chain", authz.PermRead, false, "api", false},
-	auditv1connect.AttestationServiceRecordAttestationProcedure:    {"attestation.record", authz.PermWrite, false, "api", false},
-	auditv1connect.AttestationServiceRevokeAttestationProcedure:    {"attestation.revoke", authz.PermWrite, false, "api", false},
-	auditv1connect.AttestationServiceSupersedeAttestationProcedure: {"attestation.supersede", authz.PermWrite, false, "api", false},
-	auditv1connect.AttestationServiceListAttestationsProcedure:     {"attestation.list", authz.PermRead, false, "api", false},
-	auditv1connect.AttestationServiceGetAttestationProcedure:       {"attestation.get", authz.PermRead, false, "api", false},
-	auditv1connect.TenantServiceGetTenantProcedure:                 {"tenant.get", authz.PermRead, false, "api", false},
-	auditv1connect.TenantServiceSetAddOnProcedure:                  {"addon.set", authz.PermSettingsManage, false, "api", false},
-	auditv1connect.TenantServiceUpdateRetentionProcedure:           {"settings.retention.update", authz.PermSettingsManage, false, "api", false},
-	auditv1connect.TenantServiceGetGDPRProfileProcedure:            {"settings.gdpr_profile.get", authz.PermRead, false, "api", false},
-	auditv1connect.TenantServiceUpdateGDPRProfileProcedure:         {"settings.gdpr_profile.update", authz.PermSettingsManage, false, "api", false},
-	auditv1connect.TenantServiceGetHIPAAProfileProcedure:           {"settings.hipaa_profile.get", authz.PermRead, false, "api", false},
-	auditv1connect.TenantServiceUpdateHIPAAProfileProcedure:        {"settings.hipaa_profile.update", authz.PermSettingsManage, false, "api", false},
-	auditv1connect.TenantServiceCreateWebhookProcedure:             {"settings.webhook.create", authz.PermSettingsManage, false, "api", false},
-	auditv1connect.TenantServiceListWebhooksProcedure:              {"settings.webhook.list", authz.PermSettingsManage, false, "api", false},
-	auditv1connect.TenantServiceUpdateWebhookProcedure:             {"settings.webhook.update", authz.PermSettingsManage, false, "api", false},
-	auditv1connect.TenantServiceDeleteWebhookProcedure:             {"settings.webhook.delete", authz.PermSettingsManage, false, "api", false},
+	auditv1connect.AuditLogServiceWriteEventsProcedure:             {reports.ActionAuditWrite, authz.PermWrite, false, "api", false},
+	auditv1connect.AuditLogServiceQueryEventsProcedure:             {reports.ActionAuditQuery, authz.PermRead, false, "api", false},
+	auditv1connect.AuditLogServiceStreamEventsProcedure:            {reports.ActionAuditStream, authz.PermRead, false, "api", false},
+	auditv1connect.AuditLogServiceVerifyChainProcedure:             {reports.ActionAuditVerifyChain, authz.PermRead, false, "api", false},
+	auditv1connect.AttestationServiceRecordAttestationProcedure:    {reports.ActionAttestationRecord, authz.PermWrite, false, "api", false},
+	auditv1connect.AttestationServiceRevokeAttestationProcedure:    {reports.ActionAttestationRevoke, authz.PermWrite, false, "api", false},
+	auditv1connect.AttestationServiceSupersedeAttestationProcedure: {reports.ActionAttestationSupersede, authz.PermWrite, false, "api", false},
+	auditv1connect.AttestationServiceListAttestationsProcedure:     {reports.ActionAttestationList, authz.PermRead, false, "api", false},
+	auditv1connect.AttestationServiceGetAttestationProcedure:       {reports.ActionAttestationGet, authz.PermRead, false, "api", false},
+	auditv1connect.TenantServiceGetTenantProcedure:                 {reports.ActionTenantGet, authz.PermRead, false, "api", false},
+	auditv1connect.TenantServiceSetAddOnProcedure:                  {reports.ActionAddOnSet, authz.PermSettingsManage, false, "api", false},
+	auditv1connect.TenantServiceUpdateRetentionProcedure:           {reports.ActionRetentionUpdate, authz.PermSettingsManage, false, "api", false},
+	auditv1connect.TenantServiceGetGDPRProfileProcedure:            {reports.ActionGDPRProfileGet, authz.PermRead, false, "api", false},
+	auditv1connect.TenantServiceUpdateGDPRProfileProcedure:         {reports.ActionGDPRProfileUpdate, authz.PermSettingsManage, false, "api", false},
+	auditv1connect.TenantServiceGetHIPAAProfileProcedure:           {reports.ActionHIPAAProfileGet, authz.PermRead, false, "api", false},
+	auditv1connect.TenantServiceUpdateHIPAAProfileProcedure:        {reports.ActionHIPAAProfileUpdate, authz.PermSettingsManage, false, "api", false},
+	auditv1connect.TenantServiceCreateWebhookProcedure:             {reports.ActionWebhookCreate, authz.PermSettingsManage, false, "api", false},
+	auditv1connect.TenantServiceListWebhooksProcedure:              {reports.ActionWebhookList, authz.PermSettingsManage, false, "api", false},
+	auditv1connect.TenantServiceUpdateWebhookProcedure:             {reports.ActionWebhookUpdate, authz.PermSettingsManage, false, "api", false},
+	auditv1connect.TenantServiceDeleteWebhookProcedure:             {reports.ActionWebhookDelete, authz.PermSettingsManage, false, "api", false},
 }
 
 // resourceTypeOf names what a procedure's audit event is about.
@@ -178,7 +178,7 @@ func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, 
 		// Refused before the lookup: no database work, and counted in the
 		// folded log of the key's tenant when a failure told us which.
 		s.cfg.Telemetry.Metrics.Deny(ctx, "auth_failures")
-		s.foldDenial(ctx, s.guard.tenantOf(keyID), keyID, "apikey.auth_failed", "too_many_failures", ci)
+		s.foldDenial(ctx, s.guard.tenantOf(keyID), keyID, reports.ActionAPIKeyAuthFailed, "too_many_failures", ci)
 		e := fault.New(fault.ResourceExhausted, "too many failed authentications from this %s; retry in %s", map[string]string{"key": "API key", "ip": "address"}[which], wait.Round(time.Millisecond))
 		e.RetryAfter = wait
 		return nil, &denial{err: e}
@@ -198,7 +198,7 @@ func (s *Server) authenticate(ctx context.Context, ci callInfo) (*authz.Caller, 
 		// The attempt belongs in the key's tenant's log when the key id was
 		// real, folded per key and reason; otherwise in the process log,
 		// folded per address.
-		s.foldDenial(ctx, ae.TenantID, ae.KeyID, "apikey.auth_failed", ae.Reason, ci)
+		s.foldDenial(ctx, ae.TenantID, ae.KeyID, reports.ActionAPIKeyAuthFailed, ae.Reason, ci)
 		msg := "missing API key: send it in the X-API-Key header"
 		if ae.Reason != store.AuthMissing {
 			msg = "invalid API key"
@@ -292,7 +292,7 @@ func (s *Server) audit(ctx context.Context, tenantID string, e reports.Event, ci
 func (s *Server) finish(ctx context.Context, c *authz.Caller, ci callInfo, resource string, err error) {
 	r := rules[ci.procedure]
 	if d := (*denial)(nil); errors.As(err, &d) && d.folded {
-		s.foldDenial(ctx, c.TenantID, c.KeyID, "apikey.rate_limited", "rate_limit", ci)
+		s.foldDenial(ctx, c.TenantID, c.KeyID, reports.ActionAPIKeyRateLimited, "rate_limit", ci)
 		return
 	}
 	e := reports.Event{

@@ -13,6 +13,7 @@ import (
 	auditv1 "github.com/exportd/exportd/gen/go/audit/v1"
 	"github.com/exportd/exportd/internal/fault"
 	"github.com/exportd/exportd/internal/store"
+	"github.com/exportd/exportd/reports"
 )
 
 // defaultLinkTTL is how long a download link lives when the request does not
@@ -99,7 +100,7 @@ func (s *Server) linkDownload(w http.ResponseWriter, r *http.Request) {
 	if wait, _ := s.guard.blocked(ci.peer, parsedKey{}); wait > 0 {
 		e := fault.New(fault.ResourceExhausted, "too many failed requests from this address; retry in %s", wait.Round(time.Millisecond))
 		e.RetryAfter = wait
-		s.foldDenial(ctx, "", "", "export.link_refused", "too_many_failures", ci)
+		s.foldDenial(ctx, "", "", reports.ActionExportLinkRefused, "too_many_failures", ci)
 		writeRESTError(w, toConnect(ctx, s.log, e))
 		return
 	}
@@ -111,7 +112,7 @@ func (s *Server) linkDownload(w http.ResponseWriter, r *http.Request) {
 		}
 		// No tenant to file it under: the server log keeps the attempt,
 		// folded per address.
-		s.foldDenial(ctx, "", "", "export.link_refused", "not_found", ci)
+		s.foldDenial(ctx, "", "", reports.ActionExportLinkRefused, "not_found", ci)
 		writeRESTError(w, toConnect(ctx, s.log, err))
 		return
 	}

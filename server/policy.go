@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -112,6 +113,14 @@ func (h policyService) CheckExport(ctx context.Context, _ *connect.Request[audit
 		out.Code, out.Reason = ce.Code().String(), ce.Message()
 	} else {
 		out.Check = authz.CheckPolicy
+		// The gate passed; a GDPR or HIPAA export also needs its profile.
+		notes, err := h.s.profileNotes(ctx, c.TenantID)
+		if err != nil {
+			return nil, err
+		}
+		if notes != "" {
+			out.Reason = strings.TrimPrefix(out.Reason+"; "+notes, "; ")
+		}
 	}
 	return connect.NewResponse(out), nil
 }

@@ -25,6 +25,7 @@ var csvRecordType = map[string]string{
 	"audit_log":             "audit_entry",
 	"access_log":            "access_entry",
 	"audit_trail":           "audit_entry",
+	"evidence_events":       "evidence_event",
 	"controls":              "control",
 	"control_evidence":      "evidence",
 	"attestation_records":   "attestation",
@@ -35,7 +36,7 @@ var csvRecordType = map[string]string{
 var jsonSections = map[string][]string{
 	reports.TypeSOC2:  {"audit_entries", "access_entries", "controls", "audit_log", "access_log", "control_evidence"},
 	reports.TypeGDPR:  {"controller", "processing_activities", "data_categories", "legal_basis", "retention_periods", "third_party_disclosures", "attestation_records", "attestation_counts"},
-	reports.TypeHIPAA: {"covered_entity", "audit_entries", "controls", "audit_trail", "control_evidence"},
+	reports.TypeHIPAA: {"covered_entity", "audit_entries", "controls", "audit_trail", "evidence_events", "control_evidence"},
 }
 
 // TestReportMatrix runs every report type in every format on both stores,
@@ -213,7 +214,11 @@ func checkJSONSections(t *testing.T, report []byte, m reports.Manifest) {
 // and holds as many rows of each record type as the manifest counts.
 func checkCSVSections(t *testing.T, report []byte, m reports.Manifest) {
 	t.Helper()
-	r := csv.NewReader(bytes.NewReader(report))
+	body, ok := bytes.CutPrefix(report, []byte(reports.CSVBOM))
+	if !ok {
+		t.Errorf("CSV report does not begin with the UTF-8 byte-order mark")
+	}
+	r := csv.NewReader(bytes.NewReader(body))
 	r.FieldsPerRecord = -1
 	recs, err := r.ReadAll()
 	if err != nil {

@@ -48,9 +48,9 @@ func (h tenantService) GetTenant(ctx context.Context, _ *connect.Request[auditv1
 func (h tenantService) SetAddOn(ctx context.Context, req *connect.Request[auditv1.SetAddOnRequest]) (*connect.Response[auditv1.SetAddOnResponse], error) {
 	c := authz.CallerFrom(ctx)
 	on := req.Msg.GetEnabled()
-	action := "addon.disable"
+	action := reports.ActionAddOnDisable
 	if on {
-		action = "addon.enable"
+		action = reports.ActionAddOnEnable
 	}
 	noteAudit(ctx, action, "tenant", c.TenantID, map[string]any{"add_on": req.Msg.GetAddOn(), "enabled": on})
 	if err := h.s.store.SetCompliancePack(ctx, c.TenantID, on); err != nil {
@@ -66,7 +66,7 @@ func (h tenantService) SetAddOn(ctx context.Context, req *connect.Request[auditv
 func (h tenantService) UpdateRetention(ctx context.Context, req *connect.Request[auditv1.UpdateRetentionRequest]) (*connect.Response[auditv1.UpdateRetentionResponse], error) {
 	c := authz.CallerFrom(ctx)
 	m := req.Msg
-	noteAudit(ctx, "settings.retention.update", "tenant", c.TenantID, map[string]any{
+	noteAudit(ctx, reports.ActionRetentionUpdate, "tenant", c.TenantID, map[string]any{
 		"audit_retention_days": m.GetAuditRetentionDays(), "download_window_days": m.GetDownloadWindowDays()})
 	t, err := h.s.store.UpdateRetention(ctx, c.TenantID, int(m.GetAuditRetentionDays()), int(m.GetDownloadWindowDays()))
 	if err != nil {
@@ -92,7 +92,7 @@ func (h tenantService) GetGDPRProfile(ctx context.Context, _ *connect.Request[au
 
 func (h tenantService) UpdateGDPRProfile(ctx context.Context, req *connect.Request[auditv1.UpdateGDPRProfileRequest]) (*connect.Response[auditv1.UpdateGDPRProfileResponse], error) {
 	c := authz.CallerFrom(ctx)
-	noteAudit(ctx, "settings.gdpr_profile.update", "tenant", c.TenantID, nil)
+	noteAudit(ctx, reports.ActionGDPRProfileUpdate, "tenant", c.TenantID, nil)
 	m, err := profileToMap(req.Msg.GetProfile(), func(m map[string]any) error {
 		_, err := reports.ParseGDPRProfile(m)
 		return err
@@ -123,7 +123,7 @@ func (h tenantService) GetHIPAAProfile(ctx context.Context, _ *connect.Request[a
 
 func (h tenantService) UpdateHIPAAProfile(ctx context.Context, req *connect.Request[auditv1.UpdateHIPAAProfileRequest]) (*connect.Response[auditv1.UpdateHIPAAProfileResponse], error) {
 	c := authz.CallerFrom(ctx)
-	noteAudit(ctx, "settings.hipaa_profile.update", "tenant", c.TenantID, nil)
+	noteAudit(ctx, reports.ActionHIPAAProfileUpdate, "tenant", c.TenantID, nil)
 	m, err := profileToMap(req.Msg.GetProfile(), func(m map[string]any) error {
 		_, err := reports.ParseHIPAAProfile(m)
 		return err

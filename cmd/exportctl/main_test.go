@@ -277,6 +277,10 @@ func TestFailedExportExitCode(t *testing.T) {
 	env := servertest.Start(t, "sqlite", servertest.Options{NoWorkers: true})
 	tenant := env.Tenant(t, "Acme", true)
 	c := newCLI(t, env, env.Key(t, tenant, "admin", "ann@example.com"))
+	// A GDPR export needs the tenant's controller.
+	if _, err := env.Store.SetGDPRProfile(context.Background(), tenant, map[string]any{"controller": map[string]any{"name": "Acme GmbH"}}); err != nil {
+		t.Fatal(err)
+	}
 	stdout, _ := c.ok("export", "create", "--type", "gdpr", "--from", "2026-01-01", "--to", "2026-01-31", "--output", "json")
 	var created struct {
 		JobID  string `json:"job_id"`

@@ -12,6 +12,7 @@ import (
 
 	"github.com/exportd/exportd/internal/config"
 	"github.com/exportd/exportd/internal/store"
+	"github.com/exportd/exportd/reports"
 )
 
 // tenantFlags parses the flags shared by the access commands: storage and
@@ -57,7 +58,7 @@ func apikeyList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if err := operatorEvent(ctx, st, tenant, "apikey.list", "api_key", "", nil); err != nil {
+	if err := operatorEvent(ctx, st, tenant, reports.ActionAPIKeyList, "api_key", "", nil); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -93,7 +94,7 @@ func apikeyRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if _, err := st.RevokeAPIKey(ctx, tenant, key); err != nil {
 		return err
 	}
-	if err := operatorEvent(ctx, st, tenant, "apikey.revoke", "api_key", key, nil); err != nil {
+	if err := operatorEvent(ctx, st, tenant, reports.ActionAPIKeyRevoke, "api_key", key, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "revoked %s\n", key)
@@ -144,7 +145,7 @@ func policyCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if err := operatorEvent(ctx, st, tenant, "policy.create", "policy", p.ID,
+	if err := operatorEvent(ctx, st, tenant, reports.ActionPolicyCreate, "policy", p.ID,
 		map[string]any{"name": p.Name, "kind": np.Kind, "effect": np.Effect, "issuer_match": np.IssuerMatch, "trust_tiers": np.TrustTiers, "enabled": np.Enabled}); err != nil {
 		return err
 	}
@@ -166,7 +167,7 @@ func policyList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if err := operatorEvent(ctx, st, tenant, "policy.list", "policy", "", nil); err != nil {
+	if err := operatorEvent(ctx, st, tenant, reports.ActionPolicyList, "policy", "", nil); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -202,7 +203,8 @@ func policyChange(ctx context.Context, verb string, args []string, stdout, stder
 	if err != nil {
 		return err
 	}
-	if err := operatorEvent(ctx, st, tenant, "policy."+verb, "policy", id, nil); err != nil {
+	action := map[string]string{"enable": reports.ActionPolicyEnable, "disable": reports.ActionPolicyDisable, "delete": reports.ActionPolicyDelete}[verb]
+	if err := operatorEvent(ctx, st, tenant, action, "policy", id, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "policy %s %sd\n", id, verb)
@@ -231,7 +233,7 @@ func issuerCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if err := operatorEvent(ctx, st, tenant, "issuer.create", "issuer", is.ID, map[string]any{"name": name, "trust_tier": tier}); err != nil {
+	if err := operatorEvent(ctx, st, tenant, reports.ActionIssuerCreate, "issuer", is.ID, map[string]any{"name": name, "trust_tier": tier}); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, is.ID)
@@ -252,7 +254,7 @@ func issuerList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if err := operatorEvent(ctx, st, tenant, "issuer.list", "issuer", "", nil); err != nil {
+	if err := operatorEvent(ctx, st, tenant, reports.ActionIssuerList, "issuer", "", nil); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -198,6 +199,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		RetryBase:           cfg.RetryBase,
 		SweepInterval:       cfg.SweepInterval,
 		ReplicaID:           cfg.ReplicaID,
+		Transport:           transport(&cfg),
 	})
 	runner.SignWith(keys)
 	rate := cfg.RateLimit
@@ -353,6 +355,14 @@ func version() string {
 	return ""
 }
 
+// transport is how this process serves its API, as reports state it.
+func transport(cfg *config.Config) reports.Transport {
+	if cfg.TLSCert == "" {
+		return reports.Transport{}
+	}
+	return reports.Transport{TLS: true, MinVersion: tls.VersionName(certfile.MinVersion)}
+}
+
 func dbKind(cfg *config.Config) string {
 	if cfg.DatabaseURL != "" {
 		return "postgres"
@@ -401,7 +411,7 @@ func tenantCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if err := operatorEvent(ctx, st, t.ID, "tenant.create", "tenant", t.ID, map[string]any{"name": name, "compliance_pack": pack}); err != nil {
+	if err := operatorEvent(ctx, st, t.ID, reports.ActionTenantCreate, "tenant", t.ID, map[string]any{"name": name, "compliance_pack": pack}); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, t.ID)
@@ -433,9 +443,9 @@ func tenantAddon(ctx context.Context, on bool, args []string, stdout, stderr io.
 	if err := st.SetCompliancePack(ctx, tenant, on); err != nil {
 		return err
 	}
-	action := "addon.disable"
+	action := reports.ActionAddOnDisable
 	if on {
-		action = "addon.enable"
+		action = reports.ActionAddOnEnable
 	}
 	if err := operatorEvent(ctx, st, tenant, action, "add_on", authz.AddOnCompliancePack, nil); err != nil {
 		return err
@@ -486,7 +496,7 @@ func apikeyCreate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if err := operatorEvent(ctx, st, tenant, "apikey.create", "api_key", row.ID, map[string]any{"role": role, "principal": principal, "issuer_id": issuer}); err != nil {
+	if err := operatorEvent(ctx, st, tenant, reports.ActionAPIKeyCreate, "api_key", row.ID, map[string]any{"role": role, "principal": principal, "issuer_id": issuer}); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, key.String())
@@ -633,7 +643,7 @@ func webhookAdd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if err := operatorEvent(ctx, st, tenant, "webhook.create", "webhook", wh.ID, map[string]any{"url": wh.URL}); err != nil {
+	if err := operatorEvent(ctx, st, tenant, reports.ActionOperatorWebhookCreate, "webhook", wh.ID, map[string]any{"url": wh.URL}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s %s\n", wh.ID, secret)
@@ -697,7 +707,7 @@ func chainCmd(ctx context.Context, verb string, args []string, stdout, stderr io
 	case !r.Applied:
 		fmt.Fprintf(stdout, "%d events checked, %d to repair; run again with --apply to record them\n", r.Checked, len(r.Found))
 	default:
-		if err := operatorEvent(ctx, st, tenant, "chain.repair", "audit_log", tenant, map[string]any{
+		if err := operatorEvent(ctx, st, tenant, reports.ActionChainRepair, "audit_log", tenant, map[string]any{
 			"sequences": seqs, "reason": "negative zero: the hash covers -0 where the database stores 0", "events_checked": r.Checked,
 		}); err != nil {
 			return err

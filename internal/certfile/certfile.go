@@ -71,11 +71,15 @@ func (r *Reloader) stat() ([2]fileStamp, error) {
 	return out, nil
 }
 
+// MinVersion is the lowest TLS version Config accepts; reports state it
+// as the server's transport configuration.
+const MinVersion = tls.VersionTLS12
+
 // Config returns a server TLS config (TLS 1.2 or later, HTTP/2 preferred)
 // that serves the reloaded certificate.
 func (r *Reloader) Config() *tls.Config {
 	return &tls.Config{
-		MinVersion:     tls.VersionTLS12,
+		MinVersion:     MinVersion,
 		GetCertificate: r.GetCertificate,
 		NextProtos:     []string{"h2", "http/1.1"},
 	}

@@ -122,7 +122,47 @@ func Seed(ctx context.Context, st *store.Store, tenantID string, o Options) (int
 	if err := seedAttestations(ctx, st, tenantID, rng, o); err != nil {
 		return written, err
 	}
+	if err := seedProfiles(ctx, st, tenantID); err != nil {
+		return written, err
+	}
 	return written, nil
+}
+
+// seedProfiles gives the tenant a GDPR and a HIPAA profile where it has
+// none, so that every report type can be exported from demo data (GDPR and
+// HIPAA exports are refused without them). Profiles already set are kept.
+func seedProfiles(ctx context.Context, st *store.Store, tenantID string) error {
+	t, err := st.Tenant(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	if len(t.GdprProfile) == 0 {
+		if _, err := st.SetGDPRProfile(ctx, tenantID, map[string]any{
+			"controller": map[string]any{
+				"name": "Acme Health Credentials GmbH", "address": "Hauptstraße 1, 10115 Berlin, Germany",
+				"email": "privacy@acme.example", "dpo": map[string]any{"name": "Dana Ortiz", "email": "dpo@acme.example"},
+			},
+			"processing_activities": []any{map[string]any{
+				"name": "Credential issuance", "purpose": "issuing and verifying health credentials", "legal_basis": "contract",
+				"data_categories": []any{"identity", "health"}, "data_subjects": []any{"patients"},
+				"recipients": []any{"verifiers"}, "third_party_disclosures": []any{}, "international_transfers": []any{},
+				"retention_period": "6 years after the credential expires", "security_measures": []any{"encryption at rest", "role-based access"},
+			}},
+		}); err != nil {
+			return fmt.Errorf("seed gdpr profile: %w", err)
+		}
+	}
+	if len(t.HipaaProfile) == 0 {
+		if _, err := st.SetHIPAAProfile(ctx, tenantID, map[string]any{
+			"name": "Acme Health Credentials", "type": "business_associate",
+			"identifiers":      []any{map[string]any{"type": "EIN", "value": "12-3456789"}},
+			"privacy_officer":  map[string]any{"name": "Dana Ortiz", "email": "privacy@acme.example"},
+			"security_officer": map[string]any{"name": "Sam Lee", "email": "security@acme.example"},
+		}); err != nil {
+			return fmt.Errorf("seed hipaa profile: %w", err)
+		}
+	}
+	return nil
 }
 
 func pick(rng *rand.Rand, total int) kind {

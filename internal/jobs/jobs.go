@@ -64,6 +64,9 @@ type Config struct {
 	// same replica still held, instead of leaving them until their leases
 	// lapse. Two live processes must never share one.
 	ReplicaID string
+	// Transport is how this process serves its API, stated in reports
+	// (HIPAA transmission security).
+	Transport reports.Transport
 }
 
 // Store is what the runner needs of the job queue and the event log;
@@ -359,6 +362,12 @@ func (r *Runner) generate(ctx context.Context, j *store.Job) (store.Artifact, er
 		return store.Artifact{}, Permanent(fault.New(fault.FailedPrecondition,
 			"the tenant no longer has the Compliance Pack add-on; enable it from Settings › Billing › Add-ons in the console (or ask your account manager), then create the export again"))
 	}
+	if err := reports.RequireProfile(j.ReportType, tenant.GdprProfile, tenant.HipaaProfile); err != nil {
+		// CreateExport refuses such jobs; one queued before profiles were
+		// required fails here rather than produce a report naming no one.
+		query.End()
+		return store.Artifact{}, Permanent(fault.New(fault.FailedPrecondition, "%s; set it, then create the export again", err))
+	}
 	watermark, err := r.store.LastSequence(qctx, j.TenantID)
 	query.End()
 	if err != nil {
@@ -379,6 +388,7 @@ func (r *Runner) generate(ctx context.Context, j *store.Job) (store.Artifact, er
 		HIPAA:              tenant.HipaaProfile,
 		RetentionDays:      tenant.AuditRetentionDays,
 		DownloadWindowDays: tenant.DownloadWindowDays,
+		Transport:          r.cfg.Transport,
 	}
 
 	jobCtx, cancel := context.WithCancelCause(ctx)

@@ -66,7 +66,7 @@ func TestSourceReportsMatchDecodedEvents(t *testing.T) {
 				for _, format := range []string{reports.FormatCSV, reports.FormatJSON} {
 					req := reports.Request{ReportType: typ, Format: format, TenantID: tn.ID,
 						PeriodStart: from, PeriodEnd: to.Add(-time.Second), AppliedStart: from, AppliedEnd: to,
-						GeneratedAt: from, Watermark: int64(len(evs))}
+						GeneratedAt: from, Watermark: int64(len(evs)), HIPAA: reportstest.HIPAAProfile()}
 					var got, want bytes.Buffer
 					if _, err := reports.Generate(ctx, &got, req, st.Source(tn.ID), nil); err != nil {
 						t.Fatal(err)

@@ -76,6 +76,7 @@ func Events() []reports.Event {
 	events[20].IP = "\t=1"
 	events[20].Metadata = map[string]any{"note": "＝1", "quote": "'already quoted", "lines": "a\r\nb", "n": -5}
 	events[5].Metadata = map[string]any{"patient": "p-001", "fields": []any{"name", "dob"}}
+	events[3].Metadata = map[string]any{"principal": "ann@example.com", "key_id": "key_01"} // as exportd records its own events
 	events[8].Metadata = map[string]any{"reason": "Änderung der Adresse — “Zeile 2”"}
 	events[9].Metadata = map[string]any{"report_type": "soc2", "format": "csv"}
 	events[2].UserAgent = "bad\xffutf8 \x01ctl"
@@ -150,6 +151,7 @@ func Request(reportType, format string) reports.Request {
 		GeneratedAt: GeneratedAt, Watermark: Watermark,
 		GDPR: GDPRProfile(), HIPAA: HIPAAProfile(),
 		RetentionDays: 365, DownloadWindowDays: 7,
+		Transport: reports.Transport{TLS: true, MinVersion: "TLS 1.2"},
 	}
 }
 

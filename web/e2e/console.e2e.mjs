@@ -187,7 +187,9 @@ async function main() {
     ).json();
     assert.equal(createHash("sha256").update(bytes).digest("hex"), job.sha256, "downloaded bytes match the job's SHA-256");
     assert.equal(bytes.length, Number(job.size_bytes));
-    const [header, ...records] = parseCSV(bytes.toString("utf8"));
+    // The CSV begins with a UTF-8 byte-order mark, for spreadsheet programs.
+    assert.equal(bytes.toString("utf8").charCodeAt(0), 0xfeff, "the CSV begins with a byte-order mark");
+    const [header, ...records] = parseCSV(bytes.toString("utf8").slice(1));
     const col = (name) => {
       const i = header.indexOf(name);
       assert.ok(i >= 0, `column ${name} in ${header.join(",")}`);
